@@ -1,0 +1,137 @@
+"""``Trace``: what one forward pass captured, and ``run_trace``, the tracer behind ``model.trace``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from ._session import HookSession, edits_by_point
+from .interventions import Context, Intervention, compile_intervention
+from .names import NAMES, check_index, check_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import Model
+
+__all__ = ["Trace"]
+
+
+class Trace:
+    """Activations captured in one forward pass of a batch of prompts.
+
+    Index it as ``tr[name, layer]`` (see :mod:`kit.names` for names and shapes), e.g.
+    ``tr["pattern", 1]`` is ``[batch, head, query, key]``. ``tr.logits`` is ``[batch, pos, vocab]``,
+    ``tr.tokens`` the token texts per prompt, ``tr.mask`` ``[batch, pos]`` True on real tokens
+    (padding is on the right, so real tokens sit at the same positions as in a one-prompt trace).
+    """
+
+    def __init__(self, model: "Model", input_ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor,
+                 store: dict[tuple[str, int], torch.Tensor], names: Sequence[str], layers: Sequence[int],
+                 interventions: Sequence[Intervention] = ()):
+        self.model = model
+        self.input_ids = input_ids  # [batch, pos]
+        self.mask = mask  # [batch, pos] bool
+        self.logits = logits  # [batch, pos, vocab]
+        self._store = store
+        self.names = tuple(names)  # what was captured
+        self.layers = tuple(layers)
+        self.interventions = tuple(interventions)
+        self._tokens: list[list[str]] | None = None
+
+    @property
+    def tokens(self) -> list[list[str]]:
+        """Token texts of each prompt's real tokens: ``tokens[batch][pos]``."""
+        if self._tokens is None:
+            self._tokens = [self.model.to_str_tokens(ids[m]) for ids, m in zip(self.input_ids, self.mask)]
+        return self._tokens
+
+    @property
+    def lengths(self) -> list[int]:
+        """Number of real tokens per prompt."""
+        return self.mask.sum(1).tolist()
+
+    @property
+    def batch(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def n_pos(self) -> int:
+        return self.input_ids.shape[1]
+
+    def __getitem__(self, key: tuple[str, int]) -> torch.Tensor:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"index a trace as tr[name, layer], e.g. tr['resid_post', 0]; got {key!r}")
+        name, layer = key
+        check_name(name, NAMES)
+        if name not in self.names:
+            raise ValueError(
+                f"{name!r} was not captured in this trace; captured: {', '.join(self.names) or 'nothing but logits'}. "
+                f"Trace again with capture=[..., {name!r}] (or capture=None for everything)."
+            )
+        layer = check_index(layer, self.model.n_layers, "layer")
+        if layer not in self.layers:
+            raise ValueError(f"layer {layer} was not captured; captured layers: {list(self.layers)}")
+        if name == "head_out":
+            z = self._store[("z", layer)]  # [batch, pos, head, d_head]
+            W_O = self.model.adapter.W_O(layer).detach()  # [head, d_head, d_model]
+            return torch.einsum("bphd,hdm->bphm", z, W_O.to(z.dtype))
+        return self._store[(name, layer)]
+
+    def stack(self, name: str) -> torch.Tensor:
+        """All captured layers of one activation stacked: ``[layer, ...]``."""
+        return torch.stack([self[name, l] for l in self.layers])
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        name, layer = key
+        return name in self.names and layer in self.layers
+
+    def __repr__(self) -> str:
+        prompts = ", ".join(repr("".join(t))[:40] for t in self.tokens[:3]) + (", ..." if self.batch > 3 else "")
+        return (f"Trace(batch={self.batch}, pos={self.n_pos}, captured={list(self.names)}, "
+                f"layers={len(self.layers)}/{self.model.n_layers}, interventions={len(self.interventions)}, "
+                f"prompts=[{prompts}])")
+
+
+def _capture_names(capture: Iterable[str] | str | None) -> tuple[str, ...]:
+    if capture is None:
+        return NAMES
+    if isinstance(capture, str):
+        capture = [capture]
+    names = []
+    for name in capture:
+        if name == "logits":  # always captured; accepted for readability
+            continue
+        check_name(name, NAMES + ("logits",))
+        if name not in names:
+            names.append(name)
+    return tuple(n for n in NAMES if n in names)
+
+
+def run_trace(model: "Model", prompts, capture=None, layers=None, interventions: Sequence[Intervention] = (),
+              grad: bool = False) -> Trace:
+    """Tokenize, validate, hook, run one forward pass and return its :class:`Trace`.
+
+    Every check happens before any hook is attached; hooks are removed on exit, also on error.
+    """
+    names = _capture_names(capture)
+    if layers is None:
+        layer_list = list(range(model.n_layers))
+    else:
+        items = [layers] if isinstance(layers, int) else list(layers)
+        layer_list = sorted({check_index(l, model.n_layers, "layer") for l in items})
+    if not isinstance(interventions, (list, tuple)):
+        interventions = [interventions]
+    input_ids, mask = model.tokenize(prompts)
+    a = model.adapter
+    ctx = Context(a.n_layers, a.n_heads, a.d_model, a.d_mlp, a.d_head, mask.sum(1).tolist(),
+                  input_ids.shape[1], input_ids.device)
+    compiled = [e for iv in interventions for e in compile_intervention(iv, ctx)]
+    points = {"head_out": "z"}
+    capture_keys = {(points.get(n, n), l) for n in names for l in layer_list}
+    session = HookSession(a, capture_keys, edits_by_point(compiled))
+    with torch.set_grad_enabled(grad), session:
+        out = model.hf(input_ids=input_ids, attention_mask=mask.long(), use_cache=False)
+    logits = out.logits if grad else out.logits.detach()
+    return Trace(model, input_ids, mask, logits, session.store, names, layer_list, interventions)
+
