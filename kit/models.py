@@ -211,7 +211,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto", d
         _check_local_dir(path)
         try:
             hf, tok = _from_pretrained(str(path), dev, dtype, trust_remote_code, revision)
-        except (OSError, ValueError) as err:
+        except Exception as err:  # corrupt safetensors, bad config, missing tokenizer, ...
             raise ValueError(f"could not load the model directory {str(path)!r}: {err}") from err
         return Model(hf, tok, name=name if name in shipped else str(path))
     try:
