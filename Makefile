@@ -1,0 +1,40 @@
+# The two commands of the README:
+#   make lab    set everything up and open the lessons in JupyterLab
+#   make test   set everything up and run every test
+# Override the torch build with TORCH_SPEC / PIP_TORCH_ARGS (default: the CPU build of torch 2.13.0).
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PIP_TORCH_ARGS ?=
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+
+.PHONY: setup lab test browser bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Debian's chromium for the browser tests (skipped with a reason when it is absent).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the browser tests"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not found and not root: browser tests will be skipped"; fi
+
+lab: setup
+	$(BIN)/jupyter lab lessons/
+
+test: setup browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/trace_overhead.py
