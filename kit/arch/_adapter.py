@@ -129,6 +129,26 @@ class Adapter:
         """``b_out[d_model]``, or None when the MLP's down projection has no bias."""
         return getattr(self.down_proj(layer), "bias", None)
 
+    def W_QKV(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(W_Q, W_K, W_V)``, each ``[head, d_model, d_head]`` (key/value heads repeated to query heads).
+
+        Rotary embeddings and norms are not folded in.
+        """
+        attn, h, dh, d = self.attn(layer), self.n_heads, self.d_head, self.d_model
+        name = self.family.name
+        if name == "gpt2":
+            w = attn.c_attn.weight  # Conv1D [d_model, 3 * d_model]
+            q, k, v = w.split(h * dh, dim=1)
+            return tuple(x.reshape(d, h, dh).permute(1, 0, 2) for x in (q, k, v))  # type: ignore[return-value]
+        if name == "gpt_neox":
+            w = attn.query_key_value.weight.reshape(h, 3, dh, d)  # per head: [q | k | v] rows
+            return tuple(w[:, i].transpose(1, 2) for i in range(3))  # type: ignore[return-value]
+        rep = h // self.n_kv_heads
+        q = attn.q_proj.weight.reshape(h, dh, d).transpose(1, 2)
+        k = attn.k_proj.weight.reshape(self.n_kv_heads, dh, d).transpose(1, 2).repeat_interleave(rep, 0)
+        v = attn.v_proj.weight.reshape(self.n_kv_heads, dh, d).transpose(1, 2).repeat_interleave(rep, 0)
+        return q, k, v
+
     @property
     def W_U(self) -> torch.Tensor:
         """``W_U[d_model, vocab]``: the unembedding."""
