@@ -13,9 +13,11 @@ from .interventions import Ablate, Clamp, Edit, Knockout, Patch, Steer
 from .models import Model, load, models, pick_device
 from .trace import Trace
 
+from . import analysis  # noqa: E402  (after the core it builds on)
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "load", "models", "pick_device", "Model", "Trace", "names",
+    "load", "models", "pick_device", "Model", "Trace", "names", "analysis",
     "Ablate", "Patch", "Clamp", "Steer", "Knockout", "Edit",
 ]

@@ -105,6 +105,8 @@ def _capture_names(capture: Iterable[str] | str | None) -> tuple[str, ...]:
         check_name(name, NAMES + ("logits",))
         if name not in names:
             names.append(name)
+    if "head_out" in names and "z" not in names:  # head_out is computed from z, so z is kept too
+        names.append("z")
     return tuple(n for n in NAMES if n in names)
 
 

@@ -1,0 +1,26 @@
+"""Measurements from the interpretability literature, on any traced model.
+
+Shapes follow the glossary in :mod:`kit.names`: scores of heads are ``[layer, head]``, grids of
+patching and causal tracing ``[layer, pos]``.
+"""
+
+from __future__ import annotations
+
+from .attribution import Attribution, direct_logit_attribution
+from .head_scores import copying_scores, induction_scores, prev_token_scores, repeated_tokens
+from .logit_lens import LogitLens, logit_lens
+from .neurons import NeuronDecoding, clamp_effect, decode_neurons, top_activating
+from .patching import (
+    CausalTrace, PatchingResult, activation_patching, attention_knockout, causal_trace, subject_positions,
+)
+from .voids import active_layers, skip_voids
+
+__all__ = [
+    "prev_token_scores", "induction_scores", "copying_scores", "repeated_tokens",
+    "logit_lens", "LogitLens",
+    "direct_logit_attribution", "Attribution",
+    "activation_patching", "PatchingResult", "causal_trace", "CausalTrace", "attention_knockout",
+    "subject_positions",
+    "decode_neurons", "NeuronDecoding", "top_activating", "clamp_effect",
+    "active_layers", "skip_voids",
+]

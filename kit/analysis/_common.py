@@ -1,0 +1,63 @@
+"""Small helpers shared by the analysis modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..models import Model
+from ..trace import Trace
+
+
+def sample_tokens(model: Model, batch: int, length: int, seed: int) -> torch.Tensor:
+    """``ids[batch, length]`` drawn uniformly from the vocabulary, special tokens excluded (seeded)."""
+    special = set(model.tokenizer.all_special_ids)
+    allowed = torch.tensor([i for i in range(model.vocab_size) if i not in special])
+    g = torch.Generator().manual_seed(seed)
+    return allowed[torch.randint(len(allowed), (batch, length), generator=g)]
+
+
+def bos_prefix(model: Model) -> list[int]:
+    """``[bos_id]`` when the tokenizer starts every prompt with a BOS token, else ``[]``."""
+    bos = model.tokenizer.bos_token_id
+    if bos is None:
+        return []
+    ids = model.tokenizer("a")["input_ids"]
+    return [bos] if ids and ids[0] == bos else []
+
+
+def token_id(model: Model, token: int | str) -> int:
+    """A token id from an id or a text (the text's first token, e.g. ``" Paris"``)."""
+    if isinstance(token, str):
+        ids = model.tokenizer(token, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"token text {token!r} produced no tokens")
+        return int(ids[0])
+    tid = int(token)
+    if not 0 <= tid < model.vocab_size:
+        raise ValueError(f"token id {tid} is out of range: valid ids are 0..{model.vocab_size - 1}")
+    return tid
+
+
+def token_ids_per_prompt(model: Model, token, batch: int) -> torch.Tensor:
+    """One target id per prompt from an id, a text, or a list of those (``[batch]``)."""
+    if isinstance(token, (list, tuple)):
+        if len(token) != batch:
+            raise ValueError(f"{len(token)} targets given for {batch} prompts")
+        return torch.tensor([token_id(model, t) for t in token])
+    return torch.full((batch,), token_id(model, token), dtype=torch.long)
+
+
+def last_positions(tr: Trace, pos: int | Sequence[int] = -1) -> torch.Tensor:
+    """Resolve a position per prompt (negative counts back from each prompt's own end): ``[batch]``."""
+    lengths = tr.lengths
+    items = [pos] * tr.batch if isinstance(pos, int) else list(pos)
+    if len(items) != tr.batch:
+        raise ValueError(f"{len(items)} positions given for {tr.batch} prompts")
+    out = []
+    for p, n in zip(items, lengths):
+        if not -n <= p < n:
+            raise ValueError(f"position {p} is out of range for a prompt of {n} tokens")
+        out.append(p % n)
+    return torch.tensor(out)
