@@ -141,7 +141,8 @@ class Model:
 
     # tracing -----------------------------------------------------------------------------------
     def trace(self, prompts, capture: Sequence[str] | str | None = None, layers: int | Sequence[int] | None = None,
-              interventions: Intervention | Sequence[Intervention] = (), grad: bool = False) -> Trace:
+              interventions: Intervention | Sequence[Intervention] = (), grad: bool = False,
+              max_bytes: int | None = None) -> Trace:
         """Run one forward pass and capture activations (see :mod:`kit.names`).
 
         ``prompts``: a string, a list of strings (padded on the right), or token ids.
@@ -150,8 +151,11 @@ class Model:
         ``interventions``: :class:`kit.Ablate`, :class:`kit.Patch`, :class:`kit.Clamp`,
         :class:`kit.Steer`, :class:`kit.Knockout` or :class:`kit.Edit`, applied during the pass.
         ``grad``: keep the autograd graph (for gradient-based attribution).
+        ``max_bytes``: refuse (``MemoryError``, before allocating) a capture larger than this
+        (default 4 GiB, or the ``KIT_MAX_TRACE_BYTES`` environment variable).
         """
-        return run_trace(self, prompts, capture=capture, layers=layers, interventions=interventions, grad=grad)
+        return run_trace(self, prompts, capture=capture, layers=layers, interventions=interventions, grad=grad,
+                         max_bytes=max_bytes)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -110,11 +111,42 @@ def _capture_names(capture: Iterable[str] | str | None) -> tuple[str, ...]:
     return tuple(n for n in NAMES if n in names)
 
 
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+def capture_bytes(model: "Model", batch: int, n_pos: int, names: Sequence[str], n_layers: int) -> int:
+    """Bytes that capturing ``names`` at ``n_layers`` layers will hold (float32, before computing)."""
+    per_layer = {
+        "pattern": model.n_heads * n_pos * n_pos,
+        "z": n_pos * model.n_heads * model.d_head,
+        "mlp_post": n_pos * model.d_mlp,
+        "head_out": 0,  # computed on access from z
+    }
+    elems = sum(per_layer.get(n, n_pos * model.d_model) for n in names)
+    return 4 * batch * n_layers * elems
+
+
+def _check_budget(model: "Model", batch: int, n_pos: int, names: Sequence[str], layers: Sequence[int],
+                  max_bytes: int | None) -> None:
+    budget = max_bytes if max_bytes is not None else int(os.environ.get("KIT_MAX_TRACE_BYTES", DEFAULT_MAX_BYTES))
+    need = capture_bytes(model, batch, n_pos, names, len(layers))
+    if need > budget:
+        biggest = "pattern" if "pattern" in names else (names[0] if names else "")
+        raise MemoryError(
+            f"this trace would capture {need / 2**30:.2f} GiB ({batch} prompt(s) x {n_pos} tokens, "
+            f"{len(layers)} layers of {', '.join(names)}), over the budget of {budget / 2**30:.2f} GiB. "
+            f"Capture less: fewer names (e.g. capture=[n for n in kit.names.NAMES if n != {biggest!r}]), "
+            f"fewer layers (layers=[...]), fewer or shorter prompts; or raise the budget with max_bytes=... "
+            f"or the KIT_MAX_TRACE_BYTES environment variable."
+        )
+
+
 def run_trace(model: "Model", prompts, capture=None, layers=None, interventions: Sequence[Intervention] = (),
-              grad: bool = False) -> Trace:
+              grad: bool = False, max_bytes: int | None = None) -> Trace:
     """Tokenize, validate, hook, run one forward pass and return its :class:`Trace`.
 
-    Every check happens before any hook is attached; hooks are removed on exit, also on error.
+    Every check happens before any hook is attached (and before any activation is allocated);
+    hooks are removed on exit, also on error.
     """
     names = _capture_names(capture)
     if layers is None:
@@ -125,6 +157,7 @@ def run_trace(model: "Model", prompts, capture=None, layers=None, interventions:
     if not isinstance(interventions, (list, tuple)):
         interventions = [interventions]
     input_ids, mask = model.tokenize(prompts)
+    _check_budget(model, input_ids.shape[0], input_ids.shape[1], names, layer_list, max_bytes)
     a = model.adapter
     ctx = Context(a.n_layers, a.n_heads, a.d_model, a.d_mlp, a.d_head, mask.sum(1).tolist(),
                   input_ids.shape[1], input_ids.device)

@@ -138,3 +138,22 @@ def test_hub_id_offline_and_not_cached_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache
     with pytest.raises(FileNotFoundError, match="offline and not cached.*Shipped models"):
         kit.load("EleutherAI/pythia-14m-not-cached", device="cpu")
+
+
+def test_a_trace_over_the_memory_budget_is_refused_before_allocating(gpt2):
+    before = _hooks(gpt2)
+    with pytest.raises(MemoryError, match="over the budget.*layers=") as info:
+        gpt2.trace([CLEAN] * 4, max_bytes=10_000)
+    assert "capture=" in str(info.value)
+    assert _hooks(gpt2) == before
+    # the way out it offers works: capturing less fits
+    tr = gpt2.trace([CLEAN] * 4, capture=["resid_post"], layers=[2], max_bytes=10_000)
+    assert tr["resid_post", 2].numel() * 4 <= 10_000
+
+
+def test_capture_bytes_estimate_matches_what_is_stored(gpt2):
+    from kit.trace import capture_bytes
+
+    tr = gpt2.trace([CLEAN, "Hi"])
+    stored = sum(t.numel() * t.element_size() for t in tr._store.values())
+    assert capture_bytes(gpt2, tr.batch, tr.n_pos, tr.names, len(tr.layers)) == stored
