@@ -210,3 +210,18 @@ def test_voids_follow_the_definition_and_skipping_passes_residual_through(tiny_m
     if void.any():
         p, l = void.nonzero()[0].tolist()
         torch.testing.assert_close(tr["resid_post", l][0, p], tr["resid_pre", l][0, p])
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kind", ["q", "k", "v"])
+def test_composition_scores_match_the_full_matrix_definition(tiny_models, kind):
+    m = tiny_models["llama"]  # grouped-query attention too
+    s = A.composition_scores(m, kind)
+    assert s.shape == (m.n_layers, m.n_heads, m.n_layers, m.n_heads)
+    assert s[1, :, 0].abs().max() == 0 and s[0, :, 0].abs().max() == 0
+    a = m.adapter
+    Q, K, V = a.W_QKV(2)
+    W_A = a.W_QKV(0)[2][1] @ a.W_O(0)[1]  # OV of head (0, 1), [d_model, d_model]
+    W_B = {"q": Q[3] @ K[3].T, "k": (Q[3] @ K[3].T).T, "v": V[3] @ a.W_O(2)[3]}[kind]
+    expected = (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
+    assert s[0, 1, 2, 3].item() == pytest.approx(float(expected), rel=1e-4)

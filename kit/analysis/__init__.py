@@ -7,7 +7,9 @@ patching and causal tracing ``[layer, pos]``.
 from __future__ import annotations
 
 from .attribution import Attribution, direct_logit_attribution
-from .head_scores import copying_scores, induction_scores, prev_token_scores, repeated_tokens
+from .head_scores import (
+    composition_scores, copying_scores, induction_scores, prev_token_scores, repeated_tokens,
+)
 from .logit_lens import LogitLens, logit_lens
 from .neurons import NeuronDecoding, clamp_effect, decode_neurons, top_activating
 from .patching import (
@@ -16,7 +18,7 @@ from .patching import (
 from .voids import active_layers, skip_voids
 
 __all__ = [
-    "prev_token_scores", "induction_scores", "copying_scores", "repeated_tokens",
+    "prev_token_scores", "induction_scores", "copying_scores", "composition_scores", "repeated_tokens",
     "logit_lens", "LogitLens",
     "direct_logit_attribution", "Attribution",
     "activation_patching", "PatchingResult", "causal_trace", "CausalTrace", "attention_knockout",

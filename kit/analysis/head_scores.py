@@ -78,3 +78,30 @@ def copying_scores(model: Model) -> torch.Tensor:
         eig = torch.linalg.eigvals(M.cpu().double())
         out[l] = (eig.real.sum(-1) / eig.abs().sum(-1).clamp_min(1e-12)).float()
     return out
+
+
+@torch.no_grad()
+def composition_scores(model: Model, kind: str = "k") -> torch.Tensor:
+    """``scores[layer1, head1, layer2, head2]``: how much head 2 reads what head 1 writes (Elhage et al. 2021).
+
+    ``kind="q" | "k" | "v"``: composition through head 2's queries, keys or values,
+    ``||W_A W_B||_F / (||W_A||_F ||W_B||_F)`` with ``W_A = W_OV`` of head 1 and ``W_B = W_QK``,
+    ``W_QK^T`` or ``W_OV`` of head 2. Entries with ``layer1 >= layer2`` are 0. Norms are not folded in.
+    Computed from ``[d_head, d_head]`` factors, never ``[d_model, d_model]`` products.
+    """
+    if kind not in ("q", "k", "v"):
+        raise ValueError(f"kind={kind!r}; valid kinds: 'q', 'k', 'v'")
+    a, L, H = model.adapter, model.n_layers, model.n_heads
+    Q, K, V = (torch.stack(x).float() for x in zip(*(a.W_QKV(l) for l in range(L))))  # [layer, head, d_model, d_head]
+    O = torch.stack([a.W_O(l).float() for l in range(L)])  # [layer, head, d_head, d_model]
+    X, Y = {"q": (Q, K), "k": (K, Q), "v": (V, O.transpose(-1, -2))}[kind]  # W_B = X @ Y^T
+    gram = lambda A: A.transpose(-1, -2) @ A  # noqa: E731  [.., d_head, d_head]
+    G_V1, G_Y = gram(V), gram(Y)
+    norm_A = torch.einsum("lhij,lhji->lh", G_V1, O @ O.transpose(-1, -2)).clamp_min(0).sqrt()  # ||V O||_F
+    norm_B = torch.einsum("lhij,lhji->lh", gram(X), G_Y).clamp_min(0).sqrt()  # ||X Y^T||_F
+    out = torch.zeros(L, H, L, H)
+    for l1 in range(L - 1):
+        M = torch.einsum("hid,mgdj->hmgij", O[l1], X[l1 + 1:])  # [head1, layer2, head2, d_head, d_head]
+        sq = torch.einsum("hab,hmgbc,mgcd,hmgad->hmg", G_V1[l1], M, G_Y[l1 + 1:], M)
+        out[l1, :, l1 + 1:] = sq.clamp_min(0).sqrt() / (norm_A[l1][:, None, None] * norm_B[l1 + 1:][None])
+    return out
