@@ -225,3 +225,23 @@ def test_composition_scores_match_the_full_matrix_definition(tiny_models, kind):
     W_B = {"q": Q[3] @ K[3].T, "k": (Q[3] @ K[3].T).T, "v": V[3] @ a.W_O(2)[3]}[kind]
     expected = (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
     assert s[0, 1, 2, 3].item() == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_recall_summary_measures_attention_to_subject_and_direct_effects(tiny_models):
+    m = tiny_models["gpt2"]
+    prompts = ["The capital of Veloria is", "The cat sat on the"]
+    subjects = ["Veloria", "cat"]
+    res = A.recall_summary(m, prompts, subjects, answers=[5, 7], batch_size=1)
+    assert res.subject_attention.shape == (m.n_layers, m.n_heads) and res.n_prompts == 2
+    # by hand for one head: attention from the last token to the subject tokens, averaged
+    expected = 0.0
+    for p, s in zip(prompts, subjects):
+        tr = m.trace(p, capture=["pattern"])
+        expected += float(tr["pattern", 1][0, 2, -1, A.subject_positions(m, p, s)].sum()) / 2
+    assert res.subject_attention[1, 2].item() == pytest.approx(expected, abs=1e-5)
+    dla = A.direct_logit_attribution(m.trace(prompts[0]), token=5, neurons=False)
+    last = m.n_layers - 1
+    own = float(dla.heads[0, last].sum() + dla.attn_bias[0, last] + dla.mlps[0, last])
+    res1 = A.recall_summary(m, prompts[:1], subjects[:1], answers=[5])
+    assert res1.final_block_effect == pytest.approx(own, abs=1e-4)
+    assert len(res.top_subject_heads(2)) == 2

@@ -7,6 +7,7 @@ patching and causal tracing ``[layer, pos]``.
 from __future__ import annotations
 
 from .attribution import Attribution, direct_logit_attribution
+from .factual import RecallSummary, recall_summary
 from .head_scores import (
     composition_scores, copying_scores, induction_scores, prev_token_scores, repeated_tokens,
 )
@@ -25,4 +26,5 @@ __all__ = [
     "subject_positions",
     "decode_neurons", "NeuronDecoding", "top_activating", "clamp_effect",
     "active_layers", "skip_voids",
+    "recall_summary", "RecallSummary",
 ]
