@@ -10,7 +10,7 @@ PIP_TORCH_ARGS ?=
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test browser bench
+.PHONY: setup lab test browser bench bench-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ test: setup browser
 
 bench: setup
 	$(BIN)/python benchmarks/trace_overhead.py
+
+# A separate environment for comparisons with other tools (never kit dependencies).
+bench-env:
+	$(PYTHON) -m venv .bench-venv
+	.bench-venv/bin/python -m pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
+	.bench-venv/bin/python -m pip install -q -e . transformer-lens circuitsvis bertviz scikit-learn
