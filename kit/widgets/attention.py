@@ -117,7 +117,9 @@ class AttentionViewer(KitWidget):
         shown = " ".join(visible_token(t) for t in self._attention.tokens[:8])
         more = " …" if len(self._attention.tokens) > 8 else ""
         known = f", scores: {', '.join(self._score_tensors)}" if self._score_tensors else ""
+        plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")  # noqa: E731
         return (
-            f"AttentionViewer({self.n_layers} layers x {self.n_heads} heads, {len(self._attention.tokens)} tokens: "
+            f"AttentionViewer({plural(self.n_layers, 'layer')} x {plural(self.n_heads, 'head')}, "
+            f"{plural(len(self._attention.tokens), 'token')}: "
             f"{shown}{more}{known}; layer={self.layer}, head={self.head}, token={self.token})"
         )

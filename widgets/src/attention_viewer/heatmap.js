@@ -34,6 +34,9 @@ export function createHeatmap({ tokens, size = 400, onHover, onLock, onKey }) {
       tabindex: 0,
       role: "img",
       "aria-label": "Attention of the selected head: rows are query tokens, columns are key tokens. Up and down arrows move the token, Enter locks it, Escape clears.",
+      "data-left": left,
+      "data-top": top,
+      "data-size": size,
     },
     style: { width: `${width}px`, height: `${height}px` },
   }, [base.canvas, over.canvas]);

@@ -106,6 +106,7 @@ function render({ model, el }) {
     heat.highlight(view.head ? token : -1, view.hoverKey, colors);
     strip.highlight(token, token === lock && lock >= 0, view.head, host.theme());
     root.dataset.token = String(token);
+    root.dataset.locked = String(lock);
     if (token < 0 || !view.head) {
       readout.textContent = "Hover a row or a token to see where it looks; click to lock.";
       return;
@@ -139,6 +140,7 @@ function render({ model, el }) {
     if (view.disposed || layer !== model.get("layer") || head !== model.get("head")) return;
     view.head = matrix(tensor, head);
     paintHead();
+    root.dataset.painted = `${layer}/${head}`;
     table.update(layer, head, view.head);
     highlight();
   }
