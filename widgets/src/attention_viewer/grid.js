@@ -6,17 +6,22 @@ import { MASKED } from "../shared/colors.js";
 const SCORE_LABELS = { induction: "induction", prev_token: "previous-token" };
 export const scoreLabel = (name) => SCORE_LABELS[name] ?? name.replace(/_/g, " ");
 
-/** Thumbnail edge in CSS pixels: fits about 360 px of heads per row. */
-export function thumbSize(nHeads) {
-  return Math.max(18, Math.min(64, Math.floor(360 / nHeads) - 3));
+/**
+ * Thumbnail edge in CSS pixels: about 360 px of heads per row and, when it can, every layer
+ * within `height` (each row also holds `bars` score bars).
+ */
+export function thumbSize(nLayers, nHeads, height, bars) {
+  const byWidth = Math.floor(360 / nHeads) - 3;
+  const byHeight = Math.floor((height - 40) / nLayers) - 3 - (bars ? 3 + 4 * bars : 0);
+  return Math.max(18, Math.min(64, byWidth, byHeight));
 }
 
 /**
  * Build the grid. `onSelect(layer, head)` fires on click, Enter or Space.
  * Returns {node, draw(thumbs, lut, theme), setScores(scores), setSelected(l, h)}.
  */
-export function createGrid({ nLayers, nHeads, uid, onSelect }) {
-  const px = thumbSize(nHeads);
+export function createGrid({ nLayers, nHeads, uid, height, bars, onSelect }) {
+  const px = thumbSize(nLayers, nHeads, height, bars);
   const cursor = { layer: 0, head: 0 };
   const grid = h("div", {
     class: "tmk-grid",
@@ -27,8 +32,8 @@ export function createGrid({ nLayers, nHeads, uid, onSelect }) {
     },
     style: { "grid-template-columns": `22px repeat(${nHeads}, ${px}px)` },
   });
-  const header = [h("div", { attrs: { role: "columnheader" } })];
-  for (let hd = 0; hd < nHeads; hd++) header.push(h("div", { class: "tmk-grid-label", text: `H${hd}`, attrs: { role: "columnheader" } }));
+  const header = [h("div", { class: "tmk-grid-head", attrs: { role: "columnheader" } })];
+  for (let hd = 0; hd < nHeads; hd++) header.push(h("div", { class: "tmk-grid-label tmk-grid-head", text: `H${hd}`, attrs: { role: "columnheader" } }));
   grid.append(h("div", { attrs: { role: "row" }, style: { display: "contents" } }, header));
 
   const cells = [];
@@ -41,7 +46,7 @@ export function createGrid({ nLayers, nHeads, uid, onSelect }) {
       const cell = h("div", {
         class: "tmk-thumb",
         attrs: { role: "gridcell", id: `${uid}-l${l}h${hd}`, "aria-selected": "false", "data-layer": l, "data-head": hd },
-        style: { width: `${px}px`, height: `${px}px` },
+        style: { width: `${px}px` },
       }, [canvas, bars]);
       cells[l].push({ cell, canvas, bars });
       row.push(cell);

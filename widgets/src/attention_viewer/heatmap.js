@@ -124,9 +124,9 @@ export function createHeatmap({ tokens, size = 400, onHover, onLock, onKey }) {
       const ctx = over.ctx;
       ctx.clearRect(0, 0, width, height);
       if (token < 0) return;
-      const band = Math.max(cell, 2);
+      const band = Math.max(cell + 2, 6); // wide enough to see the row's own cells between the lines
       const offset = (i) => top + i * cell + cell / 2 - band / 2;
-      ctx.lineWidth = 1.5;
+      ctx.lineWidth = cell >= 6 ? 1.5 : 1;
       ctx.strokeStyle = colors.accent;
       ctx.strokeRect(left, offset(token), size, band);
       ctx.strokeStyle = colors.accent2;

@@ -36,7 +36,6 @@ function render({ model, el }) {
   // --- components
   const locked = () => model.get("token");
   const setLock = (t) => select(model, { token: locked() === t ? -1 : t });
-  const grid = createGrid({ nLayers, nHeads, uid, onSelect: (layer, head) => select(model, { layer, head }) });
   const heat = createHeatmap({
     tokens,
     onHover: (q, k) => { view.hover = q; view.hoverKey = k; highlight(); },
@@ -49,6 +48,15 @@ function render({ model, el }) {
     onHover: (t) => { view.hover = t; view.hoverKey = -1; highlight(); },
     onLock: setLock,
   });
+  const panelHeight = parseFloat(heat.node.style.height) + 64; // heatmap + readout + legend
+  const grid = createGrid({
+    nLayers,
+    nHeads,
+    uid,
+    height: panelHeight,
+    bars: Math.min(3, Object.keys(model.get("_scores") || {}).length),
+    onSelect: (layer, head) => select(model, { layer, head }),
+  });
   const table = createTable(tokens);
   const readout = h("div", { class: "tmk-readout", attrs: { "aria-live": "polite" } });
   const colourKey = legend("attention", 0, 1);
@@ -57,13 +65,13 @@ function render({ model, el }) {
 
   const heatPanel = h("div", {}, [heat.node]);
   const zoomPanel = h("div", { class: "tmk-zoom-panel" }, [heatPanel, tableView, readout, colourKey.node]);
-  const gridPanel = h("div", { class: "tmk-grid-panel", style: { "max-height": `${heat.node.style.height}` } }, [grid.node, scoreKey]);
+  const gridPanel = h("div", { class: "tmk-grid-panel", style: { "max-height": `${panelHeight}px` } }, [grid.node, scoreKey]);
   const body = h("div", { class: "tmk-body" }, [gridPanel, zoomPanel]);
   const stripPanel = h("div", { class: "tmk-strip-panel" }, [
     h("div", { class: "tmk-key" }, [
       h("span", { text: "Tokens: hover or click one (click again to release)." }),
-      h("span", {}, [h("i", { style: { background: "var(--tmk-accent)" } }), "attends to: chip colour"]),
-      h("span", {}, [h("i", { style: { background: "var(--tmk-accent-2)" } }), "attended from: underline"]),
+      h("span", {}, [h("i", { style: { background: "var(--tmk-accent)" } }), "row: what it attends to (chip colour)"]),
+      h("span", {}, [h("i", { style: { background: "var(--tmk-accent-2)" } }), "column: what attends to it (underline)"]),
     ]),
     strip.node,
   ]);
@@ -71,7 +79,7 @@ function render({ model, el }) {
   tableView.style.height = heat.node.style.height;
 
   const requested = model.get("height");
-  const natural = 20 + 22 + 8 + (parseFloat(heat.node.style.height) + 18 + 40 + 12) + 8 + (STRIP_HEIGHT + 22) + 2;
+  const natural = 20 + 22 + 8 + panelHeight + 8 + (STRIP_HEIGHT + 22) + 2;
   root.style.height = `${requested > 0 ? requested : Math.round(natural)}px`;
 
   tableButton.addEventListener("click", () => {
@@ -96,6 +104,7 @@ function render({ model, el }) {
     view.hover = view.cursor;
     view.hoverKey = -1;
     highlight();
+    strip.reveal(view.cursor);
   }
 
   function highlight() {
@@ -174,7 +183,10 @@ function render({ model, el }) {
   }
 
   const onLayerHead = () => showHead().catch((e) => showError(root, e));
-  const onToken = () => highlight();
+  const onToken = () => {
+    highlight();
+    if (locked() >= 0) strip.reveal(locked());
+  };
   model.on("change:layer", onLayerHead);
   model.on("change:head", onLayerHead);
   model.on("change:token", onToken);

@@ -1,10 +1,10 @@
 // The prompt as a row of token chips: hovering or clicking one shows what it attends to
 // (chip background) and what attends to it (underline).
-import { h } from "../shared/dom.js";
+import { h, scrollWithin } from "../shared/dom.js";
 import { rampColor, lightness } from "../shared/colors.js";
 import { visibleToken } from "../shared/tokens.js";
 
-/** Returns {node, highlight(token, locked, m, theme)}. */
+/** Returns {node, highlight(token, locked, m, theme), reveal(token)}. */
 export function createTokenStrip({ tokens, height, onHover, onLock }) {
   const chips = tokens.map((text, i) =>
     h("span", {
@@ -35,6 +35,10 @@ export function createTokenStrip({ tokens, height, onHover, onLock }) {
   let lit = false;
   return {
     node,
+    /** Scroll the strip (only the strip) to show `token`. */
+    reveal(token) {
+      if (chips[token]) scrollWithin(node, chips[token]);
+    },
     highlight(token, locked, m, theme) {
       if (token < 0 || !m) {
         if (!lit) return;
