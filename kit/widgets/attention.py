@@ -57,10 +57,12 @@ class AttentionViewer(KitWidget):
         attention = from_source(source, prompt, batch_index)
         self._attention = attention
         self._score_tensors = check_scores(scores, attention.n_layers, attention.n_heads)
+        thumbs = thumbnails(attention.patterns)  # [layer, head, s, s]; the full patterns when short
+        self._thumbs_are_full = thumbs.shape[-1] == len(attention.tokens)
         super().__init__(
             _tokens=attention.tokens,
             _shape={"n_layers": attention.n_layers, "n_heads": attention.n_heads, "n_tokens": len(attention.tokens)},
-            _thumbs=encode_tensor(thumbnails(attention.patterns)).envelope(),
+            _thumbs=encode_tensor(thumbs, "uint8", layout="tril" if is_causal(thumbs) else "dense").envelope(),
             _scores={name: encode_tensor(t, "float16").envelope() for name, t in self._score_tensors.items()},
             layer=layer,
             head=head,
@@ -104,6 +106,8 @@ class AttentionViewer(KitWidget):
         return {"layer": attention.n_layers, "head": attention.n_heads, "token": len(attention.tokens)}
 
     def _blob_keys(self) -> list[str]:
+        if self._thumbs_are_full:  # short prompts: the thumbnails already hold every pattern
+            return []
         return [f"layer/{layer}" for layer in range(self.n_layers)]
 
     def _make_blob(self, key: str) -> Encoded:

@@ -103,6 +103,7 @@ class Bridge:
     def __init__(self, offline: Offline, widget: Any):
         self.offline, self.page, self.widget = offline, offline.page, widget
         self.outgoing: list[tuple[dict, list]] = []
+        self.received: list[dict] = []  # what the view sent to Python
         widget.comm.send = lambda data=None, buffers=None, **kw: self.outgoing.append((data, list(buffers or [])))
         html = widget.to_html()
         boot = "<script>tmkHost.boot();</script>"
@@ -118,6 +119,7 @@ class Bridge:
         return self.page.locator(".tmk-root")
 
     def _to_python(self, msg: dict) -> None:
+        self.received.append(msg)
         if msg["method"] == "update":
             data = {"method": "update", "state": msg["state"], "buffer_paths": []}
             buffers: list[bytes] = []

@@ -239,16 +239,37 @@ def test_selection_set_in_python_is_shown(offline, trace):
     assert thumb(root, 2, 1).get_attribute("aria-selected") == "true"
 
 
-def test_live_round_trip_with_python(offline, trace):
+@pytest.fixture(scope="module")
+def long_trace():
+    return FakeTrace([[f" w{i % 37}" for i in range(90)]], n_layers=LAYERS, n_heads=HEADS, seed=5)
+
+
+def test_layers_of_a_long_prompt_load_from_the_page(offline, long_trace):
+    o = offline()
+    v = AttentionViewer(long_trace)
+    root = o.open(v.to_html())
+    assert root.locator(".tmk-heat").get_attribute("data-size") == "400"
+    thumb(root, 2, 1).click()
+    root.and_(o.page.locator('[data-painted="2/1"]')).wait_for()
+    root.locator('.tmk-chip[data-pos="60"]').hover()
+    root.and_(o.page.locator('[data-token="60"]')).wait_for()
+    got = float(root.locator('.tmk-chip[data-pos="59"]').get_attribute("data-to"))
+    assert got == pytest.approx(float(v.pattern(2, 1)[60, 59]), abs=float(v.pattern(2, 1).max()) / 510 + 6e-4)
+    assert o.errors == [] and o.remote_requests == []
+
+
+def test_live_round_trip_with_python(offline, long_trace):
     """The Jupyter widget protocol, relayed by the test: clicks reach Python observers, and
     Python's trait changes and lazy layer data reach the view."""
     o = offline()
-    v = AttentionViewer(trace)
+    v = AttentionViewer(long_trace)  # long enough that layers are fetched lazily from Python
     seen = []
     v.observe(lambda change: seen.append((change["name"], change["new"])), names=["layer", "head", "token"])
     bridge = Bridge(o, v)
     root = bridge.open()
-    bridge.pump(lambda: root.get_attribute("data-ready") == "1")  # layer 0 came from Python
+    bridge.pump(lambda: root.get_attribute("data-ready") == "1")
+    fetched = lambda: [m["content"]["key"] for m in bridge.received if m["method"] == "custom"]  # noqa: E731
+    assert fetched() == ["layer/0"]
     thumb(root, 1, 2).click()
     bridge.pump(lambda: (v.layer, v.head) == (1, 2))
     assert ("layer", 1) in seen and ("head", 2) in seen
@@ -257,8 +278,9 @@ def test_live_round_trip_with_python(offline, trace):
     v.head = 3
     bridge.pump(lambda: root.get_attribute("data-head") == "3")
     v.layer, v.token = 2, 1
-    bridge.pump(lambda: root.get_attribute("data-layer") == "2" and root.get_attribute("data-locked") == "1")
+    bridge.pump(lambda: root.get_attribute("data-painted") == "2/3" and root.get_attribute("data-locked") == "1")
     assert thumb(root, 2, 3).get_attribute("aria-selected") == "true"
+    assert fetched() == ["layer/0", "layer/1", "layer/2"]
     assert o.errors == []
 
 

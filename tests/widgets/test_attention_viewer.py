@@ -212,9 +212,25 @@ def test_to_html_is_one_self_contained_file(trace, tmp_path):
     assert page.count("</script>") == page.count("<script")
     payload = json.loads(re.search(r'<script type="application/vnd.tmk.widget\+json">(.*?)</script>', page).group(1))
     assert payload["state"]["_tokens"] == HOSTILE_TOKENS
-    assert sorted(payload["blobs"]) == ["layer/0", "layer/1"]
+    assert payload["blobs"] == {}  # a short prompt: the thumbnails hold every pattern
     thumbs = base64.b64decode(payload["buffers"][payload["buffer_paths"].index(["_thumbs", "data"])])
-    assert len(thumbs) > 0
+    meta = {k: payload["state"]["_thumbs"][k] for k in ["dtype", "shape", "scale", "layout", "codec"]}
+    assert torch.allclose(decode_tensor(meta, thumbs)[1, 0], v.pattern(1, 0), atol=meta["scale"] / 2 + 1e-6)
+
+
+def test_long_prompts_get_pooled_thumbnails_and_lazy_layers():
+    n = 80
+    tr = FakeTrace([[f" t{i}" for i in range(n)]], n_layers=2, n_heads=3)
+    v = AttentionViewer(tr)
+    assert v._thumbs["shape"] == [2, 3, 64, 64]
+    thumbs = decode_tensor(v._thumbs, v._thumbs["data"])
+    full = torch.stack([tr["pattern", layer][0] for layer in range(2)])
+    step = v._thumbs["scale"]
+    assert torch.allclose(thumbs.amax((-1, -2)), full.amax((-1, -2)), atol=step / 2 + 1e-6)  # max-pooled: peaks survive
+    assert float((thumbs - full[..., :64, :64]).abs().max()) > step  # pooled, not cropped
+    assert v._blob_keys() == ["layer/0", "layer/1"]
+    payload = json.loads(re.search(r'<script type="application/vnd.tmk.widget\+json">(.*?)</script>', v.to_html()).group(1))
+    assert sorted(payload["blobs"]) == ["layer/0", "layer/1"]
 
 
 def test_html_page_holds_several_widgets_and_one_copy_of_the_code(trace):

@@ -141,13 +141,22 @@ function render({ model, el }) {
     grid.setSelected(layer, head);
   }
 
+  // Thumbnails of short prompts are the full patterns: no need to fetch layers then.
+  const thumbsReady = decodeTensor(model.get("_thumbs"));
+
+  async function headMatrix(layer, head) {
+    const thumbs = await thumbsReady;
+    if (thumbs.shape[thumbs.shape.length - 1] === tokens.length) return matrix(thumbs, layer * nHeads + head);
+    return matrix(await fetcher.get(`layer/${layer}`), head);
+  }
+
   async function showHead() {
     const layer = model.get("layer");
     const head = model.get("head");
     describeSelection();
-    const tensor = await fetcher.get(`layer/${layer}`);
+    const m = await headMatrix(layer, head);
     if (view.disposed || layer !== model.get("layer") || head !== model.get("head")) return;
-    view.head = matrix(tensor, head);
+    view.head = m;
     paintHead();
     root.dataset.painted = `${layer}/${head}`;
     table.update(layer, head, view.head);
@@ -195,7 +204,7 @@ function render({ model, el }) {
   describeSelection();
   colourKey.redraw(host.theme());
   Promise.all([
-    decodeTensor(model.get("_thumbs")).then((t) => { view.thumbs = t; paintThumbs(); }),
+    thumbsReady.then((t) => { view.thumbs = t; paintThumbs(); }),
     loadScores(),
     showHead(),
   ]).then(() => { if (!view.disposed) markReady(root); }, (e) => showError(root, e));
