@@ -53,15 +53,9 @@ open(sys.argv[3], "w", encoding="utf-8").write(page)
 print(circuitsvis.__version__)
 """
 
-# Waits until CircuitsVis has drawn one canvas per head plus the large one, then a paint.
-CIRCUITSVIS_DONE = """
-heads => new Promise(resolve => {
-  const check = () => document.querySelectorAll('canvas').length >= heads + 1
-    ? requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now())))
-    : setTimeout(check, 5);
-  check();
-})
-"""
+# CircuitsVis is drawn when it has one canvas per head plus the large one.
+CIRCUITSVIS_DRAWN = "heads => document.querySelectorAll('canvas').length >= heads + 1"
+AFTER_PAINT = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))"
 
 
 def random_trace(n_layers: int, n_heads: int, n: int, seed: int = 0):
@@ -92,8 +86,10 @@ def json_size(patterns: list[torch.Tensor]) -> int:
 
 def render_ms(browser, path: Path, circuitsvis_heads: int | None, repeat: int, timeout_s: float) -> float | None:
     """Median milliseconds from navigation start to the view's first paint, offline."""
-    times = []
+    times: list[float] = []
     for _ in range(repeat):
+        if times and times[0] > 10_000:
+            break  # one slow load says enough
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "blob:", "data:")) else r.abort())
@@ -104,8 +100,8 @@ def render_ms(browser, path: Path, circuitsvis_heads: int | None, repeat: int, t
                 root.wait_for(timeout=timeout_s * 1000)
                 times.append(float(root.get_attribute("data-ready-ms")))
             else:
-                page.set_default_timeout(timeout_s * 1000)
-                times.append(float(page.evaluate(CIRCUITSVIS_DONE, circuitsvis_heads)))
+                page.wait_for_function(CIRCUITSVIS_DRAWN, arg=circuitsvis_heads, timeout=timeout_s * 1000, polling=20)
+                times.append(float(page.evaluate(AFTER_PAINT)))
         except Exception as error:  # a view that never finishes is reported, not fatal
             print(f"    ({path.name}: no render within {timeout_s:.0f} s: {type(error).__name__})")
             context.close()
@@ -126,18 +122,25 @@ def circuitsvis_html(python: str, attention: torch.Tensor, tokens: list[str], ou
     return done.stdout.strip()
 
 
+def raw_nbytes(meta: dict) -> int:
+    """Bytes of an envelope before deflate."""
+    shape = meta["shape"]
+    count = int(np.prod(shape[:-2])) * shape[-1] * (shape[-1] + 1) // 2 if meta["layout"] == "tril" else int(np.prod(shape))
+    return count * (1 if meta["dtype"] == "uint8" else 2)
+
+
 def ours(trace, out: Path) -> dict:
     """Our payload and to_html file for `trace`."""
     viewer = AttentionViewer(trace)
-    blobs = sum(viewer.blob(k).nbytes for k in viewer._blob_keys())
+    encoded = [viewer.blob(k) for k in viewer._blob_keys()]
+    blobs = sum(e.nbytes for e in encoded)
     thumbs = len(viewer._thumbs["data"])
     n = len(viewer.tokens)
     entries = viewer.n_layers * viewer.n_heads * n * (n + 1) // 2
     page = viewer.to_html(out)
     return {
         "payload": blobs + thumbs,
-        # uint8, lower triangle: one byte per causal entry, plus the thumbnails, before deflate
-        "payload_uncompressed": entries + viewer.n_layers * viewer.n_heads * min(n, 64) ** 2,
+        "payload_uncompressed": sum(raw_nbytes(e.meta) for e in encoded) + raw_nbytes(viewer._thumbs),
         "entries": entries,
         "html": len(page.encode("utf-8")),
         "viewer": viewer,
@@ -160,7 +163,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["synthetic", "random"], default="synthetic")
     parser.add_argument("--circuitsvis-python", default=os.environ.get("CIRCUITSVIS_PYTHON"), help="python of a virtualenv with circuitsvis")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a render counts as failed")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a render counts as failed")
     parser.add_argument("--chromium", default=os.environ.get("TMK_CHROMIUM", "/usr/bin/chromium"))
     parser.add_argument("--keep", type=Path, help="keep the generated HTML files in this folder")
     args = parser.parse_args()
@@ -216,7 +219,8 @@ def main() -> None:
         cv = row["cv"]
         if cv:
             ratio = f"= {cv['html'] / m['html']:.0f}x our html"
-            render = f"render {cv['render']:.0f} ms = {cv['render'] / m['render']:.1f}x ours" if cv.get("render") and m["render"] else "render: none"
+            render = (f"render {cv['render']:.0f} ms = {cv['render'] / m['render']:.0f}x ours" if cv.get("render") and m["render"]
+                      else f"no render within {args.timeout:.0f} s")
             tag = f"CircuitsVis {cv.get('version', '')}".strip()
             print(f"  {tag:<12} html {fmt_bytes(cv['html']):>10} {'(estimated) ' if cv.get('estimated') else ''}{ratio}  {render}")
         if row["cv_note"]:
