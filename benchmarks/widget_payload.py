@@ -103,7 +103,7 @@ def render_ms(browser, path: Path, circuitsvis_heads: int | None, repeat: int, t
                 page.wait_for_function(CIRCUITSVIS_DRAWN, arg=circuitsvis_heads, timeout=timeout_s * 1000, polling=20)
                 times.append(float(page.evaluate(AFTER_PAINT)))
         except Exception as error:  # a view that never finishes is reported, not fatal
-            print(f"    ({path.name}: no render within {timeout_s:.0f} s: {type(error).__name__})")
+            print(f"    ({path.name}: no render within {timeout_s:.0f} s: {str(error).splitlines()[0][:100]})")
             context.close()
             return None
         context.close()
