@@ -77,10 +77,14 @@ function render({ model, el }) {
   ]);
   root.append(body, stripPanel);
   tableView.style.height = heat.node.style.height;
+  tableView.style.width = heat.node.style.width;
 
-  const requested = model.get("height");
   const natural = 20 + 22 + 8 + panelHeight + 8 + (STRIP_HEIGHT + 22) + 2;
-  root.style.height = `${requested > 0 ? requested : Math.round(natural)}px`;
+  const applyHeight = () => {
+    const requested = model.get("height");
+    root.style.height = `${requested > 0 ? requested : Math.round(natural)}px`;
+  };
+  applyHeight();
 
   tableButton.addEventListener("click", () => {
     const show = tableButton.getAttribute("aria-pressed") !== "true";
@@ -199,6 +203,7 @@ function render({ model, el }) {
   model.on("change:layer", onLayerHead);
   model.on("change:head", onLayerHead);
   model.on("change:token", onToken);
+  model.on("change:height", applyHeight);
 
   view.built = true;
   describeSelection();
@@ -214,6 +219,7 @@ function render({ model, el }) {
     model.off("change:layer", onLayerHead);
     model.off("change:head", onLayerHead);
     model.off("change:token", onToken);
+    model.off("change:height", applyHeight);
     fetcher.dispose();
     host.dispose();
   };

@@ -42,7 +42,7 @@ export function createTable(tokens) {
           .join(", ");
         return h("tr", {}, [
           h("th", { attrs: { scope: "row" } }, [h("span", { class: "tmk-tok", text: visibleToken(text) }), ` (${q})`]),
-          h("td", { class: "tmk-tok", text: keys || "\u2014" }),
+          h("td", { class: "tmk-cell-keys", text: keys || "\u2014" }),
         ]);
       });
       body.replaceChildren(...rows);
