@@ -70,7 +70,7 @@ class SyntheticTrace:
         for layer in range(n_layers):
             kinds = []
             layer_patterns = []
-            for head in range(n_heads):
+            for _ in range(n_heads):
                 options = self.KINDS if layer > 0 else self.KINDS[:4]  # no induction in layer 0
                 kind = options[int(torch.randint(len(options), (1,), generator=g))]
                 noise = torch.randn(n_tokens, n_tokens, generator=g) * (2.0 if kind == "diffuse" else 0.8)

@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,13 @@ from synthetic_attention import synthetic_trace  # noqa: E402
 from kit.widgets import AttentionViewer  # noqa: E402
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 V8_MAX_STRING = (1 << 29) - 24  # characters; a page larger than this cannot even be parsed
 
@@ -68,7 +72,10 @@ def random_trace(n_layers: int, n_heads: int, n: int, seed: int = 0):
             self.tokens = [[f" t{i}" for i in range(n)]]
             self.mask = torch.ones(1, n, dtype=torch.bool)
             self.n_layers = n_layers
-            self.p = [(torch.randn(1, n_heads, n, n, generator=g) * 2).masked_fill(~causal, float("-inf")).softmax(-1) for _ in range(n_layers)]
+            self.p = [
+                (torch.randn(1, n_heads, n, n, generator=g) * 2).masked_fill(~causal, float("-inf")).softmax(-1)
+                for _ in range(n_layers)
+            ]
 
         def __getitem__(self, key):
             return self.p[key[1]]
@@ -92,7 +99,9 @@ def render_ms(browser, path: Path, circuitsvis_heads: int | None, repeat: int, t
             break  # one slow load says enough
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "blob:", "data:")) else r.abort())
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "blob:", "data:")) else r.abort()
+        )
         try:
             page.goto(path.as_uri(), timeout=timeout_s * 1000, wait_until="commit")
             if circuitsvis_heads is None:
@@ -115,7 +124,9 @@ def circuitsvis_html(python: str, attention: torch.Tensor, tokens: list[str], ou
     npy, tok = out.with_suffix(".npy"), out.with_suffix(".tokens.json")
     np.save(npy, attention.numpy())
     tok.write_text(json.dumps(tokens), encoding="utf-8")
-    done = subprocess.run([python, "-c", CIRCUITSVIS_SCRIPT, str(npy), str(tok), str(out)], capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [python, "-c", CIRCUITSVIS_SCRIPT, str(npy), str(tok), str(out)], capture_output=True, text=True, timeout=1800
+    )
     npy.unlink()
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "circuitsvis failed")
@@ -125,7 +136,9 @@ def circuitsvis_html(python: str, attention: torch.Tensor, tokens: list[str], ou
 def raw_nbytes(meta: dict) -> int:
     """Bytes of an envelope before deflate."""
     shape = meta["shape"]
-    count = int(np.prod(shape[:-2])) * shape[-1] * (shape[-1] + 1) // 2 if meta["layout"] == "tril" else int(np.prod(shape))
+    count = (
+        int(np.prod(shape[:-2])) * shape[-1] * (shape[-1] + 1) // 2 if meta["layout"] == "tril" else int(np.prod(shape))
+    )
     return count * (1 if meta["dtype"] == "uint8" else 2)
 
 
@@ -161,7 +174,11 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--kind", choices=["synthetic", "random"], default="synthetic")
-    parser.add_argument("--circuitsvis-python", default=os.environ.get("CIRCUITSVIS_PYTHON"), help="python of a virtualenv with circuitsvis")
+    parser.add_argument(
+        "--circuitsvis-python",
+        default=os.environ.get("CIRCUITSVIS_PYTHON"),
+        help="python of a virtualenv with circuitsvis",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a render counts as failed")
     parser.add_argument("--chromium", default=os.environ.get("TMK_CHROMIUM", "/usr/bin/chromium"))
@@ -180,7 +197,9 @@ def main() -> None:
         one_layer.p = [trace["pattern", args.layers - 1]]
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="tmk-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"attention: {args.kind}, {args.layers} layers x {args.heads} heads x {args.tokens} tokens; files in {workdir}")
+    print(
+        f"attention: {args.kind}, {args.layers} layers x {args.heads} heads x {args.tokens} tokens; files in {workdir}"
+    )
 
     rows = []
     with sync_playwright() as p:
@@ -196,12 +215,18 @@ def main() -> None:
                 cv_out = workdir / f"circuitsvis_{n_layers}l.html"
                 estimated = row["json"] + 1_400_000  # props JSON + inlined bundle, for the size check
                 if estimated > V8_MAX_STRING:
-                    row["cv_note"] = f"not built: about {fmt_bytes(estimated)}, above V8's string limit, so no browser can load it"
+                    row["cv_note"] = (
+                        f"not built: about {fmt_bytes(estimated)}, above V8's string limit, so no browser can load it"
+                    )
                     row["cv"] = {"html": estimated, "render": None, "estimated": True}
                 else:
                     version = circuitsvis_html(args.circuitsvis_python, stack, tr.tokens[0], cv_out)
                     size = cv_out.stat().st_size
-                    row["cv"] = {"html": size, "render": render_ms(browser, cv_out, stack.shape[0], args.repeat, args.timeout), "version": version}
+                    row["cv"] = {
+                        "html": size,
+                        "render": render_ms(browser, cv_out, stack.shape[0], args.repeat, args.timeout),
+                        "version": version,
+                    }
             else:
                 row["cv_note"] = "skipped: pass --circuitsvis-python"
             rows.append(row)
@@ -212,17 +237,26 @@ def main() -> None:
         m = row["ours"]
         print(f"== {row['label']}: {m['entries']:,} causal attention entries")
         render = f"render {m['render']:.0f} ms" if m["render"] is not None else "render failed"
-        print(f"  ours         payload {fmt_bytes(m['payload']):>10} ({m['payload'] / m['entries']:.3f} B/entry; "
-              f"{m['payload_uncompressed'] / m['entries']:.3f} B/entry before deflate)  html {fmt_bytes(m['html'])}  {render}")
-        print(f"  JSON list    payload {fmt_bytes(row['json']):>10} ({row['json'] / m['entries']:.1f} B/entry)"
-              f"  = {row['json'] / m['payload']:.0f}x ours")
+        print(
+            f"  ours         payload {fmt_bytes(m['payload']):>10} ({m['payload'] / m['entries']:.3f} B/entry; "
+            f"{m['payload_uncompressed'] / m['entries']:.3f} B/entry before deflate)  html {fmt_bytes(m['html'])}  {render}"
+        )
+        print(
+            f"  JSON list    payload {fmt_bytes(row['json']):>10} ({row['json'] / m['entries']:.1f} B/entry)"
+            f"  = {row['json'] / m['payload']:.0f}x ours"
+        )
         cv = row["cv"]
         if cv:
             ratio = f"= {cv['html'] / m['html']:.0f}x our html"
-            render = (f"render {cv['render']:.0f} ms = {cv['render'] / m['render']:.0f}x ours" if cv.get("render") and m["render"]
-                      else f"no render within {args.timeout:.0f} s")
+            render = (
+                f"render {cv['render']:.0f} ms = {cv['render'] / m['render']:.0f}x ours"
+                if cv.get("render") and m["render"]
+                else f"no render within {args.timeout:.0f} s"
+            )
             tag = f"CircuitsVis {cv.get('version', '')}".strip()
-            print(f"  {tag:<12} html {fmt_bytes(cv['html']):>10} {'(estimated) ' if cv.get('estimated') else ''}{ratio}  {render}")
+            print(
+                f"  {tag:<12} html {fmt_bytes(cv['html']):>10} {'(estimated) ' if cv.get('estimated') else ''}{ratio}  {render}"
+            )
         if row["cv_note"]:
             print(f"  CircuitsVis  {row['cv_note']}")
     if not args.keep:

@@ -88,7 +88,9 @@ def _static_code(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def html_page(widgets: Sequence[KitWidget], path: str | Path | None = None, title: str = "Transformer Mechanisms Kit") -> str:
+def html_page(
+    widgets: Sequence[KitWidget], path: str | Path | None = None, title: str = "Transformer Mechanisms Kit"
+) -> str:
     """One self-contained HTML page showing `widgets` one below the other; written to `path` if given."""
     page_id = uuid.uuid4().hex[:8]
     bodies, modules = [], {}

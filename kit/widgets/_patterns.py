@@ -52,7 +52,9 @@ def from_source(source: Any, prompt: Any = None, batch_index: int = 0) -> Prompt
     """Patterns of prompt `batch_index` of a trace, or of `source.trace(prompt)` for a model."""
     if prompt is not None:
         if not callable(getattr(source, "trace", None)):
-            raise TypeError("AttentionViewer(model, prompt) needs a kit model (something with .trace()) as its first argument")
+            raise TypeError(
+                "AttentionViewer(model, prompt) needs a kit model (something with .trace()) as its first argument"
+            )
         trace = source.trace(prompt, capture=["pattern"])
         n_layers = getattr(source, "n_layers", None)
         n_layers = n_layers if isinstance(n_layers, int) else _count_layers(trace)
@@ -60,12 +62,16 @@ def from_source(source: Any, prompt: Any = None, batch_index: int = 0) -> Prompt
         if callable(getattr(source, "trace", None)) and not hasattr(source, "tokens"):
             raise TypeError('AttentionViewer(model) needs a prompt too: AttentionViewer(model, "some text")')
         if not hasattr(source, "tokens"):
-            raise TypeError(f"AttentionViewer takes a trace (from model.trace(...)) or a model and a prompt; got {type(source).__name__}")
+            raise TypeError(
+                f"AttentionViewer takes a trace (from model.trace(...)) or a model and a prompt; got {type(source).__name__}"
+            )
         trace = source
         n_layers = _count_layers(trace)
     tokens_all = trace.tokens
     if not 0 <= batch_index < len(tokens_all):
-        raise ValueError(f"batch_index must be in 0..{len(tokens_all) - 1} (the trace holds {len(tokens_all)} prompts); got {batch_index}")
+        raise ValueError(
+            f"batch_index must be in 0..{len(tokens_all) - 1} (the trace holds {len(tokens_all)} prompts); got {batch_index}"
+        )
     tokens = [str(t) for t in tokens_all[batch_index]]
     if n_layers == 0:
         raise ValueError('the trace holds no attention patterns: trace with capture=["pattern"]')
@@ -94,7 +100,9 @@ def _real_positions(trace: Any, batch_index: int, n_tokens: int) -> torch.Tensor
         return None
     row = torch.as_tensor(mask)[batch_index].bool().cpu()
     if int(row.sum()) != n_tokens:
-        raise ValueError(f"trace.mask marks {int(row.sum())} real tokens for prompt {batch_index} but trace.tokens has {n_tokens}")
+        raise ValueError(
+            f"trace.mask marks {int(row.sum())} real tokens for prompt {batch_index} but trace.tokens has {n_tokens}"
+        )
     if bool(row[:n_tokens].all()):
         return None
     return row.nonzero().squeeze(-1)
@@ -113,11 +121,15 @@ def check_scores(scores: Any, n_layers: int, n_heads: int) -> dict[str, torch.Te
     if scores is None:
         return {}
     if not isinstance(scores, dict):
-        raise TypeError('scores must be a dict such as {"induction": Tensor[layer, head], "prev_token": Tensor[layer, head]}')
+        raise TypeError(
+            'scores must be a dict such as {"induction": Tensor[layer, head], "prev_token": Tensor[layer, head]}'
+        )
     out = {}
     for name, value in scores.items():
         t = torch.as_tensor(value, dtype=torch.float32).detach().cpu()
         if tuple(t.shape) != (n_layers, n_heads):
-            raise ValueError(f"scores[{name!r}] must have shape [layer, head] = ({n_layers}, {n_heads}); got {tuple(t.shape)}")
+            raise ValueError(
+                f"scores[{name!r}] must have shape [layer, head] = ({n_layers}, {n_heads}); got {tuple(t.shape)}"
+            )
         out[str(name)] = t
     return out

@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from conftest import READY, Bridge
+from browser_helpers import READY, Bridge
 from widget_fakes import HOSTILE_TOKENS, FakeTrace
 
 from kit.widgets import AttentionViewer, html_page
@@ -187,9 +187,15 @@ def test_the_table_view_lists_the_selected_head(offline, trace):
     assert root.locator(".tmk-heat").is_hidden()
 
 
-@pytest.mark.parametrize("scheme, setting, expected", [
-    ("light", "auto", "light"), ("dark", "auto", "dark"), ("dark", "light", "light"), ("light", "dark", "dark"),
-])
+@pytest.mark.parametrize(
+    "scheme, setting, expected",
+    [
+        ("light", "auto", "light"),
+        ("dark", "auto", "dark"),
+        ("dark", "light", "light"),
+        ("light", "dark", "dark"),
+    ],
+)
 def test_theme_follows_the_os_unless_set(offline, trace, scheme, setting, expected):
     o = offline(color_scheme=scheme)
     root = o.open(AttentionViewer(trace, theme=setting).to_html())
@@ -205,7 +211,11 @@ def test_theme_follows_jupyterlab_and_vscode(offline, trace):
     root.and_(o.page.locator('[data-theme="dark"]')).wait_for()
     o.page.evaluate("() => { document.body.dataset.jpThemeLight = 'true'; }")
     root.and_(o.page.locator('[data-theme="light"]')).wait_for()
-    vscode = AttentionViewer(trace).to_html().replace("</head>", "<style>body{--vscode-editor-background:#1e1e1e}</style></head>")
+    vscode = (
+        AttentionViewer(trace)
+        .to_html()
+        .replace("</head>", "<style>body{--vscode-editor-background:#1e1e1e}</style></head>")
+    )
     root = o.open(vscode, name="vscode.html")
     assert root.get_attribute("data-theme") == "dark"
     assert root.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(30, 30, 30)"  # the host's colour
@@ -235,7 +245,11 @@ def test_selection_set_in_python_is_shown(offline, trace):
     v = AttentionViewer(trace)
     v.layer, v.head, v.token = 2, 1, 5
     root = o.open(v.to_html())
-    assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-locked")) == ("2", "1", "5")
+    assert (root.get_attribute("data-layer"), root.get_attribute("data-head"), root.get_attribute("data-locked")) == (
+        "2",
+        "1",
+        "5",
+    )
     assert thumb(root, 2, 1).get_attribute("aria-selected") == "true"
 
 

@@ -149,8 +149,10 @@ def test_python_changes_are_sent_to_the_view(sent):
 
 def test_the_view_fetches_a_layer_lazily(sent, trace):
     v, log = sent
-    v._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": "layer/2"}}}, "buffers": []})
-    (data, buffers), = [entry for entry in log if entry[0]["method"] == "custom"]
+    v._handle_msg(
+        {"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": "layer/2"}}}, "buffers": []}
+    )
+    ((data, buffers),) = [entry for entry in log if entry[0]["method"] == "custom"]
     reply = data["content"]
     assert reply["type"] == "tmk-blob" and reply["key"] == "layer/2"
     assert reply["meta"]["layout"] == "tril" and reply["meta"]["dtype"] == "uint8"
@@ -163,7 +165,9 @@ def test_the_view_fetches_a_layer_lazily(sent, trace):
 def test_an_unknown_fetch_gets_an_error_reply(sent):
     v, log = sent
     for key in ["layer/9", "layer/x", "nope"]:
-        v._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": key}}}, "buffers": []})
+        v._handle_msg(
+            {"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": key}}}, "buffers": []}
+        )
     errors = [data["content"]["error"] for data, _ in log if data["method"] == "custom"]
     assert len(errors) == 3 and all("no data named" in e for e in errors)
 
@@ -229,7 +233,9 @@ def test_long_prompts_get_pooled_thumbnails_and_lazy_layers():
     assert torch.allclose(thumbs.amax((-1, -2)), full.amax((-1, -2)), atol=step / 2 + 1e-6)  # max-pooled: peaks survive
     assert float((thumbs - full[..., :64, :64]).abs().max()) > step  # pooled, not cropped
     assert v._blob_keys() == ["layer/0", "layer/1"]
-    payload = json.loads(re.search(r'<script type="application/vnd.tmk.widget\+json">(.*?)</script>', v.to_html()).group(1))
+    payload = json.loads(
+        re.search(r'<script type="application/vnd.tmk.widget\+json">(.*?)</script>', v.to_html()).group(1)
+    )
     assert sorted(payload["blobs"]) == ["layer/0", "layer/1"]
 
 
@@ -240,6 +246,8 @@ def test_html_page_holds_several_widgets_and_one_copy_of_the_code(trace):
 
 
 def test_repr_reads_well(trace):
-    text = repr(AttentionViewer(FakeTrace([["a", " b\n"]], n_layers=1, n_heads=2), scores={"induction": torch.zeros(1, 2)}))
+    text = repr(
+        AttentionViewer(FakeTrace([["a", " b\n"]], n_layers=1, n_heads=2), scores={"induction": torch.zeros(1, 2)})
+    )
     assert text.startswith("AttentionViewer(1 layer x 2 heads, 2 tokens: a ·b↵")
     assert "scores: induction" in text and "layer=0" in text

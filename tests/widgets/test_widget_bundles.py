@@ -26,7 +26,9 @@ def test_bundles_are_not_stale(tmp_path):
         pytest.skip("node is not installed: cannot rebuild the bundles to compare")
     if not esbuild.exists():
         pytest.skip("esbuild is not installed: run `npm ci` in widgets/ to enable this check")
-    subprocess.run([node, "build.mjs", "--outdir", str(tmp_path)], cwd=SOURCES, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [node, "build.mjs", "--outdir", str(tmp_path)], cwd=SOURCES, check=True, capture_output=True, timeout=120
+    )
     built = sorted(p.name for p in tmp_path.glob("*.js"))
     assert built == [p.name for p in BUNDLES], "kit/static/ and the build disagree on which bundles exist"
     stale = [name for name in built if (tmp_path / name).read_bytes() != (STATIC / name).read_bytes()]

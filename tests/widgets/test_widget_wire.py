@@ -76,7 +76,9 @@ def test_float16_keeps_sign_and_nan():
     assert torch.allclose(back[finite], x[finite], rtol=1e-3)
 
 
-@pytest.mark.parametrize("bad", [torch.tensor([-0.1, 0.5]), torch.tensor([float("inf"), 0.5]), torch.tensor([float("nan")])])
+@pytest.mark.parametrize(
+    "bad", [torch.tensor([-0.1, 0.5]), torch.tensor([float("inf"), 0.5]), torch.tensor([float("nan")])]
+)
 def test_uint8_refuses_negative_or_non_finite(bad):
     with pytest.raises(ValueError, match="uint8"):
         encode_tensor(bad, "uint8")
