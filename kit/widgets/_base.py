@@ -1,0 +1,99 @@
+"""What every kit widget shares.
+
+- Selection traits with the same names in every widget, so views link with
+  ``ipywidgets.jslink((a, "layer"), (b, "layer"))`` and Python can observe a click:
+  ``layer`` and ``head`` (ints), ``token`` (a position, or -1 for none).
+- ``theme``: ``"auto"`` (follow JupyterLab, VS Code, or the OS), ``"light"`` or ``"dark"``.
+- ``height``: the view's height in CSS pixels (0: the widget's natural height).
+- Lazy data: the front end asks for a named blob (``{"type": "tmk-fetch", "key": ...}``);
+  `_make_blob` encodes it on first request and the reply carries one binary buffer.
+- `to_html`: one self-contained HTML file (see `_html`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ._html import STATIC, html_page
+from ._wire import Encoded
+
+__all__ = ["KitWidget", "STATIC"]
+
+
+class KitWidget(anywidget.AnyWidget):
+    """Base class: shared selection traits, theme, lazy blobs, static HTML export."""
+
+    layer = traitlets.Int(0, help="Selected layer").tag(sync=True)
+    head = traitlets.Int(0, help="Selected head").tag(sync=True)
+    token = traitlets.Int(-1, help="Selected (locked) token position, -1 for none").tag(sync=True)
+    theme = traitlets.Enum(("auto", "light", "dark"), default_value="auto", help="Colour theme").tag(sync=True)
+    height = traitlets.Int(0, help="Height in CSS pixels; 0 for the natural height").tag(sync=True)
+
+    #: Name of the front-end module in kit/static (without .js); set by subclasses.
+    _module: str = ""
+
+    def __init__(self, **traits: Any) -> None:
+        self._blob_cache: dict[str, Encoded] = {}
+        super().__init__(**traits)
+        self.on_msg(self._on_custom_msg)
+
+    # --- limits for the selection traits (subclasses know their data)
+
+    def _limits(self) -> dict[str, int]:
+        """Exclusive upper bounds of layer, head and token; token may also be -1."""
+        return {}
+
+    @traitlets.validate("layer", "head", "token")
+    def _check_selection(self, proposal: traitlets.Bunch) -> int:
+        name, value = proposal["trait"].name, int(proposal["value"])
+        bound = self._limits().get(name)
+        low = -1 if name == "token" else 0
+        if bound is not None and not low <= value < bound:
+            valid = f"0..{bound - 1}" + (" or -1 for none" if name == "token" else "")
+            raise traitlets.TraitError(f"{name} must be in {valid}; got {value}")
+        return value
+
+    # --- lazy data
+
+    def _make_blob(self, key: str) -> Encoded:
+        """Encode the data named `key`; subclasses override. Unknown keys raise KeyError."""
+        raise KeyError(key)
+
+    def _blob_keys(self) -> list[str]:
+        """Every key the front end may ask for (inlined by to_html)."""
+        return []
+
+    def blob(self, key: str) -> Encoded:
+        """The encoded data named `key`, cached."""
+        if key not in self._blob_cache:
+            self._blob_cache[key] = self._make_blob(key)
+        return self._blob_cache[key]
+
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: list[Any]) -> None:
+        if not isinstance(content, dict) or content.get("type") != "tmk-fetch":
+            return
+        key = str(content.get("key"))
+        try:
+            encoded = self.blob(key)
+        except KeyError:
+            self.send({"type": "tmk-blob", "key": key, "error": f"no data named {key!r}"})
+            return
+        self.send({"type": "tmk-blob", "key": key, "meta": encoded.meta}, buffers=[encoded.data])
+
+    # --- export
+
+    def _state_for_html(self) -> dict[str, Any]:
+        """The synced state the front end reads (our traits, not the widget framework's)."""
+        framework = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id"}
+        return self.get_state(key=[n for n in self.trait_names(sync=True) if n not in framework])
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """One self-contained HTML page (code and data inlined; renders with no network).
+
+        Writes it to `path` when given; returns the HTML either way.
+        """
+        return html_page([self], path=path)

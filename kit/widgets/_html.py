@@ -1,0 +1,131 @@
+"""Static HTML export: one file with the widgets' code and data inlined, no network needed.
+
+Layout of a page: per widget a ``<div>`` target and a ``<script
+type="application/vnd.tmk.widget+json">`` payload (state, binary buffers and every lazy blob,
+base64); per front-end module one ``<script type="application/vnd.tmk.module+json">`` holding
+its source as a JSON string; then the static host (``kit/static/_static_host.js``), which
+imports each module from a ``blob:`` URL and renders it with a stand-in widget model.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._base import KitWidget
+
+__all__ = ["STATIC", "html_page", "script_json", "split_buffers"]
+
+STATIC = Path(__file__).parent.parent / "static"
+
+_BINARY = (bytes, bytearray, memoryview)
+
+
+def split_buffers(value: Any, path: list[Any] | None = None) -> tuple[Any, list[list[Any]], list[bytes]]:
+    """Take binary leaves out of nested dicts/lists: (value without them, their paths, the bytes)."""
+    path = path or []
+    paths: list[list[Any]] = []
+    buffers: list[bytes] = []
+    if isinstance(value, dict):
+        out: Any = {}
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        out = [None] * len(value)
+        items = enumerate(value)
+    else:
+        return value, paths, buffers
+    for key, item in items:
+        if isinstance(item, _BINARY):
+            paths.append([*path, key])
+            buffers.append(bytes(item))
+            if isinstance(out, list):
+                out[key] = None
+        else:
+            sub, sub_paths, sub_buffers = split_buffers(item, [*path, key])
+            out[key] = sub
+            paths += sub_paths
+            buffers += sub_buffers
+    return out, paths, buffers
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside a <script> element (no '<', '>' or '&' can end or alter it)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _payload(widget: KitWidget, widget_id: str, target: str) -> dict[str, Any]:
+    state, paths, buffers = split_buffers(widget._state_for_html())
+    blobs = {}
+    for key in widget._blob_keys():
+        encoded = widget.blob(key)
+        blobs[key] = {"meta": encoded.meta, "data": _b64(encoded.data)}
+    return {
+        "id": widget_id,
+        "target": target,
+        "module": widget._module,
+        "state": state,
+        "buffer_paths": paths,
+        "buffers": [_b64(b) for b in buffers],
+        "blobs": blobs,
+    }
+
+
+def _static_code(name: str) -> str:
+    path = STATIC / f"{name}.js"
+    if not path.exists():
+        raise FileNotFoundError(f"front-end bundle {path} is missing: run `npm ci && npm run build` in widgets/")
+    return path.read_text(encoding="utf-8")
+
+
+def html_page(
+    widgets: Sequence[KitWidget], path: str | Path | None = None, title: str = "Transformer Mechanisms Kit"
+) -> str:
+    """One self-contained HTML page showing `widgets` one below the other; written to `path` if given."""
+    page_id = uuid.uuid4().hex[:8]
+    bodies, modules = [], {}
+    for i, widget in enumerate(widgets):
+        widget_id = f"tmk-{page_id}-{i}"
+        target = f"{widget_id}-view"
+        modules.setdefault(widget._module, _static_code(widget._module))
+        bodies.append(
+            f'<div id="{target}" class="tmk-host"></div>\n'
+            f'<script type="application/vnd.tmk.widget+json">{script_json(_payload(widget, widget_id, target))}</script>'
+        )
+    host = _static_code("_static_host")
+    if "</script" in host.lower() or "<!--" in host:
+        raise ValueError("the static host bundle cannot be inlined: it contains '</script' or '<!--'")
+    module_scripts = "\n".join(
+        f'<script type="application/vnd.tmk.module+json" data-module="{html.escape(name)}">{script_json(code)}</script>'
+        for name, code in modules.items()
+    )
+    page = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>{html.escape(title)}</title>
+<style>body{{margin:16px;font-family:system-ui,sans-serif}}.tmk-host{{margin:0 0 16px}}</style>
+</head>
+<body>
+{chr(10).join(bodies)}
+{module_scripts}
+<script>{host}</script>
+<script>tmkHost.boot();</script>
+</body>
+</html>
+"""
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page

@@ -1,0 +1,46 @@
+// Tiny DOM builder. Text goes through textContent only: data never becomes markup.
+
+/**
+ * Create an element: h("div", {class: "tmk-x", text: "hi", attrs: {role: "grid"}}, [children]).
+ * `on` maps event names to listeners.
+ */
+export function h(tag, opts = {}, children = []) {
+  const node = document.createElement(tag);
+  if (opts.class) node.className = opts.class;
+  if (opts.text !== undefined) node.textContent = String(opts.text);
+  for (const [name, value] of Object.entries(opts.attrs ?? {})) node.setAttribute(name, String(value));
+  for (const [name, value] of Object.entries(opts.style ?? {})) node.style.setProperty(name, value);
+  for (const [name, fn] of Object.entries(opts.on ?? {})) node.addEventListener(name, fn);
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+/** A canvas sized in CSS pixels, backed by device pixels; returns {canvas, ctx, dpr}. */
+export function hiDpiCanvas(width, height, cls) {
+  const dpr = Math.max(1, Math.min(3, globalThis.devicePixelRatio || 1));
+  const canvas = h("canvas", { class: cls });
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return { canvas, ctx, dpr };
+}
+
+/** Format a probability-like number for labels. */
+export function fmt(x, digits = 2) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "n/a";
+  return Number(x).toFixed(digits);
+}
+
+/** Scroll `container` (only it, never the page) so that `child` is visible. */
+export function scrollWithin(container, child) {
+  if (!container) return;
+  const c = container.getBoundingClientRect();
+  const r = child.getBoundingClientRect();
+  if (r.top < c.top) container.scrollTop -= c.top - r.top + 4;
+  else if (r.bottom > c.bottom) container.scrollTop += r.bottom - c.bottom + 4;
+  if (r.left < c.left) container.scrollLeft -= c.left - r.left + 4;
+  else if (r.right > c.right) container.scrollLeft += r.right - c.right + 4;
+}
