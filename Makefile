@@ -10,7 +10,7 @@ PIP_TORCH_ARGS ?=
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test browser bench bench-env
+.PHONY: setup lab test browser frontend bench bench-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ browser:
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium not found and not root: browser tests will be skipped"; fi
 
+# esbuild for the stale-bundle test (skipped with a reason when npm is absent).
+frontend:
+	@if command -v npm >/dev/null 2>&1; then (cd widgets && npm ci --silent --no-audit --no-fund >/dev/null); \
+	else echo "npm not found: the stale-bundle test will be skipped"; fi
+
 lab: setup
 	$(BIN)/jupyter lab lessons/
 
-test: setup browser
+test: setup browser frontend
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
