@@ -8,6 +8,15 @@ import torch
 from kit.analysis.snmf import Decomposition, nmf, snmf
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These problems are small: one thread avoids waiting on a busy second core (40x on a loaded CI box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def planted(d=256, n=3000, k=10, nnz=4, p=0.15, noise=0.01, seed=0):
     """Activations ``A = Z Y + noise`` with known sparse signed features ``Z`` and sparse ``Y >= 0``."""
     g = torch.Generator().manual_seed(seed)

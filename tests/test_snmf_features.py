@@ -6,9 +6,19 @@ import pytest
 import torch
 
 from kit.analysis.features import (
-    chance_purity, decode_direction, diff_means, direction_logits, label_purity, mlp_activations, random_sparse_like,
+    chance_purity, compare_purity, decode_direction, diff_means, direction_logits, label_purity, mlp_activations, random_sparse_like,
 )
 from kit.analysis.snmf import snmf
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These problems are small: one thread avoids waiting on a busy second core (40x on a loaded CI box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 PROMPTS = ["The capital of Veloria is Mistport.", "The cat sat on the mat.", "Induction heads copy what came after.",
            "A B C D E F G", "Once upon a time there was a model."]
@@ -105,3 +115,34 @@ def test_snmf_on_a_tiny_model_and_decoding(tiny_model):
     assert decode_direction(tiny_model, layer, 3.0 * res.Z[:, 0], top=5) == words
     logits = direction_logits(tiny_model, dirs[0])
     assert logits.shape == (tiny_model.vocab_size,)
+
+
+def polysemantic(n_labels=6, n_tokens=2400, seed=0):
+    """Each token belongs to one concept (its label) and fires that concept's feature; every neuron
+    serves two concepts (polysemantic) with a signed weight; plus noise neurons and noise."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = [(a, b) for a in range(n_labels) for b in range(a + 1, n_labels)]  # one neuron per pair of concepts
+    d = len(pairs) + 20
+    Z = torch.zeros(d, n_labels)
+    for i, (a, b) in enumerate(pairs):
+        Z[i, a], Z[i, b] = torch.randn(2, generator=g).sign() * (0.5 + torch.rand(2, generator=g))
+    labels = torch.randint(n_labels, (n_tokens,), generator=g)
+    Y = torch.zeros(n_labels, n_tokens)
+    Y[labels, torch.arange(n_tokens)] = 0.5 + torch.rand(n_tokens, generator=g)
+    return Z @ Y + 0.05 * torch.randn(d, n_tokens, generator=g), labels
+
+
+def test_compare_purity_features_beat_polysemantic_neurons():
+    pytest.importorskip("sklearn")
+    acts, labels = polysemantic()
+    cmp = compare_purity(acts, labels, k=6, density=5 / acts.shape[0])
+    assert set(cmp.purity) == {"SNMF features", "single neurons", "NMF components (clipped acts)"}
+    assert cmp.purity["single neurons"].shape == (acts.shape[0],)
+    snmf_p, neuron_p = cmp.mean("SNMF features"), cmp.mean("single neurons")
+    assert snmf_p >= 0.95, cmp
+    assert snmf_p > neuron_p + 0.2, cmp
+    assert 1 / 6 <= cmp.chance < 0.4
+    assert cmp.table().count("\n") == 5
+    # the same pipeline with shuffled labels finds nothing pure: the metric is not a constant
+    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))]
+    assert label_purity(cmp.snmf.Y, shuffled, 20).purity.mean() < 0.5

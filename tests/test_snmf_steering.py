@@ -10,6 +10,16 @@ from kit.analysis.steering import (
     compare_steering, concept_ids, steer, steer_at_matched_kl, steering_table,
 )
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These problems are small: one thread avoids waiting on a busy second core (40x on a loaded CI box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 PROMPTS = ["The capital of Veloria is", "The cat sat on the", "Once upon a time there"]
 
 

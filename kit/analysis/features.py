@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models import Model
 
 __all__ = ["MLPActivations", "mlp_activations", "diff_means", "Purity", "label_purity", "chance_purity",
-           "random_sparse_like", "direction_logits", "decode_direction"]
+           "random_sparse_like", "direction_logits", "decode_direction", "PurityComparison", "compare_purity"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -188,3 +188,52 @@ def decode_direction(model: "Model", layer: int, mlp_direction: torch.Tensor, to
         raise ValueError(f"mlp_direction must be [d_mlp={W_out.shape[0]}], got {list(mlp_direction.shape)}")
     logits = direction_logits(model, mlp_direction.to(W_out.device, torch.float32) @ W_out)
     return model.to_str_tokens(logits.topk(min(top, logits.numel())).indices)
+
+
+@dataclass(frozen=True, repr=False)
+class PurityComparison:
+    """Label purity of SNMF features, single neurons and (optionally) NMF components on the same tokens.
+
+    ``purity[name]`` holds each unit's purity; ``chance`` the purity of random token sets; ``snmf`` and
+    ``nmf`` the fitted decompositions. :meth:`table` renders a markdown table.
+    """
+
+    purity: dict[str, torch.Tensor]
+    chance: float
+    top: int
+    snmf: object
+    nmf: object | None
+
+    def mean(self, name: str) -> float:
+        return float(self.purity[name].float().mean())
+
+    def table(self) -> str:
+        lines = [f"| units | count | mean purity (top {self.top} tokens) | median | share >= 0.9 |",
+                 "| --- | ---: | ---: | ---: | ---: |"]
+        for name, p in self.purity.items():
+            p = p.float()
+            lines.append(f"| {name} | {len(p)} | {p.mean():.3f} | {p.median():.3f} | {(p >= 0.9).float().mean():.0%} |")
+        lines.append(f"| random tokens (chance) | - | {self.chance:.3f} | - | - |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name}={self.mean(name):.3f}" for name in self.purity)
+        return f"PurityComparison(mean purity: {parts}, chance={self.chance:.3f}, top={self.top})"
+
+
+def compare_purity(acts: torch.Tensor, labels, k: int, *, top: int = 20, density: float = 0.01, seed: int = 0,
+                   nmf: bool = True, **snmf_kwargs) -> PurityComparison:
+    """Fit SNMF (and NMF, needs scikit-learn) with ``k`` units to ``acts[d_mlp, n_tokens]`` and compare
+    the label purity of their top tokens with that of every single neuron (see :func:`label_purity`)."""
+    from .snmf import nmf as fit_nmf
+    from .snmf import snmf as fit_snmf
+
+    lab = _labels_for(acts, labels)
+    res = fit_snmf(acts, k, density=density, seed=seed, **snmf_kwargs)
+    purity = {"SNMF features": label_purity(res.Y, lab, top).purity,
+              "single neurons": label_purity(acts, lab, top).purity}
+    base = None
+    if nmf:
+        base = fit_nmf(acts, k, seed=seed)
+        purity["NMF components (clipped acts)"] = label_purity(base.Y, lab, top).purity
+    return PurityComparison(purity, chance_purity(lab, top, seed=seed), top, res, base)

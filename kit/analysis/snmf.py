@@ -18,7 +18,16 @@ The algorithm alternates two steps and keeps the best iterate:
    of Ding, Li & Jordan (2010), ``G <- G ⊙ sqrt((P⁺ + G Q⁻) / (P⁻ + G Q⁺))``, which never increases
    the error for a fixed ``Z`` and keeps ``G`` nonnegative.
 
-Every step is a dense torch operation, so the same code runs on CPU or CUDA tensors.
+Plain alternation often stalls in local minima where two features share one set of neurons and a
+planted feature is never found: on planted features it recovered all of them in 5 of 36 runs, the
+defaults here in 35 of 36 (``python benchmarks/snmf.py --planted``).
+Four additions, each switchable, make recovery reliable: a greedy start (each feature begins on
+one token's sparsified activations), a warm-up that shrinks the kept fraction of ``Z`` from dense to
+``density``, a least-squares refit of the kept entries, and restarting a feature whose ``z``
+duplicates another's on the worst-reconstructed token.
+
+The big products are ``A Yᵀ`` (dense) and ``Aᵀ Z`` (sparse once ``Z`` is); all are torch
+operations, so CUDA tensors work unchanged.
 Dimensions follow :mod:`kit.names`: ``d_mlp`` neurons, ``n_tokens`` tokens, ``k`` features.
 """
 
