@@ -33,7 +33,7 @@ def matched_cosines(true: torch.Tensor, learned: torch.Tensor) -> torch.Tensor:
     a = true / true.norm(dim=0)
     b = learned / learned.norm(dim=0).clamp_min(1e-12)
     best, which = (a.T @ b).abs().max(1)
-    assert len(set(which.tolist())) == true.shape[1], f"two planted features share one learned feature: {which.tolist()}"
+    assert len(set(which.tolist())) == true.shape[1], f"planted features share a learned one: {which.tolist()}"
     return best
 
 

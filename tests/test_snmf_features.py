@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from kit.analysis.features import (
-    chance_purity, compare_purity, decode_direction, diff_means, direction_logits, label_purity, mlp_activations, random_sparse_like,
+    chance_purity, compare_purity, decode_direction, diff_means, direction_logits, label_purity, mlp_activations,
+    random_sparse_like,
 )
 from kit.analysis.snmf import snmf
 

@@ -42,7 +42,7 @@ class MLPActivations:
 
     @property
     def tokens(self) -> list[str]:
-        return [self.prompt_tokens[p][q] for p, q in zip(self.prompt.tolist(), self.pos.tolist())]
+        return [self.prompt_tokens[p][q] for p, q in zip(self.prompt.tolist(), self.pos.tolist(), strict=True)]
 
     def context(self, i: int, before: int = 4, after: int = 1) -> str:
         """Token ``i`` in brackets with its neighbours, e.g. ``'The capital of[ Veloria] is'``."""
@@ -80,7 +80,8 @@ def _labels_for(acts: torch.Tensor, labels) -> torch.Tensor:
     labels = torch.as_tensor(labels, device=acts.device)
     if labels.ndim != 1 or labels.shape[0] != acts.shape[1]:
         hint = " (acts looks transposed: pass [d_mlp, n_tokens])" if labels.shape[:1] == acts.shape[:1] else ""
-        raise ValueError(f"labels must have one entry per token: shape [{acts.shape[1]}], got {list(labels.shape)}{hint}")
+        raise ValueError(f"labels must have one entry per token: shape [{acts.shape[1]}], "
+                         f"got {list(labels.shape)}{hint}")
     return labels
 
 
@@ -106,7 +107,8 @@ def diff_means(acts: torch.Tensor, labels_or_mask) -> torch.Tensor:
     onehot[lab[valid], valid.nonzero().flatten()] = 1.0
     count = onehot.sum(1)  # [n_labels]
     if (count == 0).any() or (count == lab.shape[0]).any():
-        raise ValueError(f"every label 0..{n_labels - 1} needs some tokens and some tokens outside it; counts {count.tolist()}")
+        raise ValueError(f"every label 0..{n_labels - 1} needs some tokens and some tokens outside it; "
+                         f"counts {count.tolist()}")
     total = A.sum(1)  # [d_mlp]
     inside = onehot @ A.T  # [n_labels, d_mlp]
     return inside / count[:, None] - (total[None, :] - inside) / (lab.shape[0] - count)[:, None]

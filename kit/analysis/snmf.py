@@ -101,7 +101,8 @@ class Decomposition:
 
     def __repr__(self) -> str:
         density = (self.Z != 0).float().mean().item() if self.Z.numel() else float("nan")
-        y_active = (self.Y > 1e-6 * self.Y.max().clamp_min(1e-30)).float().mean().item() if self.Y.numel() else float("nan")
+        y_max = self.Y.max().clamp_min(1e-30) if self.Y.numel() else None
+        y_active = (self.Y > 1e-6 * y_max).float().mean().item() if y_max is not None else float("nan")
         return (f"Decomposition(method={self.method!r}, k={self.k}, d_mlp={self.d_mlp}, n_tokens={self.n_tokens}, "
                 f"loss={self.loss:.4f} (relative, best of {len(self.losses)} iterations at {self.best_iter}), "
                 f"Z density={density:.1%}, Y active={y_active:.1%}, device={self.Z.device}, {self.seconds:.1f}s)")
@@ -115,7 +116,8 @@ def _check_acts(acts: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"acts must be a matrix [d_mlp, n_tokens], got shape {list(acts.shape)}; from a trace use "
                          "tr['mlp_post', l][tr.mask].T (or kit.analysis.features.mlp_activations)")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= min(acts.shape):
-        raise ValueError(f"k must be an integer in 1..{min(acts.shape)} for acts of shape {list(acts.shape)}, got {k!r}")
+        raise ValueError(f"k must be an integer in 1..{min(acts.shape)} for acts of shape {list(acts.shape)}, "
+                         f"got {k!r}")
     if not torch.isfinite(acts).all():
         raise ValueError("acts contains NaN or infinite values")
     return acts
@@ -157,7 +159,7 @@ def _AtZ(A: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
     return torch.sparse.mm(Z.T.to_sparse(), A).T
 
 
-def _greedy_init(A: torch.Tensor, k: int, keep: int, gen: torch.Generator, pool: int = 2048) -> torch.Tensor:
+def _greedy_init(A: torch.Tensor, k: int, keep: int, gen: torch.Generator, pool: int = 1024) -> torch.Tensor:
     """Start ``Y[k, n_tokens]`` greedily: each feature begins on one token's residual.
 
     Among a seeded random pool of tokens, pick the one whose residual is largest *and* most
@@ -202,7 +204,7 @@ def _restart(A: torch.Tensor, col2: torch.Tensor, Z: torch.Tensor, Y: torch.Tens
     js = dup.nonzero().flatten().tolist()
     worst = resid2.topk(len(js)).indices.tolist()
     Z, Y, P = Z.clone(), Y.clone(), P.clone()
-    for j, t in zip(js, worst):
+    for j, t in zip(js, worst, strict=False):
         r = _sparsify_columns((A[:, t] - Z @ Y[:, t])[:, None], keep)[:, 0]  # [d_mlp]
         z = r / r.norm().clamp_min(1e-30)
         Az = A.T @ z  # [n_tokens]
@@ -227,8 +229,8 @@ def _z_step(AYt: torch.Tensor, Y: torch.Tensor, lam: float, keep: int, refit: bo
 
 
 def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200, init: str | torch.Tensor = "greedy",
-         warmup: int = 30, restart: bool = True, refit: bool = True, lam: float = 1e-6, tol: float = 1e-4,
-         patience: int = 20, seed: int = 0, device: str | torch.device | None = None,
+         warmup: int = 20, restart: bool = True, refit: bool = True, lam: float = 1e-6, tol: float = 1e-3,
+         patience: int = 10, seed: int = 0, device: str | torch.device | None = None,
          progress: bool | None = None) -> Decomposition:
     """Factor MLP activations ``acts[d_mlp, n_tokens] ≈ Z[d_mlp, k] @ Y[k, n_tokens]``, ``Y >= 0``, ``Z`` sparse.
 
@@ -270,7 +272,8 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
     gen = torch.Generator().manual_seed(seed)
     if isinstance(init, torch.Tensor):
         if init.shape != (k, n) or (init < 0).any():
-            raise ValueError(f"init as a tensor must be nonnegative with shape [k={k}, n_tokens={n}], got {list(init.shape)}")
+            raise ValueError(f"init as a tensor must be nonnegative with shape [k={k}, n_tokens={n}], "
+                             f"got {list(init.shape)}")
         Y = init.detach().to(dev, dtype).clone()
     elif init == "greedy":
         Y = _greedy_init(A, k, keep, gen)
@@ -282,7 +285,7 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
     col2 = (A * A).sum(0)  # [n_tokens] squared norm of each token's activations
     eps = torch.finfo(dtype).tiny ** 0.5
     losses: list[float] = []
-    best_loss, best_Z, best_Y, best_iter, last_gain = math.inf, None, None, -1, 0
+    best_loss, best_Z, best_Y, best_iter, last_gain, ref_loss = math.inf, None, None, -1, 0, math.inf
     from tqdm.auto import tqdm
 
     show = progress if progress is not None else d * n * k * n_iter > 2e11
@@ -315,10 +318,10 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
             raise FloatingPointError(f"SNMF diverged at iteration {it} (loss {loss}); try float64 acts or a larger lam")
         losses.append(loss)
         if annealing:
-            last_gain = it
+            last_gain, ref_loss = it, math.inf
         elif loss < best_loss:
-            if loss < best_loss * (1 - tol):
-                last_gain = it
+            if loss < ref_loss * (1 - tol):  # a real gain since the last one: reset the patience clock
+                last_gain, ref_loss = it, loss
             best_loss, best_Z, best_Y, best_iter = loss, Z, Y, it
         if it % 10 == 0:
             bar.set_postfix(loss=f"{loss:.4f}")
