@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from .attribution import Attribution, direct_logit_attribution
 from .factual import RecallSummary, recall_summary
+from .features import (
+    MLPActivations, Purity, PurityComparison, chance_purity, compare_purity, decode_direction, diff_means,
+    direction_logits, label_purity, mlp_activations, random_sparse_like,
+)
 from .head_scores import (
     composition_scores, copying_scores, induction_scores, prev_token_scores, repeated_tokens,
 )
@@ -16,6 +20,9 @@ from .neurons import NeuronDecoding, clamp_effect, decode_neurons, top_activatin
 from .patching import (
     CausalTrace, PatchingResult, activation_patching, attention_knockout, causal_trace, subject_positions,
 )
+from .snmf import Decomposition, nmf, snmf
+from .steering import SteeringResult, compare_steering, concept_ids, steer_at_matched_kl, steering_table
+from .steering import steer as steer_mlp
 from .voids import active_layers, skip_voids
 
 __all__ = [
@@ -27,4 +34,8 @@ __all__ = [
     "decode_neurons", "NeuronDecoding", "top_activating", "clamp_effect",
     "active_layers", "skip_voids",
     "recall_summary", "RecallSummary",
+    "snmf", "nmf", "Decomposition", "mlp_activations", "MLPActivations", "diff_means", "label_purity", "Purity",
+    "chance_purity", "compare_purity", "PurityComparison", "random_sparse_like", "direction_logits",
+    "decode_direction", "steer_mlp", "steer_at_matched_kl", "compare_steering", "steering_table", "SteeringResult",
+    "concept_ids",
 ]
