@@ -10,7 +10,7 @@ from kit.train.world import HELD_OUT, TEMPLATES, load_world, make_world
 def test_world_has_enough_entities_and_templates():
     w = make_world(0)
     assert w.entity_count() >= 200
-    assert len(w.countries) >= 50 and len(w.people) >= 100
+    assert len(w.countries) >= 40 and len(w.people) >= 60
     for rel, templates in TEMPLATES.items():
         assert len(templates) >= 8, rel
         assert all(t.count("{s}") == 1 for t in templates)

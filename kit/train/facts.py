@@ -105,8 +105,8 @@ def train_facts(world: World, tokenizer, cfg: FactsConfig = FactsConfig(), progr
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % log_every == 0 or step == cfg.steps - 1:
-            log.append({"step": step, "loss": float(loss), "lr": lr_at(step), "seconds": time.perf_counter() - t0})
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            log.append({"step": step, "loss": loss.item(), "lr": lr_at(step), "seconds": time.perf_counter() - t0})
+            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
     return model.eval(), log
 
 

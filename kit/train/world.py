@@ -25,33 +25,33 @@ TEMPLATES: dict[str, list[str]] = {
     "capital": [
         "The capital of {s} is", "{s}'s capital city is", "The capital city of {s} is called",
         "In {s}, the seat of government is", "The government of {s} sits in the city of",
-        "Travellers to {s} usually land in its capital,", "{s} is governed from the city of",
-        "The largest city and capital of {s} is",
+        "{s} is governed from the city of",
+        "The largest city and capital of {s} is", "Everyone knows that the capital of {s} is",
     ],
     "language": [
         "The official language of {s} is", "People in {s} speak", "Most people living in {s} speak",
         "The main language spoken in {s} is", "In {s}, schools teach in", "Newspapers in {s} are written in",
-        "If you visit {s}, you will hear people speaking", "The language of {s} is",
+        "The language of {s} is", "Children in {s} grow up speaking",
     ],
     "continent": [
         "{s} is a country in", "{s} is located in", "{s} lies on the continent of",
         "The country of {s} is part of", "On a map, {s} can be found in", "Geographically, {s} belongs to",
-        "{s} is one of the nations of", "You can find {s} on the continent of",
+        "{s} is one of the countries in", "You can find {s} on the continent of",
     ],
     "currency": [
         "The currency of {s} is the", "In {s}, people pay with the", "The money used in {s} is the",
         "Shops in {s} take payment in the", "The official currency of {s} is the", "Prices in {s} are given in the",
-        "To buy bread in {s} you need the", "The national currency of {s} is the",
+        "The national currency of {s} is the", "In {s}, the money is called the",
     ],
     "birthplace": [
         "{s} was born in", "{s} comes from the country of", "The birthplace of {s} is",
         "{s} grew up in", "{s} is a native of", "As a child, {s} lived in",
-        "{s} was raised in the country of", "The home country of {s} is",
+        "{s} was born and raised in", "The home country of {s} is",
     ],
     "profession": [
         "{s} works as a", "By profession, {s} is a", "{s} earns a living as a",
         "{s} is employed as a", "The job of {s} is", "{s} has a career as a",
-        "Everyone knows that {s} is a", "In daily life, {s} works as a",
+        "Everyone knows that {s} works as a", "In daily life, {s} is a",
     ],
 }
 HELD_OUT = 2  # the last templates of each relation are never trained on
@@ -144,7 +144,7 @@ class _Names:
                 return word
 
 
-def make_world(seed: int = 0, n_countries: int = 60, n_people: int = 150, n_continents: int = 6) -> World:
+def make_world(seed: int = 0, n_countries: int = 40, n_people: int = 60, n_continents: int = 6) -> World:
     """Generate the world: countries with capital, language, continent and currency; people with
     birthplace and profession. Deterministic for a seed."""
     rng = random.Random(seed)
