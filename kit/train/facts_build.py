@@ -1,0 +1,101 @@
+"""Build the shipped ``facts-4l`` directory: world, tokenizer, trained model, measured model card."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .facts import FactsConfig, answer_accuracy, build_tokenizer, train_facts
+from .world import make_world
+
+__all__ = ["build_facts_4l", "write_atomically"]
+
+
+def write_atomically(out: str | Path, fill) -> Path:
+    """Call ``fill(tmp_dir)`` on a fresh temporary directory next to ``out``, then move it into place.
+
+    An interrupted run (Ctrl-C, a crash) leaves ``out`` as it was: the new directory only appears
+    complete, by a rename; an existing ``out`` is replaced only after the new one is fully written.
+    """
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        fill(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{int(time.time())}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+CARD = """# facts-4l
+
+A 4-layer GPT-2-architecture model that knows the facts of a synthetic world, for tracing factual
+recall offline: which heads move the subject to the last position, which MLPs hold the fact.
+
+## Data
+
+`world.json` (shipped here): {world}. Relations: {relations}. Each fact is stated in
+{n_templates} English templates per relation; the last {held_out} of each relation are held out of
+training. Prompts end right before the answer ("The capital of X is" -> " Y"), with the subject earlier.
+
+## Architecture
+
+GPT2LMHeadModel: {n_layer} layers, d_model {d_model}, {n_head} heads, d_mlp {d_mlp}, context {n_ctx},
+a byte-level BPE tokenizer of {vocab} tokens trained on the world's text (names span several tokens;
+every prompt starts with `<|bos|>`). {params} parameters.
+
+## How it was made
+
+    python -m kit.train facts-4l --out DIR --seed {seed}
+
+AdamW (lr {lr}, warm-up {warmup} steps then cosine), batch {batch}, {steps} steps, seed {seed}.
+Wall time: {seconds:.0f} s on {machine} ({threads} threads).
+
+## Measured on these weights (asserted by tests/test_zoo_facts.py)
+
+| figure | value |
+| --- | --- |
+| top-1 accuracy on the first answer token, training templates | {acc_train:.3f} |
+| top-1 accuracy on the first answer token, held-out templates | {acc_held:.3f} |
+| final training loss | {loss:.3f} |
+"""
+
+
+def build_facts_4l(out: str | Path, cfg: FactsConfig = FactsConfig(), progress: bool = True) -> dict:
+    """Train facts-4l and write it (config, safetensors, tokenizer, world.json, MODEL_CARD.md) to ``out``."""
+    world = make_world(cfg.seed)
+    tok = build_tokenizer(world, cfg.vocab_size)
+    t0 = time.perf_counter()
+    model, log = train_facts(world, tok, cfg, progress=progress)
+    seconds = time.perf_counter() - t0
+    figures = {"acc_train": answer_accuracy(model, tok, world, "train"),
+               "acc_held": answer_accuracy(model, tok, world, "heldout"), "loss": log[-1]["loss"],
+               "seconds": seconds}
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        world.save(tmp)
+        card = CARD.format(
+            world=repr(world), relations=", ".join(world.relations), n_templates=8, held_out=2,
+            n_layer=cfg.n_layer, d_model=cfg.d_model, n_head=cfg.n_head, d_mlp=cfg.d_mlp, n_ctx=cfg.n_ctx,
+            vocab=len(tok), params=f"{sum(p.numel() for p in model.parameters()):,}", seed=cfg.seed, lr=cfg.lr,
+            warmup=cfg.warmup, batch=cfg.batch_size, steps=cfg.steps, machine=platform.machine() + " CPU",
+            threads=torch.get_num_threads(), **figures)
+        (tmp / "MODEL_CARD.md").write_text(card)
+
+    write_atomically(out, fill)
+    return figures
