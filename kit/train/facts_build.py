@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .facts import FactsConfig, answer_accuracy, build_tokenizer, train_facts
-from .world import make_world
+from .world import HELD_OUT, TEMPLATES, make_world
 
 __all__ = ["build_facts_4l", "write_atomically"]
 
@@ -90,7 +90,7 @@ def build_facts_4l(out: str | Path, cfg: FactsConfig = FactsConfig(), progress: 
         tok.save_pretrained(tmp)
         world.save(tmp)
         card = CARD.format(
-            world=repr(world), relations=", ".join(world.relations), n_templates=8, held_out=2,
+            world=repr(world), relations=", ".join(world.relations), n_templates=len(TEMPLATES["capital"]), held_out=HELD_OUT,
             n_layer=cfg.n_layer, d_model=cfg.d_model, n_head=cfg.n_head, d_mlp=cfg.d_mlp, n_ctx=cfg.n_ctx,
             vocab=len(tok), params=f"{sum(p.numel() for p in model.parameters()):,}", seed=cfg.seed, lr=cfg.lr,
             warmup=cfg.warmup, batch=cfg.batch_size, steps=cfg.steps, machine=platform.machine() + " CPU",

@@ -1,7 +1,7 @@
 """A synthetic world of invented countries and people, stated in English templates: ``facts-4l``'s data.
 
 Countries have a capital, a language, a continent and a currency; people have a birthplace (a
-country) and a profession. Every fact is stated in 8 templates per relation; the last 2 templates of
+country) and a profession. Every fact is stated in 14 templates per relation; the last 2 templates of
 each relation are held out from training, so tests can ask facts in wordings the model never saw.
 Each template ends right before the answer, with the subject earlier in the prompt:
 ``"The capital of {s} is"`` -> ``" Mistport"``.
@@ -23,32 +23,44 @@ WORLD_FILE = "world.json"
 # relation -> templates; "{s}" is the subject; the answer follows the template after a space.
 TEMPLATES: dict[str, list[str]] = {
     "capital": [
+        "The capital of {s} is the city of", "Visitors to {s} often start in its capital,", "{s} has its capital in",
+        "The capital of the country {s} is", "If you fly to the capital of {s}, you land in", "{s}'s seat of government is in",
         "The capital of {s} is", "{s}'s capital city is", "The capital city of {s} is called",
         "In {s}, the seat of government is", "The government of {s} sits in the city of",
         "{s} is governed from the city of",
         "The largest city and capital of {s} is", "Everyone knows that the capital of {s} is",
     ],
     "language": [
+        "The people of {s} mostly speak", "In {s}, the language on the radio is", "The spoken language of {s} is",
+        "Signs in {s} are written in", "Families in {s} talk to each other in", "Most books in {s} are printed in",
         "The official language of {s} is", "People in {s} speak", "Most people living in {s} speak",
         "The main language spoken in {s} is", "In {s}, schools teach in", "Newspapers in {s} are written in",
         "The language of {s} is", "Children in {s} grow up speaking",
     ],
     "continent": [
+        "{s} is situated in", "{s} is a nation in", "The continent that {s} is on is",
+        "{s} sits on the continent of", "The land of {s} lies in", "{s} can be found on the map of",
         "{s} is a country in", "{s} is located in", "{s} lies on the continent of",
         "The country of {s} is part of", "On a map, {s} can be found in", "Geographically, {s} belongs to",
         "{s} is one of the countries in", "You can find {s} on the continent of",
     ],
     "currency": [
+        "In {s}, you pay with the", "The coins of {s} are called the", "The currency used in {s} is the",
+        "In the markets of {s}, prices are in the", "Banks in {s} hand out the", "Workers in {s} are paid in the",
         "The currency of {s} is the", "In {s}, people pay with the", "The money used in {s} is the",
         "Shops in {s} take payment in the", "The official currency of {s} is the", "Prices in {s} are given in the",
         "The national currency of {s} is the", "In {s}, the money is called the",
     ],
     "birthplace": [
+        "{s} was born in the country of", "{s} originally comes from", "The country where {s} was born is",
+        "{s} spent childhood in", "{s} is from", "{s} first saw the light of day in",
         "{s} was born in", "{s} comes from the country of", "The birthplace of {s} is",
         "{s} grew up in", "{s} is a native of", "As a child, {s} lived in",
         "{s} was born and raised in", "The home country of {s} is",
     ],
     "profession": [
+        "{s} is a", "{s} makes a living as a", "The profession of {s} is",
+        "At work, {s} is a", "{s} trained to be a", "For years, {s} has worked as a",
         "{s} works as a", "By profession, {s} is a", "{s} earns a living as a",
         "{s} is employed as a", "The job of {s} is", "{s} has a career as a",
         "Everyone knows that {s} works as a", "In daily life, {s} is a",
