@@ -7,7 +7,7 @@ patching and causal tracing ``[layer, pos]``.
 from __future__ import annotations
 
 from .attribution import Attribution, direct_logit_attribution
-from .factual import RecallSummary, recall_summary
+from .factual import RecallStory, RecallSummary, recall_story, recall_summary
 from .features import (
     MLPActivations, Purity, PurityComparison, chance_purity, compare_purity, decode_direction, diff_means,
     direction_logits, label_purity, mlp_activations, random_sparse_like,
@@ -33,7 +33,7 @@ __all__ = [
     "subject_positions",
     "decode_neurons", "NeuronDecoding", "top_activating", "clamp_effect",
     "active_layers", "skip_voids",
-    "recall_summary", "RecallSummary",
+    "recall_summary", "RecallSummary", "recall_story", "RecallStory",
     "snmf", "nmf", "Decomposition", "mlp_activations", "MLPActivations", "diff_means", "label_purity", "Purity",
     "chance_purity", "compare_purity", "PurityComparison", "random_sparse_like", "direction_logits",
     "decode_direction", "steer_mlp", "steer_at_matched_kl", "compare_steering", "steering_table", "SteeringResult",

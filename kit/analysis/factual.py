@@ -18,7 +18,7 @@ from ..models import Model
 from .attribution import direct_logit_attribution
 from .patching import subject_positions
 
-__all__ = ["RecallSummary", "recall_summary"]
+__all__ = ["RecallSummary", "recall_summary", "RecallStory", "recall_story"]
 
 
 @dataclass
@@ -75,3 +75,75 @@ def recall_summary(model: Model, prompts: Sequence[str], subjects: Sequence[str]
         prob += float(logp[rows, ids.to(logp.device)].sum())
     n = len(prompts)
     return RecallSummary(att / n, heads / n, mlps / n, final / n, prob / n, n)
+
+
+@dataclass
+class RecallStory:
+    """The factual-recall figures of a model over many facts (means over prompts).
+
+    ``mlp_subject_last`` / ``mlp_other`` / ``mlp_last``: MLP causal-tracing effect (max over layers of
+    restored minus corrupted p(answer)) at the subject's last token, the best other earlier position,
+    and the last position. ``resid_early_subject`` / ``resid_early_last``: residual effect after the
+    first layer at the subject's last token and at the last position; ``resid_late_last``: after the
+    last layer at the last position. ``knockout_ratio``: mean p(answer) with attention from the last
+    token to the subject blocked in every layer, over the mean without. ``summary``: a
+    :class:`RecallSummary` of the same prompts.
+    """
+
+    n: int
+    mlp_subject_last: float
+    mlp_other: float
+    mlp_last: float
+    resid_early_subject: float
+    resid_early_last: float
+    resid_late_last: float
+    knockout_ratio: float
+    summary: RecallSummary
+
+    def rows(self) -> list[tuple[str, float]]:
+        s = self.summary
+        (l, h, w), = s.top_subject_heads(1)
+        return [
+            ("facts measured", self.n),
+            ("p(answer), clean", round(s.answer_prob, 3)),
+            ("MLP causal effect at the subject's last token", round(self.mlp_subject_last, 3)),
+            ("MLP causal effect at the best other earlier token", round(self.mlp_other, 3)),
+            ("MLP causal effect at the last token", round(self.mlp_last, 3)),
+            ("residual causal effect after layer 0 at the subject's last token", round(self.resid_early_subject, 3)),
+            ("residual causal effect after layer 0 at the last token", round(self.resid_early_last, 3)),
+            ("residual causal effect after the last layer at the last token", round(self.resid_late_last, 3)),
+            ("p(answer) with last-to-subject attention knocked out / without", round(self.knockout_ratio, 3)),
+            (f"attention from the last token to the subject, top head L{l}H{h}", round(w, 3)),
+            (f"direct effect of head L{l}H{h} on the answer logit", round(float(s.head_effect[l, h]), 3)),
+            ("final block's direct effect on the answer logit", round(s.final_block_effect, 3)),
+        ]
+
+    def table(self) -> str:
+        return "\n".join(["| figure | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in self.rows()])
+
+
+@torch.no_grad()
+def recall_story(model: Model, prompts: Sequence[str], subjects: Sequence[str], answers: Sequence[str],
+                 samples: int = 5, seed: int = 0) -> RecallStory:
+    """Causal tracing (MLP and residual), attention knockout and :func:`recall_summary` over many facts."""
+    from .patching import attention_knockout, causal_trace
+
+    mlp_s, mlp_o, mlp_l, re_s, re_l, rl_l, keys = [], [], [], [], [], [], []
+    for p, s, a in zip(prompts, subjects, answers):
+        mlp = causal_trace(model, p, s, answer=a, kind="mlp", samples=samples, seed=seed)
+        res = causal_trace(model, p, s, answer=a, kind="resid", samples=samples, seed=seed)
+        eff = mlp.effect.max(0).values  # [pos]: best layer per position
+        last_subj, T = mlp.subject[-1], eff.shape[0]
+        others = [i for i in range(T - 1) if i != last_subj]
+        mlp_s.append(float(eff[last_subj]))
+        mlp_o.append(float(eff[others].max()) if others else 0.0)
+        mlp_l.append(float(eff[-1]))
+        re_s.append(float(res.effect[0, last_subj]))
+        re_l.append(float(res.effect[0, -1]))
+        rl_l.append(float(res.effect[-1, -1]))
+        keys.append(mlp.subject)
+    ko = attention_knockout(model, list(prompts), key=keys, answer=list(answers))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    summary = recall_summary(model, prompts, subjects, answers)
+    return RecallStory(len(prompts), mean(mlp_s), mean(mlp_o), mean(mlp_l), mean(re_s), mean(re_l), mean(rl_l),
+                       float(ko["after"].mean() / ko["before"].mean()), summary)

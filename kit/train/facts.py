@@ -35,11 +35,11 @@ class FactsConfig:
     n_head: int = 4
     d_mlp: int = 512
     n_ctx: int = 64
-    steps: int = 3000
-    batch_size: int = 64
-    lr: float = 2e-3
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 3e-3
     warmup: int = 100
-    weight_decay: float = 0.01
+    weight_decay: float = 0.1
 
 
 def build_tokenizer(world: World, vocab_size: int = 512) -> PreTrainedTokenizerFast:

@@ -99,3 +99,44 @@ def build_facts_4l(out: str | Path, cfg: FactsConfig = FactsConfig(), progress: 
 
     write_atomically(out, fill)
     return figures
+
+
+def story_examples(model, world, n: int = 60, relations=("capital", "language", "currency", "birthplace")):
+    """``(prompts, subjects, answers)``: facts in each relation's first template that the model gets right
+    (top-1 on the first answer token), at most ``n``."""
+    prompts, subjects, answers = [], [], []
+    for fact in world.facts:
+        if fact.relation not in relations:
+            continue
+        prompt, answer = fact.prompt(0), " " + fact.answer
+        tr = model.trace(prompt, capture=[])
+        first = model.tokenizer(answer, add_special_tokens=False)["input_ids"][0]
+        if int(tr.logits[0, -1].argmax()) == first:
+            prompts.append(prompt), subjects.append(fact.subject), answers.append(answer)
+        if len(prompts) >= n:
+            break
+    return prompts, subjects, answers
+
+
+STORY_HEADING = "## Factual recall, measured"
+
+
+def write_story(directory: str | Path, n: int = 60) -> str:
+    """Measure the factual-recall story on the model in ``directory`` and write it into its model card."""
+    from .. import load
+    from ..analysis import recall_story
+    from .world import load_world
+
+    model = load(directory, device="cpu")
+    prompts, subjects, answers = story_examples(model, load_world(directory), n)
+    story = recall_story(model, prompts, subjects, answers)
+    section = (f"{STORY_HEADING}\n\nOver {story.n} facts that the model answers correctly in each relation's first "
+               f"template (`kit.analysis.recall_story`, 5 noise samples; MLP window "
+               f"{max(1, round(10 * model.n_layers / 48))} layer; effects are restored minus corrupted p(answer)):\n\n"
+               f"{story.table()}\n\nThe invented names end in shared suffixes, so the MLP effect peaks at an earlier, "
+               f"distinctive subject token rather than at the subject's last token as in GPT-2 XL. The final block's direct effect on the correct answer's logit is "
+               f"{'negative: it suppresses the correct answer, like the seed paper' + chr(39) + 's anti-overconfidence mechanism' if story.summary.final_block_effect < 0 else 'positive: it promotes the correct answer; no anti-overconfidence in this model'}.\n")
+    card_path = Path(directory) / "MODEL_CARD.md"
+    card = card_path.read_text().split(STORY_HEADING)[0].rstrip() + "\n\n" + section
+    card_path.write_text(card)
+    return section

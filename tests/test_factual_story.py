@@ -1,0 +1,57 @@
+"""The factual-recall story on the shipped facts-4l, over at least 50 facts, as its model card states it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import kit
+from kit.analysis import recall_story
+from kit.models import ZOO_DIR
+from kit.train.facts_build import story_examples
+from kit.train.world import load_world
+
+FACTS = ZOO_DIR / "facts-4l"
+pytestmark = pytest.mark.skipif(not (FACTS / "config.json").is_file(), reason="facts-4l is not in kit/zoo")
+
+
+@pytest.fixture(scope="module")
+def story():
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = kit.load("facts-4l", device="cpu")
+    prompts, subjects, answers = story_examples(model, load_world(FACTS), n=60)
+    assert len(prompts) >= 50, "facts-4l knows fewer than 50 facts in its first templates"
+    return recall_story(model, prompts, subjects, answers)
+
+
+def test_mlp_causal_effect_is_not_at_the_subjects_last_token_in_facts_4l(story):
+    # What facts-4l does (its model card says so): the invented names end in shared suffixes
+    # ("-nd", "-ia", "-land"), so the MLP effect peaks at an earlier, distinctive subject token,
+    # not at the subject's last token as in GPT-2 XL (Meng et al. 2022).
+    assert story.mlp_other > 2 * story.mlp_subject_last
+
+
+def test_residual_effect_is_at_the_last_position_in_late_layers(story):
+    assert story.resid_late_last > story.resid_early_last
+    assert story.resid_late_last > 0.5 * story.summary.answer_prob
+
+
+def test_knocking_out_attention_to_the_subject_halves_p_answer(story):
+    assert story.knockout_ratio <= 0.5
+
+
+def test_a_head_carries_the_subject_to_the_last_position(story):
+    (_, _, weight), = story.summary.top_subject_heads(1)
+    assert weight > 2 * float(story.summary.subject_attention.mean())
+
+
+def test_model_card_states_the_measured_figures(story):
+    card = (FACTS / "MODEL_CARD.md").read_text()
+    for name, value in story.rows():
+        match = re.search(rf"\| {re.escape(name)} \| (-?[0-9.]+) \|", card)
+        assert match, f"the model card has no row {name!r}"
+        assert float(match.group(1)) == pytest.approx(value, abs=2e-3), name
+    sign = "negative" if story.summary.final_block_effect < 0 else "positive"
+    assert f"direct effect on the correct answer's logit is {sign}" in card
