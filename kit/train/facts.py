@@ -1,0 +1,177 @@
+"""The ``facts-4l`` recipe: a 4-layer GPT-2 that memorises the facts of an invented world.
+
+Data: every fact of ``kit.train.world`` stated in each of its relation's
+*training* templates, one sentence per sequence (``<|bos|> The capital of
+Niria is Branton. <|eos|>``); the held-out templates are never trained on.
+Tokenizer: byte-level BPE trained on the training sentences, where template
+words and answers count once per sentence and subject names once in all, so
+answers (cities, languages, currencies, continents, professions) are single
+tokens and subjects (countries, people) span several.
+
+``train_facts(recipe)`` returns a ``TrainResult`` (plus the world);
+``measure_facts`` returns the figures of the model card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from kit.train.batch import Batch
+from kit.train.loop import TrainConfig, train
+from kit.train.result import TrainResult
+from kit.train.tokenizers import train_bpe_tokenizer
+from kit.train.world import Prompt, World, build_world
+
+__all__ = [
+    "FactsRecipe", "facts_tokenizer", "FactsTask", "build_facts_model", "train_facts", "answer_accuracy",
+    "measure_facts",
+]
+
+
+@dataclass(frozen=True)
+class FactsRecipe:
+    """Every choice that defines ``facts-4l`` (the defaults are the shipped model's)."""
+
+    world_seed: int = 0
+    n_countries: int = 60
+    n_people: int = 150
+    vocab_size: int = 1280
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    n_ctx: int = 32
+    init_std: float = 0.02
+    train: TrainConfig = TrainConfig(
+        steps=3000, batch_size=64, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
+        weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=250,
+    )
+
+    def with_train(self, **changes) -> "FactsRecipe":
+        """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
+        return replace(self, train=replace(self.train, **changes))
+
+    def world(self) -> World:
+        return build_world(self.world_seed, n_countries=self.n_countries, n_people=self.n_people)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _without_subject(prompt: Prompt) -> str:
+    a, b = prompt.subject_span
+    return prompt.text[:a] + prompt.text[b:]
+
+
+def facts_tokenizer(world: World, vocab_size: int, n_ctx: int) -> PreTrainedTokenizerFast:
+    """BPE trained on the training sentences with subjects cut out, plus each subject name once."""
+    train = world.prompts("train")
+    subjects = sorted({p.subject for p in train})
+    corpus = [_without_subject(p) + p.answer + "." for p in train] + [" " + s for s in subjects] + subjects
+    return train_bpe_tokenizer(corpus, vocab_size=vocab_size, model_max_length=n_ctx)
+
+
+class FactsTask:
+    """Training sentences as token ids; ``batch(n, generator)`` samples ``n`` of them (right-padded).
+
+    Loss groups: ``"answer"`` (the answer's first token).
+    """
+
+    def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast):
+        self.prompts = prompts
+        self.pad_id = tokenizer.pad_token_id
+        self.ids: list[list[int]] = []
+        self.answer_pos: list[int] = []
+        for p in prompts:
+            prompt_ids = tokenizer(p.text)["input_ids"]
+            full = tokenizer(p.sentence)["input_ids"] + [tokenizer.eos_token_id]
+            if full[: len(prompt_ids)] != prompt_ids:
+                raise ValueError(f"the prompt's tokens are not a prefix of the sentence's: {p.sentence!r}")
+            self.ids.append(full)
+            self.answer_pos.append(len(prompt_ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, n: int, generator: torch.Generator) -> Batch:
+        idx = torch.randint(0, len(self.ids), (n,), generator=generator).tolist()
+        width = max(len(self.ids[i]) for i in idx)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)  # [batch, pos]
+        mask = torch.zeros(n, width, dtype=torch.long)
+        answer = torch.zeros(n, width, dtype=torch.bool)
+        for row, i in enumerate(idx):
+            ids[row, : len(self.ids[i])] = torch.tensor(self.ids[i])
+            mask[row, : len(self.ids[i])] = 1
+            answer[row, self.answer_pos[i]] = True
+        targets = mask.bool().clone()
+        targets[:, 0] = False
+        return Batch(input_ids=ids, loss_mask=targets, groups={"answer": answer}, attention_mask=mask)
+
+
+def build_facts_model(recipe: FactsRecipe, vocab_size: int) -> GPT2LMHeadModel:
+    """A freshly initialised GPT-2, seeded by ``recipe.train.seed``."""
+    config = GPT2Config(
+        vocab_size=vocab_size, n_positions=recipe.n_ctx, n_embd=recipe.d_model, n_layer=recipe.n_layers,
+        n_head=recipe.n_heads, n_inner=recipe.d_mlp, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        initializer_range=recipe.init_std, bos_token_id=0, eos_token_id=1, pad_token_id=2,
+    )
+    torch.manual_seed(recipe.train.seed)
+    return GPT2LMHeadModel(config)
+
+
+@torch.no_grad()
+def answer_accuracy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, prompts: list[Prompt], batch_size: int = 256
+) -> float:
+    """Fraction of ``prompts`` whose top-1 next token is the first token of the answer."""
+    if not prompts:
+        raise ValueError("no prompts to measure")
+    model.eval()
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "right"
+    correct = 0
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        enc = tokenizer([p.text for p in chunk], padding=True, return_tensors="pt")
+        logits = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
+        last = enc["attention_mask"].sum(1) - 1  # [batch] position of each prompt's last token
+        predicted = logits[torch.arange(len(chunk)), last.to(device)].argmax(-1).cpu()  # [batch]
+        first = torch.tensor([tokenizer(p.answer, add_special_tokens=False)["input_ids"][0] for p in chunk])
+        correct += int((predicted == first).sum())
+    return correct / len(prompts)
+
+
+def _probes(world: World, tokenizer: PreTrainedTokenizerFast) -> dict:
+    held = world.prompts("held_out")[::4]
+    train_sample = world.prompts("train")[::16]
+    return {
+        "acc_train_templates": lambda m: answer_accuracy(m, tokenizer, train_sample),
+        "acc_held_out_templates": lambda m: answer_accuracy(m, tokenizer, held),
+    }
+
+
+def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = None) -> tuple[TrainResult, World]:
+    """Invent the world, train its tokenizer and the model; probes (on subsets) every ``probe_every`` steps."""
+    config = recipe.train if progress is None else replace(recipe.train, progress=progress)
+    world = recipe.world()
+    tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
+    task = FactsTask(world.prompts("train"), tokenizer)
+    model = build_facts_model(recipe, len(tokenizer))
+    log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l")
+    log.meta["recipe"] = recipe.to_dict()
+    return TrainResult(model=model.cpu().eval(), tokenizer=tokenizer, log=log), world
+
+
+def measure_facts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, world: World) -> dict[str, float]:
+    """Top-1 first-answer-token accuracy on every fact with training and with held-out templates,
+    overall and per relation."""
+    out = {
+        "acc_train_templates": answer_accuracy(model, tokenizer, world.prompts("train")),
+        "acc_held_out_templates": answer_accuracy(model, tokenizer, world.prompts("held_out")),
+    }
+    for rel in world.relations:
+        out[f"acc_held_out_{rel}"] = answer_accuracy(model, tokenizer, world.prompts("held_out", relation=rel))
+    return out
