@@ -43,10 +43,11 @@ class FactsRecipe:
     d_model: int = 128
     n_heads: int = 4
     d_mlp: int = 512
-    n_ctx: int = 32
+    n_ctx: int = 64
+    max_sentences: int = 3  # per training sequence
     init_std: float = 0.02
     train: TrainConfig = TrainConfig(
-        steps=3000, batch_size=64, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
+        steps=2000, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
         weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=250,
     )
 
@@ -70,42 +71,65 @@ def facts_tokenizer(world: World, vocab_size: int, n_ctx: int) -> PreTrainedToke
     """BPE trained on the training sentences with subjects cut out, plus each subject name once."""
     train = world.prompts("train")
     subjects = sorted({p.subject for p in train})
-    corpus = [_without_subject(p) + p.answer + "." for p in train] + [" " + s for s in subjects] + subjects
+    sentences = [_without_subject(p) + p.answer + "." for p in train]
+    corpus = sentences + [" " + s for s in sentences] + [" " + s for s in subjects] + subjects
     return train_bpe_tokenizer(corpus, vocab_size=vocab_size, model_max_length=n_ctx)
 
 
 class FactsTask:
-    """Training sentences as token ids; ``batch(n, generator)`` samples ``n`` of them (right-padded).
+    """Training sentences as token ids; ``batch(n, generator)`` draws ``n`` sequences, right-padded.
 
-    Loss groups: ``"answer"`` (the answer's first token).
+    A sequence is ``<|bos|>``, then 1 to ``max_sentences`` random training
+    sentences separated by spaces (as many as fit in ``n_ctx``), then
+    ``<|eos|>``: so subjects appear after varied context and at varied
+    positions, not only right after ``<|bos|>``. Loss group ``"answer"``: the
+    first token of every sentence's answer.
     """
 
-    def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast):
-        self.prompts = prompts
-        self.pad_id = tokenizer.pad_token_id
-        self.ids: list[list[int]] = []
-        self.answer_pos: list[int] = []
+    def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast, n_ctx: int, max_sentences: int = 3):
+        self.prompts, self.n_ctx, self.max_sentences = prompts, n_ctx, max_sentences
+        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+        # per sentence, two spellings: first in the sequence (no leading space) and following another (" ...")
+        self.first: list[tuple[list[int], int]] = []
+        self.after: list[tuple[list[int], int]] = []
         for p in prompts:
-            prompt_ids = tokenizer(p.text)["input_ids"]
-            full = tokenizer(p.sentence)["input_ids"] + [tokenizer.eos_token_id]
-            if full[: len(prompt_ids)] != prompt_ids:
-                raise ValueError(f"the prompt's tokens are not a prefix of the sentence's: {p.sentence!r}")
-            self.ids.append(full)
-            self.answer_pos.append(len(prompt_ids))
+            self.first.append(self._encode(tokenizer, p.text, p.sentence))
+            self.after.append(self._encode(tokenizer, " " + p.text, " " + p.sentence))
+
+    @staticmethod
+    def _encode(tokenizer: PreTrainedTokenizerFast, prompt: str, sentence: str) -> tuple[list[int], int]:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        if ids[: len(prompt_ids)] != prompt_ids:
+            raise ValueError(f"the prompt's tokens are not a prefix of the sentence's: {sentence!r}")
+        return ids, len(prompt_ids)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.prompts)
+
+    def sequence(self, indices: list[int]) -> tuple[list[int], list[int]]:
+        """Token ids of ``<|bos|>`` + the sentences ``indices`` (those that fit) + ``<|eos|>``, and answer positions."""
+        ids, answers = [self.bos], []
+        for k, i in enumerate(indices):
+            sent, answer_at = (self.first if k == 0 else self.after)[i]
+            if k > 0 and len(ids) + len(sent) + 1 > self.n_ctx:
+                break
+            answers.append(len(ids) + answer_at)
+            ids += sent
+        return (ids + [self.eos])[: self.n_ctx], answers
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
-        idx = torch.randint(0, len(self.ids), (n,), generator=generator).tolist()
-        width = max(len(self.ids[i]) for i in idx)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)  # [batch, pos]
+        counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
+        picks = torch.randint(0, len(self.prompts), (n, self.max_sentences), generator=generator).tolist()
+        seqs = [self.sequence(picks[row][: counts[row]]) for row in range(n)]
+        width = max(len(ids) for ids, _ in seqs)
+        ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
         mask = torch.zeros(n, width, dtype=torch.long)
         answer = torch.zeros(n, width, dtype=torch.bool)
-        for row, i in enumerate(idx):
-            ids[row, : len(self.ids[i])] = torch.tensor(self.ids[i])
-            mask[row, : len(self.ids[i])] = 1
-            answer[row, self.answer_pos[i]] = True
+        for row, (seq, answers) in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+            answer[row, answers] = True
         targets = mask.bool().clone()
         targets[:, 0] = False
         return Batch(input_ids=ids, loss_mask=targets, groups={"answer": answer}, attention_mask=mask)
@@ -145,8 +169,8 @@ def answer_accuracy(
 
 
 def _probes(world: World, tokenizer: PreTrainedTokenizerFast) -> dict:
-    held = world.prompts("held_out")[::4]
-    train_sample = world.prompts("train")[::16]
+    held = world.prompts("held_out")[::5]
+    train_sample = world.prompts("train")[::17]
     return {
         "acc_train_templates": lambda m: answer_accuracy(m, tokenizer, train_sample),
         "acc_held_out_templates": lambda m: answer_accuracy(m, tokenizer, held),
@@ -158,7 +182,7 @@ def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = Non
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     world = recipe.world()
     tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
-    task = FactsTask(world.prompts("train"), tokenizer)
+    task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences)
     model = build_facts_model(recipe, len(tokenizer))
     log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l")
     log.meta["recipe"] = recipe.to_dict()

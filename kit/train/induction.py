@@ -126,9 +126,10 @@ def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool 
 def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:
     """``{"induction_crosses_half": step, "repeated_loss_drop": step}`` from a training log."""
     steps, loss = log.series("loss_repeated")
+    window = min(window, (len(loss) - 1) // 2)  # short runs: a narrower window
     return {
         "induction_crosses_half": crossing_step(*log.series("induction_score"), 0.5),
-        "repeated_loss_drop": steepest_drop_step(steps, loss, window),
+        "repeated_loss_drop": steepest_drop_step(steps, loss, window) if window >= 1 else None,
     }
 
 

@@ -81,14 +81,14 @@ RELATION_TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "birthplace": ("person", "city", (
         "{subject} was born in",
         "The birthplace of {subject} is",
-        "{subject} was born in the city of",
+        "The city where {subject} was born is",
         "{subject}'s birthplace is",
         "{subject} comes from the city of",
-        "The city where {subject} was born is",
         "{subject}'s hometown is",
         "Records show that {subject} was born in",
-        "{subject} is originally from",
+        "{subject} grew up in the city of",
         "The hometown of {subject} is",
+        "{subject} was born and raised in",
     )),
     "profession": ("person", "profession", (
         "{subject} works as a",

@@ -1,0 +1,7 @@
+"""``python -m kit.train``: see ``kit.train.cli``."""
+
+import sys
+
+from kit.train.cli import main
+
+sys.exit(main())
