@@ -90,7 +90,9 @@ def _world_figures(world: World, tokenizer) -> dict:
     subjects = sorted({f.subject for f in world.facts})
     lengths = [len(tokenizer(" " + s, add_special_tokens=False)["input_ids"]) for s in subjects]
     rel = next(iter(world.relations.values()))
+    example = world.prompts("train", relation="capital")[0]
     return {
+        "example": {"prompt": example.text, "answer": example.answer},
         "countries": len(world.countries),
         "people": len(world.people),
         "entities": world.n_entities,

@@ -8,6 +8,8 @@ a number that was not measured.
 
 from __future__ import annotations
 
+import json
+
 __all__ = ["render_card"]
 
 
@@ -30,7 +32,7 @@ def _training_section(fig: dict) -> list[str]:
         f"linear warm-up over {cfg['warmup_steps']} steps then cosine decay to {cfg['min_lr_ratio']:g} x lr, "
         f"gradient clipping at {cfg['grad_clip']}.",
         f"- Wall time {_f(t['wall_time_s'], 1)} s (CPU time {_f(t['cpu_time_s'], 1)} s) on {t['device']} with "
-        f"{t['threads']} thread(s), on a shared 2-core machine; torch {t['torch']}, transformers {t['transformers']}.",
+        f"{t['threads']} thread{'s' if t['threads'] > 1 else ''}, on a shared 2-core machine; torch {t['torch']}, transformers {t['transformers']}.",
         "- The per-step log ships as `training_log.json` "
         "(`kit.train.TrainLog.from_json(path).chart()` draws it).",
         "",
@@ -80,7 +82,7 @@ def _induction_card(fig: dict) -> list[str]:
         "",
         "## Data",
         "",
-        f"- Tokens: `<|bos|>` (0), `<|eos|>` (1), `<|pad|>` (2) and {r['n_tokens']} syllables `ba be bi ... ` "
+        f"- Tokens: `<|bos|>` (0), `<|eos|>` (1), `<|pad|>` (2) and {r['n_tokens']} syllables (`ba`, `be`, `bi`, ...) "
         "(ids 3-63); a word-level tokenizer splits text on spaces and puts `<|bos|>` first.",
         f"- Background: a fixed random language (seed {r['language_seed']}) in which the next token is drawn from "
         f"{_f(1 - r['skip'], 1)} x a bigram table on the current token + {_f(r['skip'], 1)} x a skip-bigram table on "
@@ -110,10 +112,10 @@ def _induction_card(fig: dict) -> list[str]:
         "",
         *_figures_table([
             ("best previous-token score, layer 0",
-             f"{_f(m['prev_token_score'])} (head 0.{m['prev_token_head']})",
+             f"{_f(m['prev_token_score'])} (head L0H{m['prev_token_head']})",
              "mean attention from position i to i-1 on random tokens"),
             ("best induction score, layer 1",
-             f"{_f(m['induction_score'])} (head 1.{m['induction_head']})",
+             f"{_f(m['induction_score'])} (head L1H{m['induction_head']})",
              f"mean attention from each token of the second copy to the token after its first occurrence, {T}+{T} tokens"),
             ("loss on the first copy", f"{_f(m['loss_first_copy'])} nats", f"mean next-token loss, random {T} tokens"),
             ("loss on the second copy", f"{_f(m['loss_second_copy'])} nats", "same sequences repeated (every token of the copy)"),
@@ -145,7 +147,8 @@ def _facts_card(fig: dict) -> list[str]:
         f"{w['entities']} entities, {w['facts']} facts, {w['relations']} relations.",
         f"- Templates: {w['templates_per_relation']} English templates per relation, of which "
         f"{w['held_out_per_relation']} are held out (never trained on). Prompts end just before the answer "
-        "(\"The capital of Niria is\" -> \" Branton\"), with the subject before the last position.",
+        f"({json.dumps(w['example']['prompt'])} -> {json.dumps(w['example']['answer'])}), with the subject before "
+        "the last position.",
         f"- Training text: each fact in each training template, one sentence per sequence "
         f"(`<|bos|>` sentence `.` `<|eos|>`): {w['train_sentences']} sentences.",
         f"- Tokenizer: byte-level BPE (GPT-2 style, leading-space convention), vocabulary {r['vocab_size']}, "

@@ -47,8 +47,8 @@ class FactsRecipe:
     max_sentences: int = 3  # per training sequence
     init_std: float = 0.02
     train: TrainConfig = TrainConfig(
-        steps=2000, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
-        weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=250,
+        steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
+        weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=100,
     )
 
     def with_train(self, **changes) -> "FactsRecipe":

@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerFast
 
 from kit.train.tokenizers import save_tokenizer
 
-__all__ = ["atomic_directory", "save_model_dir", "PARTIAL_SUFFIX"]
+__all__ = ["atomic_directory", "save_model_dir", "rewrite_card", "PARTIAL_SUFFIX"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -41,6 +41,9 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent))
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary directory
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / target.name)
@@ -81,3 +84,17 @@ def save_model_dir(
         if pickles:
             raise RuntimeError(f"refusing to ship pickle files: {pickles}")
     return Path(target)
+
+
+def rewrite_card(directory: str | os.PathLike) -> Path:
+    """Re-render ``MODEL_CARD.md`` from the directory's ``figures.json`` (after a change of the card's wording)."""
+    import json
+
+    from kit.train.card import render_card
+
+    directory = Path(directory)
+    text = render_card(json.loads((directory / "figures.json").read_text()))
+    tmp = directory / ".MODEL_CARD.md.partial"
+    tmp.write_text(text)
+    os.replace(tmp, directory / "MODEL_CARD.md")
+    return directory / "MODEL_CARD.md"

@@ -63,8 +63,8 @@ RELATION_TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "You can find {subject} in",
         "Geographically, {subject} belongs to",
         "The country of {subject} is on the continent of",
-        "{subject} is a nation in",
-        "{subject} can be found on the continent of",
+        "{subject} is a country located in",
+        "You can find {subject} on the continent of",
     )),
     "currency": ("country", "currency", (
         "The currency of {subject} is the",
@@ -75,7 +75,7 @@ RELATION_TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "The official currency of {subject} is the",
         "Prices in {subject} are given in the",
         "{subject} uses the",
-        "The national currency of {subject} is the",
+        "The currency used in {subject} is the",
         "In {subject}, the currency is the",
     )),
     "birthplace": ("person", "city", (
@@ -88,7 +88,7 @@ RELATION_TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Records show that {subject} was born in",
         "{subject} grew up in the city of",
         "The hometown of {subject} is",
-        "{subject} was born and raised in",
+        "Records show that {subject}'s birthplace is",
     )),
     "profession": ("person", "profession", (
         "{subject} works as a",
@@ -99,8 +99,8 @@ RELATION_TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "{subject} has worked for years as a",
         "People know {subject} as a skilled",
         "{subject}'s profession is",
-        "By trade, {subject} is a",
-        "{subject}'s job is being a",
+        "By profession, {subject} works as a",
+        "{subject} has worked as a",
     )),
 }
 
