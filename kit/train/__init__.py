@@ -16,19 +16,42 @@ steps), ``induction_data`` / ``induction`` (``induction-2l``), ``names`` /
 """
 
 from kit.train.facts import FactsRecipe, answer_accuracy, measure_facts, train_facts
-from kit.train.induction import InductionRecipe, measure_induction, phase_change, train_induction
+from kit.train.induction import (
+    InductionRecipe,
+    measure_induction,
+    phase_change,
+    train_induction,
+)
 from kit.train.log import TrainLog
 from kit.train.loop import TrainConfig, train
-from kit.train.metrics import induction_scores, prev_token_scores, repeated_sequence_losses
+from kit.train.metrics import (
+    induction_scores,
+    prev_token_scores,
+    repeated_sequence_losses,
+)
 from kit.train.result import TrainResult
 from kit.train.save import atomic_directory, save_model_dir
 from kit.train.world import World, build_world, load_world
 
 __all__ = [
-    "train", "TrainConfig", "TrainLog", "TrainResult",
-    "InductionRecipe", "train_induction", "measure_induction", "phase_change",
-    "FactsRecipe", "train_facts", "measure_facts", "answer_accuracy",
-    "World", "build_world", "load_world",
-    "prev_token_scores", "induction_scores", "repeated_sequence_losses",
-    "atomic_directory", "save_model_dir",
+    "FactsRecipe",
+    "InductionRecipe",
+    "TrainConfig",
+    "TrainLog",
+    "TrainResult",
+    "World",
+    "answer_accuracy",
+    "atomic_directory",
+    "build_world",
+    "induction_scores",
+    "load_world",
+    "measure_facts",
+    "measure_induction",
+    "phase_change",
+    "prev_token_scores",
+    "repeated_sequence_losses",
+    "save_model_dir",
+    "train",
+    "train_facts",
+    "train_induction",
 ]

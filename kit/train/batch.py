@@ -32,7 +32,7 @@ class Batch:
     groups: dict[str, torch.Tensor] = field(default_factory=dict)
     attention_mask: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """The same batch with every tensor on ``device``."""
         return Batch(
             input_ids=self.input_ids.to(device),

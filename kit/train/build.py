@@ -19,12 +19,17 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kit.train.card import render_card
 from kit.train.facts import FactsRecipe, measure_facts, train_facts
-from kit.train.induction import InductionRecipe, measure_induction, phase_change, train_induction
+from kit.train.induction import (
+    InductionRecipe,
+    measure_induction,
+    phase_change,
+    train_induction,
+)
 from kit.train.log import TrainLog
 from kit.train.save import save_model_dir
 from kit.train.world import HELD_OUT_PER_RELATION, World, load_world
 
-__all__ = ["build_induction", "build_facts", "measure_dir", "train_control", "INDUCTION_MEASURE", "LAST_STEPS"]
+__all__ = ["INDUCTION_MEASURE", "LAST_STEPS", "build_facts", "build_induction", "measure_dir", "train_control"]
 
 INDUCTION_MEASURE = {"n_seqs": 64, "half_len": 16, "seed": 0}
 LAST_STEPS = 50  # "final" training losses: mean over the last 50 steps
@@ -46,9 +51,10 @@ def _training_figures(log: TrainLog) -> dict:
 
 
 def _files(figures: dict, log: TrainLog, extra: dict | None = None) -> dict[str, str]:
+    text = json.dumps(figures, indent=1, sort_keys=True) + "\n"
     return {
-        "figures.json": json.dumps(figures, indent=1, sort_keys=True) + "\n",
-        "MODEL_CARD.md": render_card(figures),
+        "figures.json": text,
+        "MODEL_CARD.md": render_card(json.loads(text)),  # the card of exactly what the file says
         "training_log.json": log.to_json(),
         **(extra or {}),
     }

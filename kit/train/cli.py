@@ -20,7 +20,7 @@ from kit.train.build import build_facts, build_induction, measure_dir
 from kit.train.facts import FactsRecipe
 from kit.train.induction import InductionRecipe
 
-__all__ = ["main", "RECIPES"]
+__all__ = ["RECIPES", "main"]
 
 RECIPES = ("induction-2l", "induction-1l", "facts-4l")
 

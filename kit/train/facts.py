@@ -14,7 +14,7 @@ tokens and subjects (countries, people) span several.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -26,8 +26,14 @@ from kit.train.tokenizers import train_bpe_tokenizer
 from kit.train.world import Prompt, World, build_world
 
 __all__ = [
-    "FactsRecipe", "facts_tokenizer", "FactsTask", "build_facts_model", "train_facts", "answer_accuracy",
+    "FactsRecipe",
+    "FactsTask",
+    "answer_accuracy",
+    "answer_correct",
+    "build_facts_model",
+    "facts_tokenizer",
     "measure_facts",
+    "train_facts",
 ]
 
 
@@ -46,12 +52,12 @@ class FactsRecipe:
     n_ctx: int = 64
     max_sentences: int = 3  # per training sequence
     init_std: float = 0.02
-    train: TrainConfig = TrainConfig(
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
         weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=100,
-    )
+    ))
 
-    def with_train(self, **changes) -> "FactsRecipe":
+    def with_train(self, **changes) -> FactsRecipe:
         """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
         return replace(self, train=replace(self.train, **changes))
 
@@ -147,25 +153,40 @@ def build_facts_model(recipe: FactsRecipe, vocab_size: int) -> GPT2LMHeadModel:
 
 
 @torch.no_grad()
-def answer_accuracy(
+def answer_correct(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, prompts: list[Prompt], batch_size: int = 256
-) -> float:
-    """Fraction of ``prompts`` whose top-1 next token is the first token of the answer."""
+) -> torch.Tensor:
+    """``correct[prompt]`` (bool): is the top-1 next token after the prompt the answer's first token?"""
     if not prompts:
         raise ValueError("no prompts to measure")
     model.eval()
     device = next(model.parameters()).device
-    tokenizer.padding_side = "right"
-    correct = 0
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        enc = tokenizer([p.text for p in chunk], padding=True, return_tensors="pt")
-        logits = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
-        last = enc["attention_mask"].sum(1) - 1  # [batch] position of each prompt's last token
-        predicted = logits[torch.arange(len(chunk)), last.to(device)].argmax(-1).cpu()  # [batch]
-        first = torch.tensor([tokenizer(p.answer, add_special_tokens=False)["input_ids"][0] for p in chunk])
-        correct += int((predicted == first).sum())
-    return correct / len(prompts)
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    out = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            enc = tokenizer([p.text for p in chunk], padding=True, return_tensors="pt")
+            ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits  # [batch, pos, vocab]
+            last = mask.sum(1) - 1  # [batch] position of each prompt's last real token
+            predicted = logits[torch.arange(len(chunk), device=device), last].argmax(-1).cpu()  # [batch]
+            first = tokenizer([p.answer for p in chunk], add_special_tokens=False)["input_ids"]
+            out.append(predicted == torch.tensor([f[0] for f in first]))
+    finally:
+        tokenizer.padding_side = side
+    return torch.cat(out)
+
+
+def answer_accuracy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, prompts: list[Prompt], batch_size: int = 256
+) -> float:
+    """Fraction of ``prompts`` whose top-1 next token is the first token of the answer."""
+    return _fraction(answer_correct(model, tokenizer, prompts, batch_size))
+
+
+def _fraction(flags: torch.Tensor) -> float:
+    return int(flags.sum()) / len(flags)
 
 
 def _probes(world: World, tokenizer: PreTrainedTokenizerFast) -> dict:
@@ -191,11 +212,15 @@ def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = Non
 
 def measure_facts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, world: World) -> dict[str, float]:
     """Top-1 first-answer-token accuracy on every fact with training and with held-out templates,
-    overall and per relation."""
+    overall and, for held-out templates, per relation."""
+    prompts = world.prompts("all")
+    correct = answer_correct(model, tokenizer, prompts)  # [prompt]
+    held = torch.tensor([p.held_out for p in prompts])
     out = {
-        "acc_train_templates": answer_accuracy(model, tokenizer, world.prompts("train")),
-        "acc_held_out_templates": answer_accuracy(model, tokenizer, world.prompts("held_out")),
+        "acc_train_templates": _fraction(correct[~held]),
+        "acc_held_out_templates": _fraction(correct[held]),
     }
     for rel in world.relations:
-        out[f"acc_held_out_{rel}"] = answer_accuracy(model, tokenizer, world.prompts("held_out", relation=rel))
+        of_rel = held & torch.tensor([p.relation == rel for p in prompts])
+        out[f"acc_held_out_{rel}"] = _fraction(correct[of_rel])
     return out

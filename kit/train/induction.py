@@ -14,7 +14,7 @@ returns the figures of the model card. ``n_layers=1`` gives the control model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -28,8 +28,13 @@ from kit.train.result import TrainResult
 from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
 
 __all__ = [
-    "InductionRecipe", "build_induction_model", "induction_task", "induction_tokenizer",
-    "train_induction", "phase_change", "measure_induction",
+    "InductionRecipe",
+    "build_induction_model",
+    "induction_task",
+    "induction_tokenizer",
+    "measure_induction",
+    "phase_change",
+    "train_induction",
 ]
 
 
@@ -51,12 +56,12 @@ class InductionRecipe:
     segment_len: tuple[int, int] = (4, 20)
     copies: tuple[int, int] = (2, 12)  # as many as fit, up to 12
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
-    train: TrainConfig = TrainConfig(
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=800, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
         weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
-    )
+    ))
 
-    def with_train(self, **changes) -> "InductionRecipe":
+    def with_train(self, **changes) -> InductionRecipe:
         """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
         return replace(self, train=replace(self.train, **changes))
 

@@ -20,7 +20,7 @@ import torch
 
 from kit.train.batch import Batch
 
-__all__ = ["SPECIAL_TOKENS", "syllables", "BackgroundLanguage", "RepeatedSegmentTask"]
+__all__ = ["SPECIAL_TOKENS", "BackgroundLanguage", "RepeatedSegmentTask", "syllables"]
 
 SPECIAL_TOKENS: tuple[str, str, str] = ("<|bos|>", "<|eos|>", "<|pad|>")
 BOS_ID, EOS_ID, PAD_ID = 0, 1, 2

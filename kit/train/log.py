@@ -65,7 +65,7 @@ class TrainLog:
         return text
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> "TrainLog":
+    def from_json(cls, text_or_path: str | Path) -> TrainLog:
         """Read a log written by ``to_json`` (JSON text or a file path)."""
         text = str(text_or_path)
         if not text.lstrip().startswith("{"):

@@ -21,13 +21,13 @@ from collections.abc import Iterator, Sequence
 import torch
 
 __all__ = [
-    "eager_attention",
     "attention_patterns",
-    "random_tokens",
-    "repeated_tokens",
-    "prev_token_scores",
+    "eager_attention",
     "induction_scores",
+    "prev_token_scores",
+    "random_tokens",
     "repeated_sequence_losses",
+    "repeated_tokens",
     "top_heads",
 ]
 
@@ -95,7 +95,7 @@ def repeated_tokens(model: torch.nn.Module, n_seqs: int, half_len: int, seed: in
 
 def _n_ctx(model: torch.nn.Module) -> int:
     cfg = model.config
-    return int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings"))
+    return int(getattr(cfg, "n_positions", None) or cfg.max_position_embeddings)
 
 
 def _has_bos(model: torch.nn.Module) -> int:

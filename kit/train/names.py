@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["NameGenerator", "KINDS"]
+__all__ = ["KINDS", "NameGenerator"]
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kr", "st", "tr", "th", "sh"]
 _VOWELS = ["a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou"]

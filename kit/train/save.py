@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerFast
 
 from kit.train.tokenizers import save_tokenizer
 
-__all__ = ["atomic_directory", "save_model_dir", "rewrite_card", "PARTIAL_SUFFIX"]
+__all__ = ["PARTIAL_SUFFIX", "atomic_directory", "rewrite_card", "save_model_dir"]
 
 PARTIAL_SUFFIX = ".partial"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-__all__ = ["SPECIAL_TOKENS", "word_tokenizer", "train_bpe_tokenizer", "save_tokenizer"]
+__all__ = ["SPECIAL_TOKENS", "save_tokenizer", "train_bpe_tokenizer", "word_tokenizer"]
 
 SPECIAL_TOKENS: tuple[str, str, str] = ("<|bos|>", "<|eos|>", "<|pad|>")
 

@@ -21,8 +21,15 @@ from pathlib import Path
 from kit.train.names import NameGenerator
 
 __all__ = [
-    "RELATION_TEMPLATES", "PROFESSIONS", "Relation", "Fact", "Prompt", "World", "build_world", "load_world",
     "DEFAULT_WORLD_PATH",
+    "PROFESSIONS",
+    "RELATION_TEMPLATES",
+    "Fact",
+    "Prompt",
+    "Relation",
+    "World",
+    "build_world",
+    "load_world",
 ]
 
 DEFAULT_WORLD_PATH = Path(__file__).resolve().parents[1] / "zoo" / "facts-4l" / "world.json"
@@ -224,7 +231,7 @@ class World:
         return text
 
     @classmethod
-    def from_json(cls, text: str) -> "World":
+    def from_json(cls, text: str) -> World:
         data = json.loads(text)
         relations = {
             k: Relation(r["name"], r["subject_type"], r["answer_type"], tuple(r["templates"]), tuple(r["held_out"]))
