@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import kit.train.build as build
-import kit.train.save as save
-from kit.train import cli
+from kit.train import build, cli, save
 from kit.train.save import PARTIAL_SUFFIX, atomic_directory
 
 
@@ -16,11 +14,10 @@ def _leftovers(parent):
 
 def test_interrupted_block_leaves_nothing(tmp_path):
     target = tmp_path / "model"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_directory(target) as tmp:
-            (tmp / "config.json").write_text("{}")
-            assert tmp.name.endswith(PARTIAL_SUFFIX) and tmp.parent == tmp_path
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target) as tmp:
+        (tmp / "config.json").write_text("{}")
+        assert tmp.name.endswith(PARTIAL_SUFFIX) and tmp.parent == tmp_path
+        raise KeyboardInterrupt
     assert not target.exists()
     assert _leftovers(tmp_path) == []
 
@@ -38,13 +35,11 @@ def test_existing_directory_is_refused_or_replaced_only_when_complete(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
     (target / "old.txt").write_text("old")
-    with pytest.raises(FileExistsError):
-        with atomic_directory(target):
-            pass
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_directory(target, overwrite=True) as tmp:
-            (tmp / "new.txt").write_text("new")
-            raise KeyboardInterrupt
+    with pytest.raises(FileExistsError), atomic_directory(target):
+        pass
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target, overwrite=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise KeyboardInterrupt
     assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
     with atomic_directory(target, overwrite=True) as tmp:
         (tmp / "new.txt").write_text("new")
