@@ -72,3 +72,12 @@ def test_cli_interrupted_while_training_leaves_no_directory(tmp_path, monkeypatc
     target = tmp_path / "induction"
     assert cli.main(["induction-2l", "--out", str(target), "--quiet"]) == 130
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_an_existing_directory_before_training(tmp_path, monkeypatch):
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained although the output directory exists")
+
+    monkeypatch.setattr(build, "train_induction", must_not_train)
+    (tmp_path / "induction").mkdir()
+    assert cli.main(["induction-2l", "--out", str(tmp_path / "induction"), "--quiet"]) == 2

@@ -60,6 +60,12 @@ def _files(figures: dict, log: TrainLog, extra: dict | None = None) -> dict[str,
     }
 
 
+def _refuse_existing(out: str | Path, overwrite: bool) -> None:
+    """Fail before training, not after it, when ``out`` exists and may not be replaced."""
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{str(out)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+
+
 def train_control(recipe: InductionRecipe, progress: bool = False) -> float:
     """Train the 1-layer control by ``recipe``; its mean training loss on repeated tokens over the last steps."""
     result = train_induction(replace(recipe, n_layers=1), progress=progress)
@@ -71,6 +77,7 @@ def build_induction(
     control: bool = True,
 ) -> Path:
     """Train ``recipe``, measure it (and, with ``control``, a 1-layer control), write ``out``."""
+    _refuse_existing(out, overwrite)
     result = train_induction(recipe, progress=progress)
     log = result.log
     figures = {
@@ -116,6 +123,7 @@ def _world_figures(world: World, tokenizer) -> dict:
 def build_facts(out: str | Path, recipe: FactsRecipe, command: str, overwrite: bool = False,
                 progress: bool = True) -> Path:
     """Train ``recipe``, measure it, write ``out`` (with ``world.json``)."""
+    _refuse_existing(out, overwrite)
     result, world = train_facts(recipe, progress=progress)
     figures = {
         "model": out_name(out),
