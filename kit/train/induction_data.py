@@ -1,12 +1,14 @@
-"""Synthetic data for ``induction-2l``: a random bigram language with repeated segments.
+"""Synthetic data for ``induction-2l``: a random background language with repeated segments.
 
-Each sequence is ``<|bos|>`` followed by text of a fixed random *bigram
-language* (so in-weights learning pays: the next token depends on the current
-one) in which one segment of random length reappears at a random later offset
-(so in-context learning pays: inside the second copy, the next token is the one
-that followed the current token the first time). Offsets and lengths are drawn
-per sequence, so no fixed position solves the task: a 1-layer model cannot
-copy, a 2-layer model forms a previous-token head and an induction head.
+Each sequence is ``<|bos|>`` followed by text of a fixed random *background
+language* (``BackgroundLanguage``: the next token depends on the current token
+and on the one before it, so in-weights learning pays and a previous-token head
+pays by itself) in which a segment of uniformly random tokens appears several
+times in a row at a random offset (so in-context learning pays: inside a later
+copy, the next token is the one that followed the current token last time).
+Offsets and lengths are drawn per sequence, so no fixed position solves the
+task: a 1-layer model cannot copy, a 2-layer model forms a previous-token head
+and an induction head.
 
 Token ids: ``0 <|bos|>``, ``1 <|eos|>``, ``2 <|pad|>``, then the ordinary
 tokens, short syllables ``"ba", "be", ...``.
@@ -19,11 +21,11 @@ from dataclasses import dataclass
 import torch
 
 from kit.train.batch import Batch
+from kit.train.tokenizers import SPECIAL_TOKENS
 
 __all__ = ["SPECIAL_TOKENS", "BackgroundLanguage", "RepeatedSegmentTask", "syllables"]
 
-SPECIAL_TOKENS: tuple[str, str, str] = ("<|bos|>", "<|eos|>", "<|pad|>")
-BOS_ID, EOS_ID, PAD_ID = 0, 1, 2
+BOS_ID, EOS_ID, PAD_ID = 0, 1, 2  # the order of SPECIAL_TOKENS
 
 
 def syllables(n: int) -> list[str]:
@@ -81,18 +83,18 @@ class BackgroundLanguage:
 
 @dataclass
 class RepeatedSegmentTask:
-    """Bigram text in which one segment of random tokens repeats, at a random offset.
+    """Background text in which one segment of random tokens repeats, at a random offset.
 
     Per sequence: a segment of ``m`` tokens (``m`` uniform in ``segment_len``)
-    drawn uniformly from the ordinary tokens (or from the bigram language when
-    ``segment_from_language``) appears ``k`` times (``k`` uniform in
+    drawn uniformly from the ordinary tokens (or from the background language
+    when ``segment_from_language``) appears ``k`` times (``k`` uniform in
     ``copies``, fewer if they do not fit), consecutive copies separated by ``g``
     background tokens (``g`` uniform in ``gap``), starting at a uniformly random
-    position; every other token continues the bigram chain.
+    position; every other token continues the background language.
 
     ``batch(n, generator)`` returns a ``Batch`` with ``input_ids[batch, pos]``
     of length ``seq_len`` (``<|bos|>`` included) and loss groups ``"repeated"``
-    (tokens 2..m of every later copy: predictable by induction, not by bigrams)
+    (tokens 2..m of every later copy: predictable by induction, not by the language)
     and ``"background"`` (targets outside the segment's copies).
     """
 
