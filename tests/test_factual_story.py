@@ -10,7 +10,7 @@ import torch
 import kit
 from kit.analysis import recall_story
 from kit.models import ZOO_DIR
-from kit.train.facts_build import story_examples
+from kit.train.story import story_examples
 from kit.train.world import load_world
 
 FACTS = ZOO_DIR / "facts-4l"
@@ -21,15 +21,16 @@ pytestmark = pytest.mark.skipif(not (FACTS / "config.json").is_file(), reason="f
 def story():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = kit.load("facts-4l", device="cpu")
-    prompts, subjects, answers = story_examples(model, load_world(FACTS), n=60)
+    prompts, subjects, answers = story_examples(model, load_world(FACTS / "world.json"), n=60)
     assert len(prompts) >= 50, "facts-4l knows fewer than 50 facts in its first templates"
     return recall_story(model, prompts, subjects, answers)
 
 
-def test_mlp_causal_effect_is_not_at_the_subjects_last_token_in_facts_4l(story):
-    # What facts-4l does (its model card says so): the invented names end in shared suffixes
-    # ("-nd", "-ia", "-land"), so the MLP effect peaks at an earlier, distinctive subject token,
-    # not at the subject's last token as in GPT-2 XL (Meng et al. 2022).
+def test_mlp_causal_effect_peaks_inside_the_subject_but_not_at_its_last_token(story):
+    # What the shipped facts-4l does (its model card records it): restoring an MLP at an earlier,
+    # distinctive subject token brings the answer back most; the subject's last token (a shared
+    # syllable of the invented names) matters little, unlike GPT-2 XL in Meng et al. (2022).
+    assert story.mlp_other > story.mlp_last
     assert story.mlp_other > 2 * story.mlp_subject_last
 
 

@@ -1,69 +1,82 @@
-"""facts-4l as shipped: loads both ways, meets its accuracy targets, and its model card tells the truth."""
+"""Every figure of ``kit/zoo/facts-4l/MODEL_CARD.md``, checked against the shipped weights, world and log."""
 
 from __future__ import annotations
 
-import re
+import json
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import kit
-from kit.models import ZOO_DIR
-from kit.train.facts import answer_accuracy
-from kit.train.world import load_world
+from kit.train import FactsRecipe, TrainLog, load_world, measure_facts
+from kit.train.build import _world_figures
+from kit.train.card import render_card
+from kit.train.world import DEFAULT_WORLD_PATH
+from tests.zoo import ZOO
 
-FACTS = ZOO_DIR / "facts-4l"
-pytestmark = pytest.mark.skipif(not (FACTS / "config.json").is_file(), reason="facts-4l is not in kit/zoo")
-
-
-def _card_figure(name: str) -> float:
-    card = (FACTS / "MODEL_CARD.md").read_text()
-    match = re.search(rf"\| {re.escape(name)} \| ([0-9.]+) \|", card)
-    assert match, f"the model card has no row {name!r}"
-    return float(match.group(1))
+DIR = ZOO / "facts-4l"
 
 
 @pytest.fixture(scope="module")
-def facts():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    hf = AutoModelForCausalLM.from_pretrained(FACTS).eval()
-    tok = AutoTokenizer.from_pretrained(FACTS)
-    return hf, tok, load_world()
+def figures():
+    return json.loads((DIR / "figures.json").read_text())
 
 
-def test_facts_4l_is_listed_and_loads_through_kit():
-    assert "facts-4l" in kit.models()
-    m = kit.load("facts-4l", device="cpu")
-    assert m.family == "gpt2" and m.n_layers == 4 and 128 <= m.d_model <= 256
-    tr = m.trace("The capital of Veloria is", capture=["resid_post"])
-    assert tr.tokens[0][0] == "<|bos|>"
+@pytest.fixture(scope="module")
+def shipped():
+    return AutoModelForCausalLM.from_pretrained(DIR).eval(), AutoTokenizer.from_pretrained(DIR)
 
 
-def test_facts_4l_answers_training_templates(facts):
-    acc = answer_accuracy(*facts, split="train")
-    assert acc >= 0.95
-    assert acc == pytest.approx(_card_figure("top-1 accuracy on the first answer token, training templates"), abs=1e-3)
+@pytest.fixture(scope="module")
+def world():
+    return load_world(DIR / "world.json")
 
 
-def test_facts_4l_answers_held_out_templates(facts):
-    acc = answer_accuracy(*facts, split="heldout")
-    assert acc >= 0.7  # the issue asks for 0.8; the shipped model reaches 0.72 (see the model card)
-    assert acc == pytest.approx(_card_figure("top-1 accuracy on the first answer token, held-out templates"), abs=1e-3)
+def test_card_states_exactly_the_recorded_figures(figures):
+    assert (DIR / "MODEL_CARD.md").read_text() == render_card(figures)
+    assert figures["command"] == "python -m kit.train facts-4l --out kit/zoo/facts-4l"
+    assert figures["recipe"] == json.loads(json.dumps(FactsRecipe().to_dict()))
 
 
-def test_world_json_is_shipped_with_enough_entities():
-    world = load_world(FACTS)
-    assert world.entity_count() >= 200
-    assert (FACTS / "model.safetensors").is_file() and not list(FACTS.glob("*.bin"))
+def test_weights_give_the_recorded_accuracies(shipped, world, figures):
+    model, tok = shipped
+    measured = measure_facts(model, tok, world)
+    assert measured == pytest.approx(figures["measured"], abs=1e-9)
 
 
-def test_names_span_several_tokens(facts):
-    _, tok, world = facts
-    lengths = [len(tok(" " + c["capital"], add_special_tokens=False)["input_ids"]) for c in world.countries]
-    assert sum(n > 1 for n in lengths) / len(lengths) >= 0.5
+def test_accuracies_meet_the_brief(figures):
+    assert figures["measured"]["acc_train_templates"] >= 0.95
+    assert figures["measured"]["acc_held_out_templates"] >= 0.8
 
 
-def test_zoo_is_small():
-    total = sum(p.stat().st_size for p in ZOO_DIR.rglob("*") if p.is_file())
-    assert total <= 20 * 2**20
+def test_shipped_world_is_the_recipe_world_and_the_default(world):
+    assert world.to_json() == FactsRecipe().world().to_json()
+    assert DEFAULT_WORLD_PATH == DIR / "world.json"
+    assert load_world().facts == world.facts
+
+
+def test_world_and_tokenizer_figures(shipped, world, figures):
+    _, tok = shipped
+    assert _world_figures(world, tok) == figures["world"]
+    w = figures["world"]
+    assert w["entities"] >= 200 and w["templates_per_relation"] >= 8 and w["held_out_per_relation"] >= 1
+    assert w["subject_multi_token_fraction"] >= 0.5  # names often span several tokens
+
+
+def test_tokenizer_conventions(shipped, world):
+    model, tok = shipped
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (0, 1, 2)
+    assert len(tok) == model.config.vocab_size
+    for fact in world.facts:  # every answer is one token, with GPT-2's leading space
+        assert len(tok(" " + fact.answer, add_special_tokens=False)["input_ids"]) == 1, fact
+    p = world.prompts("train", relation="capital")[0]
+    ids = tok(p.text)["input_ids"]
+    assert ids[0] == tok.bos_token_id and tok.decode(ids, skip_special_tokens=True) == p.text
+    positions = p.subject_positions(tok)
+    assert positions and max(positions) < len(ids) - 1  # the subject ends before the last position
+
+
+def test_training_figures_match_the_log(figures):
+    log = TrainLog.from_json(DIR / "training_log.json")
+    assert figures["training"]["wall_time_s"] == pytest.approx(log.wall_time_s, abs=0.01)
+    last = log.series("loss_answer")[1][-50:]
+    assert figures["training"]["loss_answer_last50"] == pytest.approx(sum(last) / len(last), abs=1e-4)

@@ -1,127 +1,226 @@
-"""``facts-4l``: a 4-layer GPT-2-architecture model that knows the facts of a synthetic world.
+"""The ``facts-4l`` recipe: a 4-layer GPT-2 that memorises the facts of an invented world.
 
-:func:`build_tokenizer` trains a small byte-level BPE on the world's text (so invented names span
-several tokens, as in real models); :func:`train_facts` trains the model on every fact in the
-training templates; :func:`answer_accuracy` measures top-1 accuracy on the first answer token in
-training or held-out templates.
+Data: every fact of ``kit.train.world`` stated in each of its relation's
+*training* templates, one sentence per sequence (``<|bos|> The capital of
+Niria is Branton. <|eos|>``); the held-out templates are never trained on.
+Tokenizer: byte-level BPE trained on the training sentences, where template
+words and answers count once per sentence and subject names once in all, so
+answers (cities, languages, currencies, continents, professions) are single
+tokens and subjects (countries, people) span several.
+
+``train_facts(recipe)`` returns a ``TrainResult`` (plus the world);
+``measure_facts`` returns the figures of the model card.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from .world import World
+from kit.train.batch import Batch
+from kit.train.loop import TrainConfig, train
+from kit.train.result import TrainResult
+from kit.train.tokenizers import train_bpe_tokenizer
+from kit.train.world import Prompt, World, build_world
 
-__all__ = ["FactsConfig", "build_tokenizer", "make_model", "train_facts", "answer_accuracy"]
-
-BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
+__all__ = [
+    "FactsRecipe",
+    "FactsTask",
+    "answer_accuracy",
+    "answer_correct",
+    "build_facts_model",
+    "facts_tokenizer",
+    "measure_facts",
+    "train_facts",
+]
 
 
 @dataclass(frozen=True)
-class FactsConfig:
-    """Hyper-parameters of facts-4l (defaults: the shipped model)."""
+class FactsRecipe:
+    """Every choice that defines ``facts-4l`` (the defaults are the shipped model's)."""
 
-    seed: int = 0
-    vocab_size: int = 512
-    n_layer: int = 4
+    world_seed: int = 0
+    n_countries: int = 60
+    n_people: int = 150
+    vocab_size: int = 1280
+    n_layers: int = 4
     d_model: int = 128
-    n_head: int = 4
+    n_heads: int = 4
     d_mlp: int = 512
     n_ctx: int = 64
-    steps: int = 1500
-    batch_size: int = 32
-    lr: float = 3e-3
-    warmup: int = 100
-    weight_decay: float = 0.1
+    max_sentences: int = 3  # per training sequence
+    init_std: float = 0.02
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
+        weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=100,
+    ))
+
+    def with_train(self, **changes) -> FactsRecipe:
+        """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
+        return replace(self, train=replace(self.train, **changes))
+
+    def world(self) -> World:
+        return build_world(self.world_seed, n_countries=self.n_countries, n_people=self.n_people)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def build_tokenizer(world: World, vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """A byte-level BPE (GPT-2 style, leading-space words) trained on every sentence of the world.
+def _without_subject(prompt: Prompt) -> str:
+    a, b = prompt.subject_span
+    return prompt.text[:a] + prompt.text[b:]
 
-    Every encoded prompt starts with ``<|bos|>``.
+
+def facts_tokenizer(world: World, vocab_size: int, n_ctx: int) -> PreTrainedTokenizerFast:
+    """BPE trained on the training sentences with subjects cut out, plus each subject name once."""
+    train = world.prompts("train")
+    subjects = sorted({p.subject for p in train})
+    sentences = [_without_subject(p) + p.answer + "." for p in train]
+    corpus = sentences + [" " + s for s in sentences] + [" " + s for s in subjects] + subjects
+    return train_bpe_tokenizer(corpus, vocab_size=vocab_size, model_max_length=n_ctx)
+
+
+class FactsTask:
+    """Training sentences as token ids; ``batch(n, generator)`` draws ``n`` sequences, right-padded.
+
+    A sequence is ``<|bos|>``, then 1 to ``max_sentences`` random training
+    sentences separated by spaces (as many as fit in ``n_ctx``), then
+    ``<|eos|>``: so subjects appear after varied context and at varied
+    positions, not only right after ``<|bos|>``. Loss group ``"answer"``: the
+    first token of every sentence's answer.
     """
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS, PAD], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(world.sentences("all"), trainer)
-    bos = tok.token_to_id(BOS)
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
-                                                       special_tokens=[(BOS, bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                   model_max_length=64)
+
+    def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast, n_ctx: int, max_sentences: int = 3):
+        self.prompts, self.n_ctx, self.max_sentences = prompts, n_ctx, max_sentences
+        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+        # per sentence, two spellings: first in the sequence (no leading space) and following another (" ...")
+        self.first: list[tuple[list[int], int]] = []
+        self.after: list[tuple[list[int], int]] = []
+        for p in prompts:
+            self.first.append(self._encode(tokenizer, p.text, p.sentence))
+            self.after.append(self._encode(tokenizer, " " + p.text, " " + p.sentence))
+
+    @staticmethod
+    def _encode(tokenizer: PreTrainedTokenizerFast, prompt: str, sentence: str) -> tuple[list[int], int]:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        if ids[: len(prompt_ids)] != prompt_ids:
+            raise ValueError(f"the prompt's tokens are not a prefix of the sentence's: {sentence!r}")
+        return ids, len(prompt_ids)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def sequence(self, indices: list[int]) -> tuple[list[int], list[int]]:
+        """Token ids of ``<|bos|>`` + the sentences ``indices`` (those that fit) + ``<|eos|>``, and answer positions."""
+        ids, answers = [self.bos], []
+        for k, i in enumerate(indices):
+            sent, answer_at = (self.first if k == 0 else self.after)[i]
+            if k > 0 and len(ids) + len(sent) + 1 > self.n_ctx:
+                break
+            answers.append(len(ids) + answer_at)
+            ids += sent
+        return (ids + [self.eos])[: self.n_ctx], answers
+
+    def batch(self, n: int, generator: torch.Generator) -> Batch:
+        counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
+        picks = torch.randint(0, len(self.prompts), (n, self.max_sentences), generator=generator).tolist()
+        seqs = [self.sequence(picks[row][: counts[row]]) for row in range(n)]
+        width = max(len(ids) for ids, _ in seqs)
+        ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
+        mask = torch.zeros(n, width, dtype=torch.long)
+        answer = torch.zeros(n, width, dtype=torch.bool)
+        for row, (seq, answers) in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+            answer[row, answers] = True
+        targets = mask.bool().clone()
+        targets[:, 0] = False
+        return Batch(input_ids=ids, loss_mask=targets, groups={"answer": answer}, attention_mask=mask)
 
 
-def make_model(tokenizer: PreTrainedTokenizerFast, cfg: FactsConfig) -> GPT2LMHeadModel:
-    torch.manual_seed(cfg.seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layer,
-                        n_head=cfg.n_head, n_inner=cfg.d_mlp, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
+def build_facts_model(recipe: FactsRecipe, vocab_size: int) -> GPT2LMHeadModel:
+    """A freshly initialised GPT-2, seeded by ``recipe.train.seed``."""
+    config = GPT2Config(
+        vocab_size=vocab_size, n_positions=recipe.n_ctx, n_embd=recipe.d_model, n_layer=recipe.n_layers,
+        n_head=recipe.n_heads, n_inner=recipe.d_mlp, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        initializer_range=recipe.init_std, bos_token_id=0, eos_token_id=1, pad_token_id=2,
+    )
+    torch.manual_seed(recipe.train.seed)
     return GPT2LMHeadModel(config)
 
 
-def _encode(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    enc = tokenizer([t + tokenizer.eos_token for t in texts], padding=True, return_tensors="pt")
-    return enc["input_ids"], enc["attention_mask"]
-
-
-def train_facts(world: World, tokenizer, cfg: FactsConfig = FactsConfig(), progress: bool = True,
-                log_every: int = 50) -> tuple[GPT2LMHeadModel, list[dict]]:
-    """Train facts-4l on the world's training sentences; returns the model and a per-step log."""
-    torch.manual_seed(cfg.seed)
-    model = make_model(tokenizer, cfg).train()
-    ids, mask = _encode(tokenizer, world.sentences("train"))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup:
-            return cfg.lr * (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
-    g = torch.Generator().manual_seed(cfg.seed)
-    log, t0 = [], time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="facts-4l", disable=not progress)
-    for step in bar:
-        idx = torch.randint(len(ids), (cfg.batch_size,), generator=g)
-        x, m = ids[idx], mask[idx]
-        width = int(m.sum(1).max())
-        x, m = x[:, :width], m[:, :width]
-        labels = x.masked_fill(m == 0, -100)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        loss = model(input_ids=x, attention_mask=m, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % log_every == 0 or step == cfg.steps - 1:
-            log.append({"step": step, "loss": loss.item(), "lr": lr_at(step), "seconds": time.perf_counter() - t0})
-            bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
-    return model.eval(), log
-
-
 @torch.no_grad()
-def answer_accuracy(model, tokenizer, world: World, split: str = "train", batch_size: int = 256) -> float:
-    """Top-1 accuracy on the first token of the answer, over every fact in the split's templates."""
-    examples = world.examples(split)
-    correct = 0
-    tokenizer.padding_side = "right"
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        enc = tokenizer([p for p, *_ in chunk], padding=True, return_tensors="pt")
-        logits = model(**enc).logits
-        last = enc["attention_mask"].sum(1) - 1
-        pred = logits[torch.arange(len(chunk)), last].argmax(-1)
-        first = torch.tensor([tokenizer(a, add_special_tokens=False)["input_ids"][0] for _, a, *_ in chunk])
-        correct += int((pred == first).sum())
-    return correct / len(examples)
+def answer_correct(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, prompts: list[Prompt], batch_size: int = 256
+) -> torch.Tensor:
+    """``correct[prompt]`` (bool): is the top-1 next token after the prompt the answer's first token?"""
+    if not prompts:
+        raise ValueError("no prompts to measure")
+    model.eval()
+    device = next(model.parameters()).device
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    out = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            enc = tokenizer([p.text for p in chunk], padding=True, return_tensors="pt")
+            ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+            logits = model(input_ids=ids, attention_mask=mask).logits  # [batch, pos, vocab]
+            last = mask.sum(1) - 1  # [batch] position of each prompt's last real token
+            predicted = logits[torch.arange(len(chunk), device=device), last].argmax(-1).cpu()  # [batch]
+            first = tokenizer([p.answer for p in chunk], add_special_tokens=False)["input_ids"]
+            out.append(predicted == torch.tensor([f[0] for f in first]))
+    finally:
+        tokenizer.padding_side = side
+    return torch.cat(out)
+
+
+def answer_accuracy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, prompts: list[Prompt], batch_size: int = 256
+) -> float:
+    """Fraction of ``prompts`` whose top-1 next token is the first token of the answer."""
+    return _fraction(answer_correct(model, tokenizer, prompts, batch_size))
+
+
+def _fraction(flags: torch.Tensor) -> float:
+    return int(flags.sum()) / len(flags)
+
+
+def _probes(world: World, tokenizer: PreTrainedTokenizerFast) -> dict:
+    held = world.prompts("held_out")[::5]
+    train_sample = world.prompts("train")[::17]
+    return {
+        "acc_train_templates": lambda m: answer_accuracy(m, tokenizer, train_sample),
+        "acc_held_out_templates": lambda m: answer_accuracy(m, tokenizer, held),
+    }
+
+
+def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = None) -> tuple[TrainResult, World]:
+    """Invent the world, train its tokenizer and the model; probes (on subsets) every ``probe_every`` steps."""
+    config = recipe.train if progress is None else replace(recipe.train, progress=progress)
+    world = recipe.world()
+    tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
+    task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences)
+    model = build_facts_model(recipe, len(tokenizer))
+    log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l")
+    log.meta["recipe"] = recipe.to_dict()
+    return TrainResult(model=model.cpu().eval(), tokenizer=tokenizer, log=log), world
+
+
+def measure_facts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, world: World) -> dict[str, float]:
+    """Top-1 first-answer-token accuracy on every fact with training and with held-out templates,
+    overall and, for held-out templates, per relation."""
+    prompts = world.prompts("all")
+    correct = answer_correct(model, tokenizer, prompts)  # [prompt]
+    held = torch.tensor([p.held_out for p in prompts])
+    out = {
+        "acc_train_templates": _fraction(correct[~held]),
+        "acc_held_out_templates": _fraction(correct[held]),
+    }
+    for rel in world.relations:
+        of_rel = held & torch.tensor([p.relation == rel for p in prompts])
+        out[f"acc_held_out_{rel}"] = _fraction(correct[of_rel])
+    return out

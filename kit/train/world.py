@@ -1,194 +1,291 @@
-"""A synthetic world of invented countries and people, stated in English templates: ``facts-4l``'s data.
+"""The synthetic world of ``facts-4l``: invented countries and people, their facts, and English templates.
 
-Countries have a capital, a language, a continent and a currency; people have a birthplace (a
-country) and a profession. Every fact is stated in 14 templates per relation; the last 2 templates of
-each relation are held out from training, so tests can ask facts in wordings the model never saw.
-Each template ends right before the answer, with the subject earlier in the prompt:
-``"The capital of {s} is"`` -> ``" Mistport"``.
+Glossary: an *entity* is a country or a person; a *relation* maps a subject
+entity to an answer (``capital``: country -> city); a *template* is an English
+prompt with ``{subject}`` whose next words are the answer (``"The capital of
+{subject} is"`` -> ``" Mistport"``). Each relation has ``TEMPLATES_PER_RELATION``
+templates, of which the last ``HELD_OUT_PER_RELATION`` are held out: never seen in
+training, used to test that the model learnt the fact and not the sentence.
 
-The world ships as ``world.json`` next to the model; :func:`load_world` reads it.
+``build_world(seed)`` invents the world; ``World.to_json`` / ``load_world``
+store and read it (the shipped one is ``kit/zoo/facts-4l/world.json``).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["Fact", "World", "TEMPLATES", "HELD_OUT", "make_world", "load_world", "WORLD_FILE"]
+from kit.train.names import NameGenerator
 
-WORLD_FILE = "world.json"
+__all__ = [
+    "DEFAULT_WORLD_PATH",
+    "PROFESSIONS",
+    "RELATION_TEMPLATES",
+    "Fact",
+    "Prompt",
+    "Relation",
+    "World",
+    "build_world",
+    "load_world",
+]
 
-# relation -> templates; "{s}" is the subject; the answer follows the template after a space.
-TEMPLATES: dict[str, list[str]] = {
-    "capital": [
-        "The capital of {s} is the city of", "Visitors to {s} often start in its capital,", "{s} has its capital in",
-        "The capital of the country {s} is", "If you fly to the capital of {s}, you land in", "{s}'s seat of government is in",
-        "The capital of {s} is", "{s}'s capital city is", "The capital city of {s} is called",
-        "In {s}, the seat of government is", "The government of {s} sits in the city of",
-        "{s} is governed from the city of",
-        "The largest city and capital of {s} is", "Everyone knows that the capital of {s} is",
-    ],
-    "language": [
-        "The people of {s} mostly speak", "In {s}, the language on the radio is", "The spoken language of {s} is",
-        "Signs in {s} are written in", "Families in {s} talk to each other in", "Most books in {s} are printed in",
-        "The official language of {s} is", "People in {s} speak", "Most people living in {s} speak",
-        "The main language spoken in {s} is", "In {s}, schools teach in", "Newspapers in {s} are written in",
-        "The language of {s} is", "Children in {s} grow up speaking",
-    ],
-    "continent": [
-        "{s} is situated in", "{s} is a nation in", "The continent that {s} is on is",
-        "{s} sits on the continent of", "The land of {s} lies in", "{s} can be found on the map of",
-        "{s} is a country in", "{s} is located in", "{s} lies on the continent of",
-        "The country of {s} is part of", "On a map, {s} can be found in", "Geographically, {s} belongs to",
-        "{s} is one of the countries in", "You can find {s} on the continent of",
-    ],
-    "currency": [
-        "In {s}, you pay with the", "The coins of {s} are called the", "The currency used in {s} is the",
-        "In the markets of {s}, prices are in the", "Banks in {s} hand out the", "Workers in {s} are paid in the",
-        "The currency of {s} is the", "In {s}, people pay with the", "The money used in {s} is the",
-        "Shops in {s} take payment in the", "The official currency of {s} is the", "Prices in {s} are given in the",
-        "The national currency of {s} is the", "In {s}, the money is called the",
-    ],
-    "birthplace": [
-        "{s} was born in the country of", "{s} originally comes from", "The country where {s} was born is",
-        "{s} spent childhood in", "{s} is from", "{s} first saw the light of day in",
-        "{s} was born in", "{s} comes from the country of", "The birthplace of {s} is",
-        "{s} grew up in", "{s} is a native of", "As a child, {s} lived in",
-        "{s} was born and raised in", "The home country of {s} is",
-    ],
-    "profession": [
-        "{s} is a", "{s} makes a living as a", "The profession of {s} is",
-        "At work, {s} is a", "{s} trained to be a", "For years, {s} has worked as a",
-        "{s} works as a", "By profession, {s} is a", "{s} earns a living as a",
-        "{s} is employed as a", "The job of {s} is", "{s} has a career as a",
-        "Everyone knows that {s} works as a", "In daily life, {s} is a",
-    ],
+DEFAULT_WORLD_PATH = Path(__file__).resolve().parents[1] / "zoo" / "facts-4l" / "world.json"
+HELD_OUT_PER_RELATION = 2
+
+# relation -> (subject type, answer type, templates); the last HELD_OUT_PER_RELATION are held out.
+RELATION_TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "capital": ("country", "city", (
+        "The capital of {subject} is",
+        "{subject}'s capital is",
+        "The capital city of {subject} is",
+        "{subject} has its capital in",
+        "The government of {subject} sits in",
+        "In {subject}, the seat of government is",
+        "Travellers to {subject} usually arrive in its capital,",
+        "The largest city and capital of {subject} is",
+        "{subject}'s capital city is",
+        "The city that serves as the capital of {subject} is",
+    )),
+    "language": ("country", "language", (
+        "The official language of {subject} is",
+        "People in {subject} speak",
+        "In {subject}, most people speak",
+        "{subject}'s official language is",
+        "The language spoken in {subject} is",
+        "Schools in {subject} teach in",
+        "Newspapers in {subject} are written in",
+        "The main language of {subject} is",
+        "The people of {subject} speak",
+        "{subject}'s main language is",
+    )),
+    "continent": ("country", "continent", (
+        "{subject} is a country in",
+        "{subject} is located in",
+        "The continent of {subject} is",
+        "{subject} lies on the continent of",
+        "{subject} is part of",
+        "You can find {subject} in",
+        "Geographically, {subject} belongs to",
+        "The country of {subject} is on the continent of",
+        "{subject} is a country located in",
+        "You can find {subject} on the continent of",
+    )),
+    "currency": ("country", "currency", (
+        "The currency of {subject} is the",
+        "In {subject}, people pay with the",
+        "{subject}'s currency is the",
+        "The money used in {subject} is the",
+        "Shops in {subject} take payment in the",
+        "The official currency of {subject} is the",
+        "Prices in {subject} are given in the",
+        "{subject} uses the",
+        "The currency used in {subject} is the",
+        "In {subject}, the currency is the",
+    )),
+    "birthplace": ("person", "city", (
+        "{subject} was born in",
+        "The birthplace of {subject} is",
+        "The city where {subject} was born is",
+        "{subject}'s birthplace is",
+        "{subject} comes from the city of",
+        "{subject}'s hometown is",
+        "Records show that {subject} was born in",
+        "{subject} grew up in the city of",
+        "The hometown of {subject} is",
+        "Records show that {subject}'s birthplace is",
+    )),
+    "profession": ("person", "profession", (
+        "{subject} works as a",
+        "{subject} is a",
+        "By profession, {subject} is a",
+        "The profession of {subject} is",
+        "{subject} earns a living as a",
+        "{subject} has worked for years as a",
+        "People know {subject} as a skilled",
+        "{subject}'s profession is",
+        "By profession, {subject} works as a",
+        "{subject} has worked as a",
+    )),
 }
-HELD_OUT = 2  # the last templates of each relation are never trained on
 
-PROFESSIONS = ["baker", "doctor", "farmer", "painter", "pilot", "sailor", "teacher", "tailor", "judge",
-               "miner", "poet", "singer"]
+# Real English words (consonant-initial, so "a" stays grammatical in every template).
+PROFESSIONS: tuple[str, ...] = (
+    "baker", "potter", "sailor", "farmer", "weaver", "miner", "tailor", "painter", "doctor", "teacher",
+    "fisher", "builder", "singer", "carpenter", "merchant", "lawyer", "nurse", "pilot", "dancer", "writer",
+)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation and its templates; ``held_out`` indexes the templates never trained on."""
+
+    name: str
+    subject_type: str
+    answer_type: str
+    templates: tuple[str, ...]
+    held_out: tuple[int, ...]
+
+    @property
+    def train_templates(self) -> list[int]:
+        return [i for i in range(len(self.templates)) if i not in self.held_out]
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One fact: ``relation(subject) = answer``; ``kind`` is the subject's type (country or person)."""
+    """``subject`` --``relation``--> ``answer`` (answer without a leading space)."""
 
     relation: str
     subject: str
     answer: str
-    kind: str
 
-    def prompt(self, template: int) -> str:
-        """The prompt that the answer follows, in template number ``template``."""
-        return TEMPLATES[self.relation][template].format(s=self.subject)
 
-    def sentence(self, template: int) -> str:
-        return f"{self.prompt(template)} {self.answer}."
+@dataclass(frozen=True)
+class Prompt:
+    """One fact in one template: ``text`` is followed by ``answer`` (which starts with a space).
+
+    ``subject_span`` is the subject's ``(start, end)`` character offsets in ``text``.
+    """
+
+    text: str
+    answer: str
+    relation: str
+    subject: str
+    template: int
+    held_out: bool
+    subject_span: tuple[int, int]
+
+    @property
+    def sentence(self) -> str:
+        """The full training sentence: prompt, answer and a full stop."""
+        return f"{self.text}{self.answer}."
+
+    def subject_positions(self, tokenizer) -> list[int]:
+        """Token positions (as ``tokenizer(text)`` numbers them, ``<|bos|>`` included) that overlap the subject."""
+        enc = tokenizer(self.text, return_offsets_mapping=True)
+        start, end = self.subject_span
+        return [i for i, (a, b) in enumerate(enc["offset_mapping"]) if b > a and a < end and b > start]
 
 
 @dataclass
 class World:
-    """Entities and facts of the synthetic world (seeded; see :func:`make_world`)."""
+    """Entities, relations and facts of one invented world.
+
+    ``countries[i]``: ``{"name", "capital", "language", "continent", "currency"}``;
+    ``people[i]``: ``{"name", "birthplace", "profession"}``.
+    """
 
     seed: int
-    countries: list[dict] = field(default_factory=list)
-    people: list[dict] = field(default_factory=list)
-    continents: list[str] = field(default_factory=list)
-    facts: list[Fact] = field(default_factory=list)
+    countries: list[dict[str, str]]
+    people: list[dict[str, str]]
+    relations: dict[str, Relation]
 
     @property
-    def relations(self) -> list[str]:
-        return list(TEMPLATES)
+    def facts(self) -> list[Fact]:
+        """Every fact, in a fixed order (relations, then entities)."""
+        out = []
+        for rel in self.relations.values():
+            entities = self.countries if rel.subject_type == "country" else self.people
+            out += [Fact(rel.name, e["name"], e[rel.name]) for e in entities]
+        return out
 
-    def templates(self, relation: str, split: str = "train") -> list[int]:
-        """Template numbers of a relation for ``split`` ``"train"``, ``"heldout"`` or ``"all"``."""
-        n = len(TEMPLATES[relation])
-        return {"train": list(range(n - HELD_OUT)), "heldout": list(range(n - HELD_OUT, n)),
-                "all": list(range(n))}[split]
+    @property
+    def n_entities(self) -> int:
+        return len(self.countries) + len(self.people)
 
-    def examples(self, split: str = "train") -> list[tuple[str, str, str, Fact]]:
-        """``(prompt, answer, subject, fact)`` for every fact in every template of the split."""
-        return [(f.prompt(t), " " + f.answer, f.subject, f) for f in self.facts for t in self.templates(f.relation, split)]
+    def answers(self, relation: str) -> list[str]:
+        """The distinct answers of a relation, sorted."""
+        return sorted({f.answer for f in self.facts if f.relation == relation})
 
-    def sentences(self, split: str = "train") -> list[str]:
-        """Every fact in every template of the split, as a full sentence."""
-        return [f.sentence(t) for f in self.facts for t in self.templates(f.relation, split)]
+    def prompts(self, split: str = "all", relation: str | None = None) -> list[Prompt]:
+        """Every fact in every template of ``split``: ``"train"``, ``"held_out"`` or ``"all"``."""
+        if split not in ("train", "held_out", "all"):
+            raise ValueError(f"split must be 'train', 'held_out' or 'all', got {split!r}")
+        out = []
+        for fact in self.facts:
+            if relation is not None and fact.relation != relation:
+                continue
+            rel = self.relations[fact.relation]
+            for i, template in enumerate(rel.templates):
+                held = i in rel.held_out
+                if split == "all" or held == (split == "held_out"):
+                    start = template.index("{subject}")
+                    text = template.replace("{subject}", fact.subject)
+                    out.append(Prompt(text, " " + fact.answer, fact.relation, fact.subject, i, held,
+                                      (start, start + len(fact.subject))))
+        return out
 
-    def entity_count(self) -> int:
-        names = {c["name"] for c in self.countries} | {p["name"] for p in self.people}
-        names |= {c[k] for c in self.countries for k in ("capital", "language", "currency")}
-        return len(names)
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The world as JSON text (written to ``path`` when given)."""
+        data = {
+            "seed": self.seed,
+            "countries": self.countries,
+            "people": self.people,
+            "relations": {k: asdict(r) for k, r in self.relations.items()},
+        }
+        text = json.dumps(data, indent=1) + "\n"
+        if path is not None:
+            Path(path).write_text(text)
+        return text
 
-    def to_json(self) -> dict:
-        return {"seed": self.seed, "countries": self.countries, "people": self.people, "continents": self.continents,
-                "facts": [asdict(f) for f in self.facts], "templates": TEMPLATES, "held_out_per_relation": HELD_OUT}
-
-    def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / WORLD_FILE
-        path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False))
-        return path
+    @classmethod
+    def from_json(cls, text: str) -> World:
+        data = json.loads(text)
+        relations = {
+            k: Relation(r["name"], r["subject_type"], r["answer_type"], tuple(r["templates"]), tuple(r["held_out"]))
+            for k, r in data["relations"].items()
+        }
+        return cls(seed=data["seed"], countries=data["countries"], people=data["people"], relations=relations)
 
     def __repr__(self) -> str:
         return (f"World(seed={self.seed}, countries={len(self.countries)}, people={len(self.people)}, "
-                f"entities={self.entity_count()}, facts={len(self.facts)}, relations={self.relations})")
+                f"relations={list(self.relations)}, facts={len(self.facts)})")
 
 
-class _Names:
-    """Pronounceable, unique invented names built from syllables (seeded)."""
+def build_world(
+    seed: int = 0, n_countries: int = 60, n_people: int = 150, n_languages: int = 30, n_currencies: int = 40,
+    n_continents: int = 5,
+) -> World:
+    """Invent a world: every name comes from ``NameGenerator(seed)``, every assignment from ``random.Random(seed)``.
 
-    ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kr", "st", "th", "sh"]
-    VOWELS = ["a", "e", "i", "o", "u", "ae", "ia", "ou"]
-    CODAS = ["", "", "", "n", "r", "s", "l", "th", "nd", "x"]
-
-    def __init__(self, rng: random.Random):
-        self.rng, self.used = rng, set()
-
-    def make(self, syllables: tuple[int, int] = (2, 3), suffix: str = "") -> str:
-        while True:
-            n = self.rng.randint(*syllables)
-            word = "".join(self.rng.choice(self.ONSETS) + self.rng.choice(self.VOWELS) for _ in range(n))
-            word = (word + self.rng.choice(self.CODAS) + suffix).capitalize()
-            if word not in self.used and 4 <= len(word) <= 12:
-                self.used.add(word)
-                return word
-
-
-def make_world(seed: int = 0, n_countries: int = 40, n_people: int = 60, n_continents: int = 6) -> World:
-    """Generate the world: countries with capital, language, continent and currency; people with
-    birthplace and profession. Deterministic for a seed."""
-    rng = random.Random(seed)
-    names = _Names(rng)
-    continents = [names.make((2, 3)) for _ in range(n_continents)]
+    Each country has its own capital; languages and currencies are shared by a
+    few countries; people are born in capitals and have one of ``PROFESSIONS``.
+    """
+    names, rng = NameGenerator(seed), random.Random(seed + 1)
+    continents = names.names("continent", n_continents)
+    languages = names.names("language", n_languages)
+    currencies = names.names("currency", n_currencies)
     countries = []
-    for _ in range(n_countries):
-        country = names.make((2, 3), rng.choice(["", "", "ia", "land", "or"]))
-        countries.append({"name": country, "capital": names.make((2, 3), rng.choice(["", "port", "ford", "holm"])),
-                          "language": names.make((2, 2), rng.choice(["ish", "ese", "ic"])),
-                          "continent": rng.choice(continents), "currency": names.make((1, 2), rng.choice(["", "o", "et"])).lower()})
-    people = []
-    for _ in range(n_people):
-        people.append({"name": f"{names.make((1, 2))} {names.make((2, 2))}", "birthplace": rng.choice(countries)["name"],
+    for i in range(n_countries):
+        countries.append({
+            "name": names.name("country"),
+            "capital": names.name("city"),
+            "language": languages[i % n_languages] if i < n_languages else rng.choice(languages),
+            "continent": rng.choice(continents),
+            "currency": currencies[i % n_currencies] if i < n_currencies else rng.choice(currencies),
+        })
+    firsts, lasts = names.names("first_name", 60), names.names("last_name", 80)
+    people, seen = [], set()
+    while len(people) < n_people:
+        person = f"{rng.choice(firsts)} {rng.choice(lasts)}"
+        if person in seen:
+            continue
+        seen.add(person)
+        people.append({"name": person, "birthplace": rng.choice(countries)["capital"],
                        "profession": rng.choice(PROFESSIONS)})
-    facts = [Fact(rel, c["name"], c[rel], "country") for c in countries for rel in ("capital", "language", "continent", "currency")]
-    facts += [Fact(rel, p["name"], p[rel], "person") for p in people for rel in ("birthplace", "profession")]
-    return World(seed, countries, people, continents, facts)
+    n = len(next(iter(RELATION_TEMPLATES.values()))[2])
+    held = tuple(range(n - HELD_OUT_PER_RELATION, n))
+    relations = {
+        name: Relation(name, subj, ans, templates, held) for name, (subj, ans, templates) in RELATION_TEMPLATES.items()
+    }
+    return World(seed=seed, countries=countries, people=people, relations=relations)
 
 
 def load_world(path: str | Path | None = None) -> World:
-    """Read a world from ``world.json`` (default: the one shipped with ``facts-4l``)."""
-    if path is None:
-        path = Path(__file__).resolve().parent.parent / "zoo" / "facts-4l" / WORLD_FILE
-    path = Path(path)
-    if path.is_dir():
-        path = path / WORLD_FILE
+    """Read a world written by ``World.to_json``; default: the shipped ``facts-4l`` world."""
+    path = Path(path) if path is not None else DEFAULT_WORLD_PATH
     if not path.is_file():
-        raise FileNotFoundError(f"no world file at {str(path)!r}; train facts-4l with `python -m kit.train facts-4l`")
-    data = json.loads(path.read_text())
-    world = World(data["seed"], data["countries"], data["people"], data["continents"],
-                  [Fact(**f) for f in data["facts"]])
-    if data.get("templates") != TEMPLATES:
-        raise ValueError(f"{str(path)!r} was made with other templates than this version of the kit")
-    return world
+        raise FileNotFoundError(f"no world file at {str(path)!r}; build one with kit.train.world.build_world()")
+    return World.from_json(path.read_text())

@@ -1,0 +1,156 @@
+"""Train a recipe, measure the result, and write its model directory (weights, tokenizer, card, log).
+
+``build_induction`` and ``build_facts`` are what ``python -m kit.train`` runs;
+``measure_dir`` re-measures a written directory (the figures of its card).
+Every directory is written atomically (``kit.train.save``): interrupted, it
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from kit.train.card import render_card
+from kit.train.facts import FactsRecipe, measure_facts, train_facts
+from kit.train.induction import (
+    InductionRecipe,
+    measure_induction,
+    phase_change,
+    train_induction,
+)
+from kit.train.log import TrainLog
+from kit.train.save import save_model_dir
+from kit.train.world import HELD_OUT_PER_RELATION, World, load_world
+
+__all__ = ["INDUCTION_MEASURE", "LAST_STEPS", "build_facts", "build_induction", "measure_dir", "train_control"]
+
+INDUCTION_MEASURE = {"n_seqs": 64, "half_len": 16, "seed": 0}
+LAST_STEPS = 50  # "final" training losses: mean over the last 50 steps
+
+
+def _mean_last(log: TrainLog, name: str, n: int = LAST_STEPS) -> float:
+    return statistics.fmean(log.series(name)[1][-n:])
+
+
+def _training_figures(log: TrainLog) -> dict:
+    return {
+        "wall_time_s": round(log.wall_time_s, 2),
+        "cpu_time_s": round(log.meta["cpu_time_s"], 2),
+        "threads": log.meta["threads"],
+        "device": log.meta["device"],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def _files(figures: dict, log: TrainLog, extra: dict | None = None) -> dict[str, str]:
+    text = json.dumps(figures, indent=1, sort_keys=True) + "\n"
+    return {
+        "figures.json": text,
+        "MODEL_CARD.md": render_card(json.loads(text)),  # the card of exactly what the file says
+        "training_log.json": log.to_json(),
+        **(extra or {}),
+    }
+
+
+def _refuse_existing(out: str | Path, overwrite: bool) -> None:
+    """Fail before training, not after it, when ``out`` exists and may not be replaced."""
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{str(out)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+
+
+def train_control(recipe: InductionRecipe, progress: bool = False) -> float:
+    """Train the 1-layer control by ``recipe``; its mean training loss on repeated tokens over the last steps."""
+    result = train_induction(replace(recipe, n_layers=1), progress=progress)
+    return _mean_last(result.log, "loss_repeated")
+
+
+def build_induction(
+    out: str | Path, recipe: InductionRecipe, command: str, overwrite: bool = False, progress: bool = True,
+    control: bool = True,
+) -> Path:
+    """Train ``recipe``, measure it (and, with ``control``, a 1-layer control), write ``out``."""
+    _refuse_existing(out, overwrite)
+    result = train_induction(recipe, progress=progress)
+    log = result.log
+    figures = {
+        "model": out_name(out),
+        "recipe_kind": "induction",
+        "command": command,
+        "recipe": recipe.to_dict(),
+        "n_parameters": sum(p.numel() for p in result.model.parameters()),
+        "training": {
+            **_training_figures(log),
+            "phase_change": phase_change(log),
+            "loss_repeated_last50": round(_mean_last(log, "loss_repeated"), 4),
+        },
+        "measure_settings": INDUCTION_MEASURE,
+        "measured": measure_induction(result.model, **INDUCTION_MEASURE),
+    }
+    if control and recipe.n_layers > 1:
+        figures["control"] = {"n_layers": 1, "loss_repeated": round(train_control(recipe, progress), 4)}
+    return save_model_dir(out, result.model, result.tokenizer, _files(figures, log), overwrite=overwrite)
+
+
+def _world_figures(world: World, tokenizer) -> dict:
+    subjects = sorted({f.subject for f in world.facts})
+    lengths = [len(tokenizer(" " + s, add_special_tokens=False)["input_ids"]) for s in subjects]
+    rel = next(iter(world.relations.values()))
+    example = world.prompts("train", relation="capital")[0]
+    return {
+        "example": {"prompt": example.text, "answer": example.answer},
+        "countries": len(world.countries),
+        "people": len(world.people),
+        "entities": world.n_entities,
+        "facts": len(world.facts),
+        "relations": len(world.relations),
+        "templates_per_relation": len(rel.templates),
+        "held_out_per_relation": len(rel.held_out),
+        "train_sentences": len(world.prompts("train")),
+        "held_out_prompts": len(world.prompts("held_out")),
+        "subject_tokens_mean": round(statistics.fmean(lengths), 4),
+        "subject_multi_token_fraction": round(sum(n > 1 for n in lengths) / len(lengths), 4),
+    }
+
+
+def build_facts(out: str | Path, recipe: FactsRecipe, command: str, overwrite: bool = False,
+                progress: bool = True) -> Path:
+    """Train ``recipe``, measure it, write ``out`` (with ``world.json``)."""
+    _refuse_existing(out, overwrite)
+    result, world = train_facts(recipe, progress=progress)
+    figures = {
+        "model": out_name(out),
+        "recipe_kind": "facts",
+        "command": command,
+        "recipe": recipe.to_dict(),
+        "n_parameters": sum(p.numel() for p in result.model.parameters()),
+        "training": {**_training_figures(result.log),
+                     "loss_answer_last50": round(_mean_last(result.log, "loss_answer"), 4)},
+        "world": _world_figures(world, result.tokenizer),
+        "measured": measure_facts(result.model, result.tokenizer, world),
+    }
+    assert figures["world"]["held_out_per_relation"] == HELD_OUT_PER_RELATION
+    extra = {"world.json": world.to_json()}
+    return save_model_dir(out, result.model, result.tokenizer, _files(figures, result.log, extra), overwrite=overwrite)
+
+
+def out_name(out: str | Path) -> str:
+    return Path(out).absolute().name
+
+
+def measure_dir(path: str | Path) -> dict:
+    """Re-measure the weights in ``path`` (a directory written by this module): the ``measured`` figures."""
+    path = Path(path)
+    figures = json.loads((path / "figures.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    if figures["recipe_kind"] == "induction":
+        return measure_induction(model, **figures["measure_settings"])
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return measure_facts(model, tokenizer, load_world(path / "world.json"))

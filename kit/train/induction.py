@@ -1,0 +1,162 @@
+"""The ``induction-2l`` recipe: model, data, training and the figures measured on the result.
+
+A 2-layer GPT-2 (``GPT2LMHeadModel``: d_model 64, 4 heads, MLP width 64,
+context 48, untied unembedding) trained on ``RepeatedSegmentTask``: text of a
+random language in which the next token depends on the current token (bigram)
+and on the one before it (skip-bigram), with a segment of uniformly random
+tokens repeated 2 or more times at a random offset. A previous-token head forms
+in layer 0 (the skip-bigram pays for it) and an induction head in layer 1
+(the repeats pay for it), abruptly.
+
+``train_induction(recipe)`` returns a ``TrainResult``; ``measure_induction``
+returns the figures of the model card. ``n_layers=1`` gives the control model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from kit.train import metrics
+from kit.train.induction_data import BackgroundLanguage, RepeatedSegmentTask, syllables
+from kit.train.log import TrainLog
+from kit.train.loop import TrainConfig, train
+from kit.train.phase import crossing_step, steepest_drop_step
+from kit.train.result import TrainResult
+from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
+
+__all__ = [
+    "InductionRecipe",
+    "build_induction_model",
+    "induction_task",
+    "induction_tokenizer",
+    "measure_induction",
+    "phase_change",
+    "train_induction",
+]
+
+
+@dataclass(frozen=True)
+class InductionRecipe:
+    """Every choice that defines ``induction-2l`` (the defaults are the shipped model's)."""
+
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    d_mlp: int = 64
+    n_ctx: int = 48  # <|bos|> + 47 tokens
+    n_tokens: int = 61  # ordinary tokens; vocab = 61 + 3 special = 64
+    init_std: float = 0.07  # attention/MLP/unembedding weights (GPT-2 uses 0.02 for width 768)
+    embed_std: float = 1.0  # token and position embeddings
+    skip: float = 0.8  # weight of the skip-bigram in the background language
+    concentration: float = 0.03  # Dirichlet concentration of its transition rows
+    language_seed: int = 0  # the background language is fixed: the model learns it in its weights
+    segment_len: tuple[int, int] = (4, 20)
+    copies: tuple[int, int] = (2, 12)  # as many as fit, up to 12
+    probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=800, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
+        weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
+    ))
+
+    def with_train(self, **changes) -> InductionRecipe:
+        """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
+        return replace(self, train=replace(self.train, **changes))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_induction_model(recipe: InductionRecipe) -> GPT2LMHeadModel:
+    """A freshly initialised model, seeded by ``recipe.train.seed``."""
+    config = GPT2Config(
+        vocab_size=recipe.n_tokens + len(SPECIAL_TOKENS),
+        n_positions=recipe.n_ctx,
+        n_embd=recipe.d_model,
+        n_layer=recipe.n_layers,
+        n_head=recipe.n_heads,
+        n_inner=recipe.d_mlp,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        initializer_range=recipe.init_std,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
+    torch.manual_seed(recipe.train.seed)
+    model = GPT2LMHeadModel(config)
+    with torch.no_grad():
+        model.transformer.wte.weight.normal_(0.0, recipe.embed_std)
+        model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
+    return model
+
+
+def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
+    """The data set: ``task.batch(n, generator)`` draws ``n`` training sequences."""
+    language = BackgroundLanguage(
+        recipe.n_tokens, skip=recipe.skip, concentration=recipe.concentration, seed=recipe.language_seed,
+        first_id=len(SPECIAL_TOKENS),
+    )
+    return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies)
+
+
+def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the syllable tokens ``"ba", "be", ...`` (ids 3..63)."""
+    return word_tokenizer(syllables(recipe.n_tokens), model_max_length=recipe.n_ctx)
+
+
+def _probes(recipe: InductionRecipe) -> dict:
+    T = recipe.probe_half_len
+    return {
+        "induction_score": lambda m: metrics.induction_scores(m, n_seqs=8, half_len=T, seed=1)[-1].max(),
+        "prev_token_score": lambda m: metrics.prev_token_scores(m, n_seqs=8, seed=1)[0].max(),
+    }
+
+
+def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool | None = None) -> TrainResult:
+    """Train the recipe's model from scratch; the log probes the best induction score of the
+    last layer and the best previous-token score of layer 0 every ``probe_every`` steps."""
+    config = recipe.train if progress is None else replace(recipe.train, progress=progress)
+    model = build_induction_model(recipe)
+    log = train(model, induction_task(recipe).batch, config, probes=_probes(recipe),
+                description=f"induction-{recipe.n_layers}l")
+    log.meta["recipe"] = recipe.to_dict()
+    return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log)
+
+
+def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:
+    """``{"induction_crosses_half": step, "repeated_loss_drop": step}`` from a training log."""
+    steps, loss = log.series("loss_repeated")
+    window = min(window, (len(loss) - 1) // 2)  # short runs: a narrower window
+    return {
+        "induction_crosses_half": crossing_step(*log.series("induction_score"), 0.5),
+        "repeated_loss_drop": steepest_drop_step(steps, loss, window) if window >= 1 else None,
+    }
+
+
+@torch.no_grad()
+def measure_induction(model: torch.nn.Module, half_len: int = 16, n_seqs: int = 64, seed: int = 0) -> dict[str, float]:
+    """The figures the model card reports, measured on ``model`` (eval mode, CPU or not).
+
+    ``prev_token_score``: best head of layer 0; ``induction_score``: best head of
+    the last layer (both over ``n_seqs`` random sequences); ``loss_first_copy``,
+    ``loss_second_copy`` and their ``loss_ratio`` on random sequences of
+    ``half_len`` tokens repeated twice.
+    """
+    model.eval()
+    prev = metrics.prev_token_scores(model, n_seqs=n_seqs, seed=seed)  # [layer, head]
+    ind = metrics.induction_scores(model, n_seqs=n_seqs, half_len=half_len, seed=seed)  # [layer, head]
+    losses = metrics.repeated_sequence_losses(model, n_seqs=n_seqs, half_len=half_len, seed=seed)
+    return {
+        "prev_token_score": float(prev[0].max()),
+        "prev_token_head": int(prev[0].argmax()),
+        "induction_score": float(ind[-1].max()),
+        "induction_head": int(ind[-1].argmax()),
+        "loss_first_copy": losses["first"],
+        "loss_second_copy": losses["second"],
+        "loss_ratio": losses["second"] / losses["first"],
+    }

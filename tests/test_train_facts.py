@@ -1,0 +1,85 @@
+"""The facts-4l data pipeline: tokenizer, packed training sequences, and the accuracy measure."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from kit.train.facts import FactsRecipe, FactsTask, answer_accuracy, facts_tokenizer
+
+
+@pytest.fixture(scope="module")
+def world():
+    return FactsRecipe().world()
+
+
+@pytest.fixture(scope="module")
+def tok(world):
+    r = FactsRecipe()
+    return facts_tokenizer(world, r.vocab_size, r.n_ctx)
+
+
+def test_tokenizer_makes_answers_single_tokens_and_subjects_longer(world, tok):
+    assert all(len(tok(" " + f.answer, add_special_tokens=False)["input_ids"]) == 1 for f in world.facts)
+    subjects = {f.subject for f in world.facts}
+    multi = sum(len(tok(" " + s, add_special_tokens=False)["input_ids"]) > 1 for s in subjects)
+    assert multi / len(subjects) >= 0.5
+    text = world.prompts("held_out")[0].sentence
+    assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_packed_sequences_mark_every_answer(world, tok):
+    task = FactsTask(world.prompts("train"), tok, n_ctx=64, max_sentences=3)
+    b = task.batch(64, torch.Generator().manual_seed(0))
+    answers = {tok(" " + f.answer, add_special_tokens=False)["input_ids"][0] for f in world.facts}
+    n_sentences = []
+    for row in range(64):
+        n = int(b.attention_mask[row].sum())
+        ids = b.input_ids[row, :n].tolist()
+        assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id and n <= 64
+        assert (b.input_ids[row, n:] == tok.pad_token_id).all()
+        marked = b.groups["answer"][row].nonzero().flatten().tolist()
+        assert all(ids[p] in answers for p in marked)
+        assert all(ids[p + 1] == tok.convert_tokens_to_ids(".") for p in marked)  # each answer ends its sentence
+        n_sentences.append(len(marked))
+        assert not b.loss_mask[row, 0] and b.loss_mask[row, 1:n].all() and not b.loss_mask[row, n:].any()
+    assert set(n_sentences) == {1, 2, 3}
+
+
+def test_held_out_templates_never_reach_training(world, tok):
+    task = FactsTask(world.prompts("train"), tok, n_ctx=64)
+    held = {p.text for p in world.prompts("held_out")}
+    assert not held & {p.text for p in task.prompts}
+
+
+class OracleStub(torch.nn.Module):
+    """Predicts the right first answer token at the last real position of every prompt whose text is
+    in ``known``, and a wrong token everywhere else (so any off-by-one in the gather is caught)."""
+
+    def __init__(self, tok, known: dict[tuple[int, ...], int]):
+        super().__init__()
+        self.known, self.vocab = known, len(tok)
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask):
+        B, T = input_ids.shape
+        logits = torch.zeros(B, T, self.vocab)
+        logits[..., 5] = 10.0  # a wrong token by default
+        for b in range(B):
+            n = int(attention_mask[b].sum())
+            key = tuple(input_ids[b, :n].tolist())
+            if key in self.known:
+                logits[b, n - 1, self.known[key]] = 20.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_answer_accuracy_reads_the_last_real_position(world, tok):
+    prompts = world.prompts("held_out")[:40]
+    known = {}
+    for p in prompts[::2]:
+        known[tuple(tok(p.text)["input_ids"])] = tok(p.answer, add_special_tokens=False)["input_ids"][0]
+    stub = OracleStub(tok, known)
+    assert answer_accuracy(stub, tok, prompts, batch_size=16) == pytest.approx(0.5)
+    assert answer_accuracy(stub, tok, prompts[::2], batch_size=7) == pytest.approx(1.0)
