@@ -18,7 +18,12 @@ model
 # each head's output, the MLPs' outputs and their neuron activations.
 
 # %%
-tr = model.trace("The capital of Fesougund is")
+from kit.train import load_world
+
+country = load_world().countries[0]  # the invented world that facts-4l has memorised
+prompt = f"The capital of {country['name']} is"
+print(prompt, "->", country["capital"])
+tr = model.trace(prompt)
 tr
 
 # %%
