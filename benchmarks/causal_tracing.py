@@ -52,9 +52,11 @@ def main() -> None:
     reps = 1 if args.quick else args.reps
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = kit.load(args.model, device="cpu")
-    from kit.train.world import benchmark_prompt  # a 12-token factual prompt of the shipped world
+    from kit.train import load_world
 
-    prompt, subject = benchmark_prompt(model)
+    # a factual prompt of the shipped world with 12 tokens (its <|bos|> included)
+    prompt, subject = next((p.text, p.subject) for p in load_world().prompts("all")
+                           if len(model.to_tokens(p.text)) == 12)
     n_tok = len(model.to_tokens(prompt))
     fast = causal_trace(model, prompt, subject, samples=10)
     slow = naive_grid(model, prompt, subject, fast.answer)
