@@ -105,7 +105,11 @@ class Model:
                 for i, p in enumerate(prompts):
                     if not p.strip():
                         raise ValueError(f"prompt {i} is empty or only whitespace; give some text to trace")
-                enc = self.tokenizer(prompts, padding=True, return_tensors="pt")
+                try:
+                    enc = self.tokenizer(prompts, padding=True, return_tensors="pt")
+                except Exception as err:  # e.g. a word-level vocabulary without an unknown token
+                    raise ValueError(f"this model's tokenizer cannot encode the prompt ({err}); "
+                                     f"pass token ids, or text in its vocabulary") from err
                 ids, mask = enc["input_ids"], enc["attention_mask"].bool()
                 if ids.shape[1] == 0 or (mask.sum(1) == 0).any():
                     raise ValueError("a prompt produced no tokens; give some text to trace")
