@@ -8,5 +8,6 @@ that renders with no network. ``html_page([w1, w2], path)`` puts several on one 
 
 from ._html import html_page
 from .attention import AttentionViewer
+from .patching import PatchingHeatmap
 
-__all__ = ["AttentionViewer", "html_page"]
+__all__ = ["AttentionViewer", "PatchingHeatmap", "html_page"]

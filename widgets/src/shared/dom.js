@@ -44,3 +44,12 @@ export function scrollWithin(container, child) {
   if (r.left < c.left) container.scrollLeft -= c.left - r.left + 4;
   else if (r.right > c.right) container.scrollLeft += r.right - c.right + 4;
 }
+
+/** A number with `sig` significant digits (exponent notation when tiny or huge). */
+export function num(x, sig = 3) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "n/a";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e-3 && a < 1e5) return Number(x.toPrecision(sig)).toString();
+  return x.toExponential(sig - 1);
+}
