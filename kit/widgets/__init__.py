@@ -8,6 +8,7 @@ that renders with no network. ``html_page([w1, w2], path)`` puts several on one 
 
 from ._html import html_page
 from .attention import AttentionViewer
+from .lens import ResidualLens
 from .patching import PatchingHeatmap
 
-__all__ = ["AttentionViewer", "PatchingHeatmap", "html_page"]
+__all__ = ["AttentionViewer", "PatchingHeatmap", "ResidualLens", "html_page"]

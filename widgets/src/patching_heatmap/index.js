@@ -7,7 +7,8 @@ import { divergingColor, divergingLegend, palette, lightness, cellText } from ".
 import { createCellGrid } from "../shared/cellgrid.js";
 import { createTooltip } from "../shared/tooltip.js";
 import { h, num } from "../shared/dom.js";
-import { visibleToken, shortToken } from "../shared/tokens.js";
+import { visibleToken } from "../shared/tokens.js";
+import { tokenHeader } from "../shared/axis.js";
 
 function render({ model, el }) {
   const labels = model.get("_labels");
@@ -37,51 +38,28 @@ function render({ model, el }) {
   const key = divergingLegend("value", 1);
 
   // --- grid geometry
-  const rotated = byHead ? false : nCols > 10 || tokens.some((t) => [...visibleToken(t)].length > 6);
   const cellW = byHead ? Math.max(30, Math.min(48, Math.floor(560 / nCols))) : Math.max(16, Math.min(56, Math.floor(680 / nCols)));
   const cellH = nLayers <= 16 ? 22 : 18;
-  const corrBand = !byHead && corrupted && tokens.some((_, c) => differs(c)) ? 16 : 0;
-  const longest = Math.max(...tokens.map((t) => Math.min(14, [...visibleToken(t)].length)));
-  const headerH = (rotated ? Math.round(Math.min(80, 16 + (longest + 1) * 6.6 * 0.87)) : 22) + corrBand;
+  const header = tokenHeader({
+    tokens,
+    cellW,
+    mark: (c) => (subject.has(c) ? "*" : ""),
+    accent2: (c) => subject.has(c),
+    below: !byHead && corrupted && tokens.some((_, c) => differs(c)) ? { height: 16, text: (c) => (differs(c) ? corrupted[c] : null) } : null,
+    selected: () => (byHead ? model.get("head") : model.get("token")),
+  });
   const grid = createCellGrid({
     rows: nLayers,
     cols: nCols,
     cellW,
     cellH,
     labelW: 40,
-    headerH,
+    headerH: header.height,
     maxHeight: 540,
     label: `${labels.title || "Patching"}: ${nLayers} layers (rows) by ${nCols} ${byHead ? "heads" : "positions"} (columns). Arrow keys move, Enter selects the cell, Escape clears.`,
     getColors: () => palette(root),
     rowLabel: (r) => `L${r}`,
-    drawHeader: (ctx, c, x, w, hh, colors) => {
-      const text = byHead ? tokens[c] : shortToken(tokens[c], rotated ? 14 : Math.max(2, Math.floor(w / 7)));
-      const mark = subject.has(c) ? "*" : "";
-      const isSel = (byHead ? model.get("head") : model.get("token")) === c;
-      ctx.fillStyle = isSel ? colors.accent : subject.has(c) ? colors.accent2 : colors.fg;
-      ctx.font = `${isSel ? "bold " : ""}11px ${colors.mono || "monospace"}`;
-      const base = hh - corrBand - 5;
-      if (rotated) {
-        ctx.save();
-        ctx.translate(x + w / 2 + 3, base);
-        ctx.rotate(-Math.PI / 3);
-        ctx.textAlign = "left";
-        ctx.textBaseline = "middle";
-        ctx.fillText(text + mark, 0, 0);
-        ctx.restore();
-      } else {
-        ctx.textAlign = "center";
-        ctx.textBaseline = "alphabetic";
-        ctx.fillText(text + mark, x + w / 2, base);
-      }
-      if (corrBand && differs(c)) {
-        ctx.fillStyle = colors.accent;
-        ctx.font = `10px ${colors.mono || "monospace"}`;
-        ctx.textAlign = "center";
-        ctx.textBaseline = "alphabetic";
-        ctx.fillText(w >= 24 ? shortToken(corrupted[c], Math.max(2, Math.floor(w / 6.5))) : "\u2260", x + w / 2, hh - 4);
-      }
-    },
+    drawHeader: header.draw,
     paintCell: (ctx, r, c, x, y, w, hh) => {
       const g = current();
       if (!g) return;

@@ -69,7 +69,8 @@ export function cellText(v, vmax) {
 
 /**
  * A horizontal colour bar with numeric ticks from vmin to vmax. `colorAt(theme, u)` gives the CSS
- * colour at u in [0, 1] (default: the sequential scale). Returns {node, redraw(theme), setRange(vmin, vmax, label?)}.
+ * colour at u in [0, 1] (default: the sequential scale). Returns {node, redraw(theme),
+ * setRange(vmin, vmax, label?), setTicks(texts, label?)}.
  */
 export function legend(label, vmin = 0, vmax = 1, ticks = 5, width = 180, colorAt = cssColor) {
   const { canvas, ctx } = hiDpiCanvas(width, 10, "tmk-legend-bar");
@@ -85,13 +86,21 @@ export function legend(label, vmin = 0, vmax = 1, ticks = 5, width = 180, colorA
     node.dataset.max = String(hi);
   };
   setRange(vmin, vmax);
+  /** Replace the tick labels with `texts` (evenly spaced), e.g. for a log scale. */
+  const setTicks = (texts, text = labelNode.textContent) => {
+    labelNode.textContent = text;
+    tickRow.replaceChildren(...texts.map((t) => h("span", { text: t })));
+    node.setAttribute("aria-label", `${text}: colour scale from ${texts[0]} to ${texts[texts.length - 1]}`);
+    node.dataset.min = texts[0];
+    node.dataset.max = texts[texts.length - 1];
+  };
   const redraw = (theme) => {
     for (let x = 0; x < width; x++) {
       ctx.fillStyle = colorAt(theme, x / (width - 1));
       ctx.fillRect(x, 0, 1, 10);
     }
   };
-  return { node, redraw, setRange };
+  return { node, redraw, setRange, setTicks };
 }
 
 // Diverging scale for signed values: zero blends into the background, positive is blue,
