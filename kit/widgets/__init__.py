@@ -10,5 +10,6 @@ from ._html import html_page
 from .attention import AttentionViewer
 from .lens import ResidualLens
 from .patching import PatchingHeatmap
+from .probe import NeuronProbe
 
-__all__ = ["AttentionViewer", "PatchingHeatmap", "ResidualLens", "html_page"]
+__all__ = ["AttentionViewer", "NeuronProbe", "PatchingHeatmap", "ResidualLens", "html_page"]
