@@ -8,8 +8,9 @@ that renders with no network. ``html_page([w1, w2], path)`` puts several on one 
 
 from ._html import html_page
 from .attention import AttentionViewer
+from .circuit import CircuitDiagram
 from .lens import ResidualLens
 from .patching import PatchingHeatmap
 from .probe import NeuronProbe
 
-__all__ = ["AttentionViewer", "NeuronProbe", "PatchingHeatmap", "ResidualLens", "html_page"]
+__all__ = ["AttentionViewer", "CircuitDiagram", "NeuronProbe", "PatchingHeatmap", "ResidualLens", "html_page"]
