@@ -52,7 +52,7 @@ class NeuronProbe(KitWidget):
 
     _esm = STATIC / "neuron_probe.js"
     _module = "neuron_probe"
-    _links = ("layer", "token")
+    _links = ("layer",)  # its `token` is a position in texts[text], not in a shared prompt
 
     neuron = traitlets.Int(0, help="Selected neuron of the layer").tag(sync=True)
     feature = traitlets.Int(0, help="Selected feature (feature mode)").tag(sync=True)
