@@ -4,6 +4,7 @@
 // Enter or Space selects, Escape clears.
 import { h } from "./dom.js";
 
+const MAX_WIDTH = 960;
 const DPR = () => Math.max(1, Math.min(3, globalThis.devicePixelRatio || 1));
 
 /**
@@ -23,7 +24,9 @@ export function createCellGrid(opts) {
   const scroller = h("div", {
     class: "tmk-cellgrid",
     attrs: { tabindex: 0, role: "img", "aria-label": opts.label, "data-rows": rows, "data-cols": cols, "data-cell-w": cellW, "data-cell-h": cellH, "data-label-w": labelW, "data-header-h": headerH },
-    style: { "max-width": `${totalW + 2}px`, "max-height": `${opts.maxHeight ?? 520}px` },
+    // a definite width (at most MAX_WIDTH, never wider than the container): a long prompt scrolls
+    // inside the grid instead of widening the page or a grid layout sized to its content
+    style: { width: `${Math.min(totalW + 2, MAX_WIDTH)}px`, "max-width": "100%", "max-height": `${opts.maxHeight ?? 520}px` },
   }, [inner]);
   let drawn = 0;
   const state = { view: { w: 0, h: 0 }, hover: null, cursor: { r: 0, c: 0 }, selected: null, frame: 0, focused: false, showCursor: false };
