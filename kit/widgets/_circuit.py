@@ -54,8 +54,15 @@ def _tensor(x: Any, shape: tuple[int, ...], what: str) -> torch.Tensor:
     return t
 
 
-def weights_from(n_layers: int, n_heads: int, attribution: Any = None, patching: Any = None,
-                 mlp_patching: Any = None, weights: dict | None = None, batch_index: int = 0) -> Graph:
+def weights_from(
+    n_layers: int,
+    n_heads: int,
+    attribution: Any = None,
+    patching: Any = None,
+    mlp_patching: Any = None,
+    weights: dict | None = None,
+    batch_index: int = 0,
+) -> Graph:
     """Node weights from exactly one of: an Attribution, patching results, or a dict of tensors."""
     given = [x is not None for x in (attribution, patching if patching is not None else mlp_patching, weights)]
     if sum(given) != 1:
@@ -80,7 +87,9 @@ def weights_from(n_layers: int, n_heads: int, attribution: Any = None, patching:
     heads, mlps = torch.zeros(L, H), torch.zeros(L)
     if patching is not None:
         if getattr(patching, "kind", None) != "heads":
-            raise ValueError("patching= takes activation_patching(..., kind='heads'); pass an MLP grid as mlp_patching=")
+            raise ValueError(
+                "patching= takes activation_patching(..., kind='heads'); pass an MLP grid as mlp_patching="
+            )
         heads = _tensor(patching.normalized, (L, H), "patching.scores")
     if mlp_patching is not None:
         if getattr(mlp_patching, "kind", None) != "mlp":
@@ -94,7 +103,9 @@ def weights_from(n_layers: int, n_heads: int, attribution: Any = None, patching:
 
 
 @torch.no_grad()
-def head_edges(model: Any, heads: torch.Tensor, max_edges: int = 400) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def head_edges(
+    model: Any, heads: torch.Tensor, max_edges: int = 400
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(pairs[E, 2], weight[E], kind[E])``: the strongest head-to-head edges, strongest first.
 
     ``pairs`` holds flat head indices ``layer * n_heads + head`` (source, then destination);
@@ -107,6 +118,6 @@ def head_edges(model: Any, heads: torch.Tensor, max_edges: int = 400) -> tuple[t
     strength = best * (mag[:, :, None, None] * mag[None, None, :, :]).sqrt()
     flat = strength.reshape(L * H, L * H)
     order = flat.flatten().argsort(descending=True)
-    keep = order[: max_edges][flat.flatten()[order[: max_edges]] > 0]
+    keep = order[:max_edges][flat.flatten()[order[:max_edges]] > 0]
     src, dst = keep // (L * H), keep % (L * H)
     return torch.stack([src, dst], 1), flat.flatten()[keep], kind.reshape(L * H, L * H).flatten()[keep]

@@ -120,7 +120,9 @@ def html_page(
     link_list = []
     for i, trait, j in links:
         if not (0 <= i < len(ids) and 0 <= j < len(ids)) or i == j:
-            raise ValueError(f"link ({i}, {trait!r}, {j}) must join two different widgets of the {len(ids)} on the page")
+            raise ValueError(
+                f"link ({i}, {trait!r}, {j}) must join two different widgets of the {len(ids)} on the page"
+            )
         link_list.append([ids[i], str(trait), ids[j]])
     if link_list:
         bodies.append(f'<script type="application/vnd.tmk.links+json">{script_json(link_list)}</script>')

@@ -78,7 +78,12 @@ def _feature_edit(layer: int, z: torch.Tensor, value: float) -> Edit:
 
 @torch.no_grad()
 def next_token_change(
-    model: Any, prompt: str, layer: int, value: float, neuron: int | None = None, feature: torch.Tensor | None = None,
+    model: Any,
+    prompt: str,
+    layer: int,
+    value: float,
+    neuron: int | None = None,
+    feature: torch.Tensor | None = None,
     k: int = 8,
 ) -> dict[str, Any]:
     """Next-token probabilities after ``prompt`` with a neuron (or a feature ``z[d_mlp]``) clamped to
@@ -97,5 +102,12 @@ def next_token_change(
     ids = torch.unique(picks)
     ids = ids[after[ids].argsort(descending=True)]
     kl = float((after * (after.clamp_min(1e-12).log() - before.clamp_min(1e-12).log())).sum())
-    return {"ids": ids, "tokens": model.to_str_tokens(ids), "before": before[ids], "after": after[ids], "kl": kl,
-            "before_all": before, "after_all": after}
+    return {
+        "ids": ids,
+        "tokens": model.to_str_tokens(ids),
+        "before": before[ids],
+        "after": after[ids],
+        "kl": kl,
+        "before_all": before,
+        "after_all": after,
+    }

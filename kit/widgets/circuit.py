@@ -52,7 +52,9 @@ class CircuitDiagram(KitWidget):
     _module = "circuit_diagram"
     _links = ("layer", "head")
 
-    threshold = traitlets.Float(0.2, help="Hide edges (and dim nodes) below this share of the largest weight").tag(sync=True)
+    threshold = traitlets.Float(0.2, help="Hide edges (and dim nodes) below this share of the largest weight").tag(
+        sync=True
+    )
     node = traitlets.Unicode("", help='Selected node: "embed", "L<l>.H<h>", "L<l>.MLP", "logits" or ""').tag(sync=True)
     _graph = traitlets.Dict().tag(sync=True)
     _weights = traitlets.Dict().tag(sync=True)  # float16 [1 + layer * head + layer]: embed, heads, mlps
@@ -85,8 +87,25 @@ class CircuitDiagram(KitWidget):
         refuse_unknown(
             "CircuitDiagram",
             unknown,
-            ["prompt", "answer", "contrast", "attribution", "patching", "mlp_patching", "weights", "pos", "batch_index",
-             "threshold", "max_edges", "node", "layer", "head", "token", "theme", "height"],
+            [
+                "prompt",
+                "answer",
+                "contrast",
+                "attribution",
+                "patching",
+                "mlp_patching",
+                "weights",
+                "pos",
+                "batch_index",
+                "threshold",
+                "max_edges",
+                "node",
+                "layer",
+                "head",
+                "token",
+                "theme",
+                "height",
+            ],
         )
         model, trace = self._model_and_trace(source, prompt)
         self._model, self._trace, self._b = model, trace, batch_index
@@ -161,7 +180,9 @@ class CircuitDiagram(KitWidget):
             return source.model, source
         if callable(getattr(source, "trace", None)) and hasattr(source, "n_layers"):
             return source, None
-        raise TypeError(f"CircuitDiagram takes a trace, a model and a prompt, or a model with weights=; got {type(source).__name__}")
+        raise TypeError(
+            f"CircuitDiagram takes a trace, a model and a prompt, or a model with weights=; got {type(source).__name__}"
+        )
 
     def _mlp_details(self) -> dict[str, Any]:
         """Per layer, the MLP's top neurons: by direct effect when known, else by activation at ``pos``."""
@@ -179,10 +200,12 @@ class CircuitDiagram(KitWidget):
             one_hot = torch.zeros(top.shape[1], self._model.d_mlp)
             one_hot[torch.arange(top.shape[1]), top[l]] = 1.0
             ids = decode_directions(self._model, l, one_hot, k=4)
-            out.append([
-                {"neuron": int(n), "value": float(scores[l, n]), "tokens": self._model.to_str_tokens(ids[i])}
-                for i, n in enumerate(top[l].tolist())
-            ])
+            out.append(
+                [
+                    {"neuron": int(n), "value": float(scores[l, n]), "tokens": self._model.to_str_tokens(ids[i])}
+                    for i, n in enumerate(top[l].tolist())
+                ]
+            )
         return {"mlp": out, "basis": basis}
 
     # --- public views
@@ -201,8 +224,11 @@ class CircuitDiagram(KitWidget):
         """Head-to-head edges ``(from, to, weight, composition kind)``, strongest first."""
         pairs, strength, kind = self._edge_list
         name = lambda i: f"L{i // self._H}.H{i % self._H}"  # noqa: E731
-        return [(name(int(s)), name(int(d)), float(w), KINDS[int(k)])
-                for (s, d), w, k in zip(pairs.tolist(), strength, kind) if float(w) >= min_weight]
+        return [
+            (name(int(s)), name(int(d)), float(w), KINDS[int(k)])
+            for (s, d), w, k in zip(pairs.tolist(), strength, kind)
+            if float(w) >= min_weight
+        ]
 
     # --- validation and sync
 
@@ -230,7 +256,9 @@ class CircuitDiagram(KitWidget):
 
         m = re.fullmatch(r"L(\d+)\.(?:H(\d+)|MLP)", value)
         if not m or int(m.group(1)) >= self._L or (m.group(2) is not None and int(m.group(2)) >= self._H):
-            raise traitlets.TraitError(f'node must be "", "embed", "logits", "L<layer>.H<head>" or "L<layer>.MLP"; got {value!r}')
+            raise traitlets.TraitError(
+                f'node must be "", "embed", "logits", "L<layer>.H<head>" or "L<layer>.MLP"; got {value!r}'
+            )
         return value
 
     @traitlets.observe("node")
@@ -266,5 +294,7 @@ class CircuitDiagram(KitWidget):
         top = g.heads.abs().flatten().topk(min(3, g.heads.numel())).indices.tolist()
         best = ", ".join(f"L{i // self._H}.H{i % self._H} {float(g.heads.flatten()[i]):+.3g}" for i in top)
         target = f" to {visible_token(self._graph['target'])}" if self._graph.get("target") else ""
-        return (f"CircuitDiagram({self._L} layers x {self._H} heads, {g.label}{target}; strongest heads: {best}; "
-                f"{len(self._edge_list[1])} head-to-head edges; node={self.node!r})")
+        return (
+            f"CircuitDiagram({self._L} layers x {self._H} heads, {g.label}{target}; strongest heads: {best}; "
+            f"{len(self._edge_list[1])} head-to-head edges; node={self.node!r})"
+        )

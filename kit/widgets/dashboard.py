@@ -37,7 +37,9 @@ class Dashboard(ipywidgets.GridBox):
             raise ValueError("Dashboard needs at least one view, e.g. Dashboard(lens, heatmap)")
         for v in views:
             if not isinstance(v, KitWidget):
-                raise TypeError(f"Dashboard takes kit widgets (ResidualLens, PatchingHeatmap, ...); got {type(v).__name__}")
+                raise TypeError(
+                    f"Dashboard takes kit widgets (ResidualLens, PatchingHeatmap, ...); got {type(v).__name__}"
+                )
         if len({id(v) for v in views}) != len(views):
             raise ValueError("a view appears twice in the Dashboard; make a second view instead")
         unknown_traits = [t for t in link if t not in SHARED]

@@ -45,9 +45,9 @@ class ResidualLens(KitWidget):
     _module = "residual_lens"
     _links = ("layer", "head", "token")
 
-    color = traitlets.Enum(("prob", "rank"), default_value="prob", help="Colour cells by probability or target rank").tag(
-        sync=True
-    )
+    color = traitlets.Enum(
+        ("prob", "rank"), default_value="prob", help="Colour cells by probability or target rank"
+    ).tag(sync=True)
     _tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     _info = traitlets.Dict().tag(sync=True)  # {n_layers, n_heads, n_tokens, k, vocab_size, dla}
     _vocab = traitlets.List(traitlets.Unicode()).tag(sync=True)  # token texts that _lens.ids index
@@ -78,7 +78,9 @@ class ResidualLens(KitWidget):
         )
         tr = self._trace_of(source, prompt)
         if not 0 <= batch_index < tr.batch:
-            raise ValueError(f"batch_index must be in 0..{tr.batch - 1} (the trace holds {tr.batch} prompts); got {batch_index}")
+            raise ValueError(
+                f"batch_index must be in 0..{tr.batch - 1} (the trace holds {tr.batch} prompts); got {batch_index}"
+            )
         if not 1 <= k <= 20:
             raise ValueError(f"k must be in 1..20; got {k}")
         self._trace, self._b, self._k = tr, batch_index, k
@@ -123,12 +125,16 @@ class ResidualLens(KitWidget):
     def _trace_of(source: Any, prompt: str | None) -> Any:
         if prompt is not None:
             if not callable(getattr(source, "trace", None)):
-                raise TypeError("ResidualLens(model, prompt) needs a kit model (something with .trace()) as its first argument")
+                raise TypeError(
+                    "ResidualLens(model, prompt) needs a kit model (something with .trace()) as its first argument"
+                )
             return source.trace(prompt, capture=CAPTURE)
         if callable(getattr(source, "trace", None)) and not hasattr(source, "tokens"):
             raise TypeError('ResidualLens(model) needs a prompt too: ResidualLens(model, "some text")')
         if not hasattr(source, "tokens") or not hasattr(source, "model"):
-            raise TypeError(f"ResidualLens takes a trace (from model.trace(...)) or a model and a prompt; got {type(source).__name__}")
+            raise TypeError(
+                f"ResidualLens takes a trace (from model.trace(...)) or a model and a prompt; got {type(source).__name__}"
+            )
         if "resid_post" not in source.names or len(source.layers) != source.model.n_layers:
             raise ValueError(
                 "ResidualLens needs a trace of every layer with 'resid_post' (and for the attribution waterfall "
@@ -227,7 +233,7 @@ class ResidualLens(KitWidget):
 
     def _make_blob(self, key: str) -> Encoded:
         kind, _, index = key.partition("/")
-        pos_text, _, target = index.partition("@")
+        pos_text, _, _ = index.partition("@")
         if kind != "dla" or not pos_text.isdigit() or int(pos_text) >= len(self._tokens) or not self._has_dla:
             raise KeyError(key)
         if key != self._dla_key(int(pos_text)):

@@ -28,8 +28,15 @@ def _grid_of(result: Any, value: str) -> tuple[torch.Tensor, dict[str, Any]]:
         grid = torch.as_tensor(result, dtype=torch.float32).detach().cpu()
         if value not in ("auto", "raw"):
             raise ValueError(f"value={value!r} needs a PatchingResult or CausalTrace; a plain tensor is shown as is")
-        return grid, {"value": "raw", "label": "value", "clean": None, "corrupted": None, "metric": "value",
-                      "kind": "grid", "axis": "pos"}
+        return grid, {
+            "value": "raw",
+            "label": "value",
+            "clean": None,
+            "corrupted": None,
+            "metric": "value",
+            "kind": "grid",
+            "axis": "pos",
+        }
     scores = getattr(result, "scores", None)
     if scores is None or not hasattr(result, "clean") or not hasattr(result, "corrupted"):
         raise TypeError(
@@ -48,8 +55,12 @@ def _grid_of(result: Any, value: str) -> tuple[torch.Tensor, dict[str, Any]]:
         grid = scores - corrupted
     else:
         grid = scores
-    metric = "p(answer)" if causal else {"prob": "p(answer)", "logit_diff": "logit difference"}.get(
-        getattr(result, "metric", ""), str(getattr(result, "metric", "metric"))
+    metric = (
+        "p(answer)"
+        if causal
+        else {"prob": "p(answer)", "logit_diff": "logit difference"}.get(
+            getattr(result, "metric", ""), str(getattr(result, "metric", "metric"))
+        )
     )
     kind = str(getattr(result, "kind", ""))
     return grid, {
@@ -112,7 +123,19 @@ class PatchingHeatmap(KitWidget):
         refuse_unknown(
             "PatchingHeatmap",
             unknown,
-            ["value", "tokens", "corrupted_tokens", "vmax", "title", "layer", "head", "token", "view", "theme", "height"],
+            [
+                "value",
+                "tokens",
+                "corrupted_tokens",
+                "vmax",
+                "title",
+                "layer",
+                "head",
+                "token",
+                "view",
+                "theme",
+                "height",
+            ],
         )
         if value not in _VALUES:
             raise ValueError(f"value={value!r}; valid values: {', '.join(_VALUES)}")
@@ -127,7 +150,9 @@ class PatchingHeatmap(KitWidget):
         for name, res in results.items():
             grid, desc = _grid_of(res, value)
             if grid.ndim != 2 or 0 in grid.shape:
-                raise ValueError(f"a patching grid must be 2-d [layer, pos] and not empty; got shape {tuple(grid.shape)}")
+                raise ValueError(
+                    f"a patching grid must be 2-d [layer, pos] and not empty; got shape {tuple(grid.shape)}"
+                )
             if not bool(torch.isfinite(grid).all()):
                 raise ValueError("the patching grid holds NaN or infinite values")
             if shape is not None and grid.shape != shape:
@@ -178,7 +203,12 @@ class PatchingHeatmap(KitWidget):
         if hasattr(result, "subject"):
             subject = [int(p) for p in result.subject]
         if axis == "head":
-            return {"tokens": [f"H{i}" for i in range(n_cols)], "corrupted": None, "subject": [], "prompt": list(tokens or [])}
+            return {
+                "tokens": [f"H{i}" for i in range(n_cols)],
+                "corrupted": None,
+                "subject": [],
+                "prompt": list(tokens or []),
+            }
         if tokens is None:
             tokens = [str(i) for i in range(n_cols)]
         tokens = [str(t) for t in tokens]

@@ -56,11 +56,13 @@ class NeuronProbe(KitWidget):
 
     neuron = traitlets.Int(0, help="Selected neuron of the layer").tag(sync=True)
     feature = traitlets.Int(0, help="Selected feature (feature mode)").tag(sync=True)
-    mode = traitlets.Enum(("neuron", "feature"), default_value="neuron", help="Show a neuron or a feature").tag(sync=True)
-    text = traitlets.Int(0, help="Which text `token` refers to").tag(sync=True)
-    clamp = traitlets.Float(None, allow_none=True, help="Clamp value in units of the largest |activation| (None: off)").tag(
+    mode = traitlets.Enum(("neuron", "feature"), default_value="neuron", help="Show a neuron or a feature").tag(
         sync=True
     )
+    text = traitlets.Int(0, help="Which text `token` refers to").tag(sync=True)
+    clamp = traitlets.Float(
+        None, allow_none=True, help="Clamp value in units of the largest |activation| (None: off)"
+    ).tag(sync=True)
     _texts = traitlets.List().tag(sync=True)  # token texts per text
     _info = traitlets.Dict().tag(sync=True)
 
@@ -88,7 +90,9 @@ class NeuronProbe(KitWidget):
             ["layer", "neuron", "features", "feature", "mode", "prompt", "clamp", "text", "token", "theme", "height"],
         )
         if not callable(getattr(model, "trace", None)) or not hasattr(model, "d_mlp"):
-            raise TypeError(f"NeuronProbe needs a kit model (from kit.load) as its first argument; got {type(model).__name__}")
+            raise TypeError(
+                f"NeuronProbe needs a kit model (from kit.load) as its first argument; got {type(model).__name__}"
+            )
         texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
         if not texts:
             raise ValueError("NeuronProbe needs at least one text")
@@ -136,7 +140,9 @@ class NeuronProbe(KitWidget):
             z = getattr(z, "Z", z)  # a kit.analysis.snmf Decomposition holds Z
             z = torch.as_tensor(z, dtype=torch.float32).detach().cpu()
             if z.ndim != 2 or z.shape[0] != model.d_mlp or z.shape[1] == 0:
-                raise ValueError(f"features for layer {layer} must be Z[d_mlp={model.d_mlp}, k]; got shape {tuple(z.shape)}")
+                raise ValueError(
+                    f"features for layer {layer} must be Z[d_mlp={model.d_mlp}, k]; got shape {tuple(z.shape)}"
+                )
             if not 0 <= int(layer) < model.n_layers:
                 raise ValueError(f"features given for layer {layer}; valid layers are 0..{model.n_layers - 1}")
             out[int(layer)] = z
@@ -193,7 +199,9 @@ class NeuronProbe(KitWidget):
         out = []
         for i in acts.topk(min(k, acts.numel())).indices.tolist():
             t = max(j for j, o in enumerate(off) if o <= i)
-            out.append({"text": t, "pos": i - off[t], "token": self._texts[t][i - off[t]], "activation": float(acts[i])})
+            out.append(
+                {"text": t, "pos": i - off[t], "token": self._texts[t][i - off[t]], "activation": float(acts[i])}
+            )
         return out
 
     def decoded(self, k: int = DECODE_K) -> list[str]:
@@ -248,7 +256,11 @@ class NeuronProbe(KitWidget):
         if not hasattr(self, "_lengths"):
             return {}
         text = self._trait_values.get("text", 0)
-        return {"layer": self._n_layers, "head": self._model.n_heads, "token": self._lengths[min(text, len(self._lengths) - 1)]}
+        return {
+            "layer": self._n_layers,
+            "head": self._model.n_heads,
+            "token": self._lengths[min(text, len(self._lengths) - 1)],
+        }
 
     @traitlets.validate("neuron")
     def _check_neuron(self, proposal: traitlets.Bunch) -> int:
@@ -261,7 +273,9 @@ class NeuronProbe(KitWidget):
     def _check_feature(self, proposal: traitlets.Bunch) -> int:
         value = int(proposal["value"])
         z = getattr(self, "_features", {}).get(self._trait_values.get("layer", 0))
-        limit = z.shape[1] if z is not None else max([f.shape[1] for f in getattr(self, "_features", {}).values()] or [1])
+        limit = (
+            z.shape[1] if z is not None else max([f.shape[1] for f in getattr(self, "_features", {}).values()] or [1])
+        )
         if not 0 <= value < limit:
             raise traitlets.TraitError(f"feature must be in 0..{limit - 1}; got {value}")
         return value

@@ -54,7 +54,9 @@ def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb"
     if not has_anywidget_extension():
         pytest.skip("the anywidget JupyterLab extension is not installed")
     notebook = {
-        "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c} for c in cells],
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c} for c in cells
+        ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -63,15 +65,28 @@ def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb"
     port, token = free_port(), secrets.token_hex(16)
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--expose-app-in-browser",
-            "--allow-root", "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--expose-app-in-browser",
+            "--allow-root",
+            "--LabApp.news_url=",
+            "--LabApp.extension_manager=readonly",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "server.log").open("w"),
-        env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")},
+        env={
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        },
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -33,8 +33,17 @@ def big_model(tmp_path_factory, tokenizer_dir):
 
     out = tmp_path_factory.mktemp("gpt2-12x12")
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=12, n_head=12, n_embd=48, n_positions=64, n_inner=96, vocab_size=300, bos_token_id=0,
-                        eos_token_id=0, pad_token_id=0)
+    config = GPT2Config(
+        n_layer=12,
+        n_head=12,
+        n_embd=48,
+        n_positions=64,
+        n_inner=96,
+        vocab_size=300,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     GPT2LMHeadModel(config).save_pretrained(out, safe_serialization=True)
     PreTrainedTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(out)
     return kit.load(out, device="cpu")
@@ -101,7 +110,9 @@ def test_the_threshold_hides_weak_edges(offline, circuit):
     assert int(svg.get_attribute("data-edges")) > shown
     slider.fill("1")
     assert int(svg.get_attribute("data-edges")) <= 1 and int(svg.get_attribute("data-strong")) == 1
-    assert root.locator(".tmk-node.tmk-weak").count() == root.locator(".tmk-node").count() - 2  # all but the strongest and the logits
+    assert (
+        root.locator(".tmk-node.tmk-weak").count() == root.locator(".tmk-node").count() - 2
+    )  # all but the strongest and the logits
 
 
 def test_keyboard_moves_between_nodes(offline, circuit):
@@ -122,7 +133,9 @@ def test_12_layers_by_12_heads_stay_readable(offline, big_model):
     root = o.open(c.to_html())
     box = root.locator("svg").bounding_box()
     assert box["width"] <= 820 and box["height"] <= 720
-    circles = root.locator(".tmk-node-head circle").evaluate_all("cs => cs.map(c => [c.cx.baseVal.value, c.cy.baseVal.value, c.r.baseVal.value])")
+    circles = root.locator(".tmk-node-head circle").evaluate_all(
+        "cs => cs.map(c => [c.cx.baseVal.value, c.cy.baseVal.value, c.r.baseVal.value])"
+    )
     assert len(circles) == 144
     xs = sorted({x for x, _, _ in circles})
     ys = sorted({y for _, y, _ in circles})

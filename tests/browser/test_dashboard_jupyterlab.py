@@ -64,7 +64,9 @@ def test_linked_views_and_the_clamp_round_trip_through_python(browser, tiny_dirs
     before, after = expected.prob(tid)
     assert f"{after:.6e}" != f"{before:.6e}", "pick a neuron whose clamp changes the top token"
     log = tmp_path / "changes.log"
-    setup = SETUP.format(repo=str(REPO), model=str(tiny_dirs["gpt2"]), prompt=PROMPT, texts=TEXTS, neuron=NEURON, log=str(log))
+    setup = SETUP.format(
+        repo=str(REPO), model=str(tiny_dirs["gpt2"]), prompt=PROMPT, texts=TEXTS, neuron=NEURON, log=str(log)
+    )
     with jupyterlab_server(tmp_path, [setup, READ.format(tid=tid)]) as (url, base):
         context, page, errors = open_lab(browser, url, base)
         try:
@@ -76,7 +78,7 @@ def test_linked_views_and_the_clamp_round_trip_through_python(browser, tiny_dirs
             # a click in the lens: the probe follows in the browser, the kernel sees both
             grid = lens.locator(".tmk-cellgrid")
             grid.click(position=grid_cell_point(grid, 2, 1))
-            probe.and_(page.locator('[data-layer="2"][data-loaded="neuron/2/{}"]'.format(NEURON))).wait_for(timeout=30_000)
+            probe.and_(page.locator(f'[data-layer="2"][data-loaded="neuron/2/{NEURON}"]')).wait_for(timeout=30_000)
             wait_for_log(log, "ResidualLens.layer=2", page)
             wait_for_log(log, "NeuronProbe.layer=2", page)
             wait_for_log(log, "ResidualLens.token=1", page)

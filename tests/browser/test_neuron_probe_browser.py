@@ -56,7 +56,10 @@ def test_top_examples_are_listed_and_select_their_token(offline, model):
     o, root = page_of(offline, p)
     rows = root.locator(".tmk-example")
     expected = p.top_examples(8)
-    got = [(int(rows.nth(i).get_attribute("data-text")), int(rows.nth(i).get_attribute("data-pos"))) for i in range(rows.count())]
+    got = [
+        (int(rows.nth(i).get_attribute("data-text")), int(rows.nth(i).get_attribute("data-pos")))
+        for i in range(rows.count())
+    ]
     assert got == [(e["text"], e["pos"]) for e in expected]
     rows.nth(2).click()
     root.and_(o.page.locator(f'[data-text="{expected[2]["text"]}"][data-token="{expected[2]["pos"]}"]')).wait_for()
@@ -67,7 +70,11 @@ def test_hover_reads_out_and_click_selects_a_token(offline, probe):
     o, root = page_of(offline, probe)
     chip = root.locator('.tmk-chip[data-text="1"][data-pos="4"]')
     chip.hover()
-    assert root.locator(".tmk-readout").text_content().startswith(f"text 1, position 4 \u00ab{visible_token(probe._texts[1][4])}\u00bb: ")
+    assert (
+        root.locator(".tmk-readout")
+        .text_content()
+        .startswith(f"text 1, position 4 \u00ab{visible_token(probe._texts[1][4])}\u00bb: ")
+    )
     chip.click()
     root.and_(o.page.locator('[data-text="1"][data-token="4"]')).wait_for()
 
@@ -177,7 +184,7 @@ def test_hostile_texts_stay_text(offline, model):
 
 @pytest.mark.parametrize("scheme", ["dark", "light"])
 def test_theme(offline, probe, scheme):
-    o, root = page_of(offline, probe, color_scheme=scheme)
+    _, root = page_of(offline, probe, color_scheme=scheme)
     assert root.get_attribute("data-theme") == scheme
     bg = root.evaluate("e => getComputedStyle(e).backgroundColor")
     assert bg == ("rgb(21, 23, 28)" if scheme == "dark" else "rgb(255, 255, 255)")

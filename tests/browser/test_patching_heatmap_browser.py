@@ -17,14 +17,23 @@ SCORES = torch.tensor([[0.1, 0.9, 0.1, 0.1, 0.1], [0.1, 0.5, 0.1, 0.1, 0.6], [0.
 
 
 def result(scores=SCORES, clean=CLEAN, corrupt=CORRUPT):
-    return PatchingResult(scores, clean=0.9, corrupted=0.1, kind="resid", metric="prob", clean_tokens=clean,
-                          corrupted_tokens=corrupt)
+    return PatchingResult(
+        scores, clean=0.9, corrupted=0.1, kind="resid", metric="prob", clean_tokens=clean, corrupted_tokens=corrupt
+    )
 
 
 def causal(kind, seed):
     g = torch.Generator().manual_seed(seed)
-    return CausalTrace(torch.rand(3, 5, generator=g) * 0.4, clean=0.5, corrupted=0.05, kind=kind, window=1,
-                       subject=[1, 2], tokens=CLEAN, answer=1)
+    return CausalTrace(
+        torch.rand(3, 5, generator=g) * 0.4,
+        clean=0.5,
+        corrupted=0.05,
+        kind=kind,
+        window=1,
+        subject=[1, 2],
+        tokens=CLEAN,
+        answer=1,
+    )
 
 
 def test_renders_offline_with_labels_and_a_legend(offline):
@@ -46,6 +55,7 @@ def test_colours_diverge_around_zero(offline):
     root = o.open(PatchingHeatmap(result()).to_html())
     grid = root.locator(".tmk-cellgrid")
     canvas = root.locator(".tmk-cellgrid-canvas")
+
     # normalised: (0.9 - 0.1) / 0.8 = 1 (blue), (0.1 - 0.1) / 0.8 = 0 (background), (-0.3 - 0.1) / 0.8 < 0 (red)
     def at(r, c):
         p = grid_cell_point(grid, r, c)
@@ -144,7 +154,9 @@ def test_the_table_view_replaces_the_grid(offline):
     assert [float(c) for c in cells] == pytest.approx([0, 1, 0, 0, 0], abs=2e-3)
 
 
-@pytest.mark.parametrize("scheme, setting, expected", [("dark", "auto", "dark"), ("light", "dark", "dark"), ("dark", "light", "light")])
+@pytest.mark.parametrize(
+    "scheme, setting, expected", [("dark", "auto", "dark"), ("light", "dark", "dark"), ("dark", "light", "light")]
+)
 def test_theme(offline, scheme, setting, expected):
     o = offline(color_scheme=scheme)
     root = o.open(PatchingHeatmap(result(), theme=setting).to_html())

@@ -9,7 +9,7 @@ from kit.widgets import ResidualLens
 from kit.widgets._tokens import visible_token
 
 PROMPT = "The cat sat on the mat"
-HOSTILE = "<script>x</script>\"&amp;<img src=x>\u202eevil"
+HOSTILE = '<script>x</script>"&amp;<img src=x>\u202eevil'
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,10 @@ def test_renders_offline_with_a_grid_waterfall_and_norms(offline, lens, model):
     root = o.open(lens.to_html())
     assert o.remote_requests == [] and o.errors == []
     grid = root.locator(".tmk-cellgrid")
-    assert (grid.get_attribute("data-rows"), grid.get_attribute("data-cols")) == (str(model.n_layers), str(len(lens.tokens)))
+    assert (grid.get_attribute("data-rows"), grid.get_attribute("data-cols")) == (
+        str(model.n_layers),
+        str(len(lens.tokens)),
+    )
     last = len(lens.tokens) - 1
     root.and_(o.page.locator(f'[data-wf-pos="{last}"]')).wait_for()  # no selection: the last position
     rows = root.locator(".tmk-wf-row")
@@ -45,10 +48,16 @@ def test_hover_shows_the_top_k_of_the_cell(offline, lens):
     rows = tip.locator(".tmk-tip-row")
     tops = lens.top_tokens(1, 3)
     assert rows.count() == len(tops) + 1  # the top-k, then the target
-    assert [rows.nth(i).locator(".tmk-tok").text_content() for i in range(len(tops))] == [visible_token(t) for t, _ in tops]
+    assert [rows.nth(i).locator(".tmk-tok").text_content() for i in range(len(tops))] == [
+        visible_token(t) for t, _ in tops
+    ]
     assert float(rows.nth(0).locator(".tmk-tip-value").text_content()) == pytest.approx(tops[0][1], rel=2e-3)
     assert "rank" in rows.nth(len(tops)).text_content()
-    assert root.locator(".tmk-readout").text_content().startswith(f"Layer 1, position 3 \u00ab{visible_token(lens.tokens[3])}\u00bb")
+    assert (
+        root.locator(".tmk-readout")
+        .text_content()
+        .startswith(f"Layer 1, position 3 \u00ab{visible_token(lens.tokens[3])}\u00bb")
+    )
 
 
 def test_a_click_selects_the_cell_and_the_waterfall_follows(offline, lens):

@@ -87,7 +87,9 @@ def test_patterns_travel_lazily(model, trace):
     c = CircuitDiagram(trace)
     assert c._blob_keys() == [f"pattern/{l}" for l in range(model.n_layers)]
     blob = c.blob("pattern/1")
-    assert torch.allclose(decode_tensor(blob.meta, blob.data), trace["pattern", 1][0], atol=float(trace["pattern", 1].max()) / 500)
+    assert torch.allclose(
+        decode_tensor(blob.meta, blob.data), trace["pattern", 1][0], atol=float(trace["pattern", 1].max()) / 500
+    )
 
 
 def test_node_selection_syncs_layer_and_head(model, trace):
@@ -121,7 +123,10 @@ def test_weights_without_a_trace(model):
 
 def test_repr_names_the_strongest_heads(trace):
     text = repr(CircuitDiagram(trace))
-    assert text.startswith("CircuitDiagram(3 layers x 4 heads, direct effect on the logit") and "strongest heads: L" in text
+    assert (
+        text.startswith("CircuitDiagram(3 layers x 4 heads, direct effect on the logit")
+        and "strongest heads: L" in text
+    )
 
 
 def test_on_every_family(tiny_model):

@@ -15,7 +15,9 @@ WORDS = ["The", " cat", " sat", " on"]
 
 
 def heatmap(n_layers=2, n_tokens=4):
-    return PatchingHeatmap(PatchingResult(torch.rand(n_layers, n_tokens), 1.0, 0.0, "resid", "prob", WORDS[:n_tokens], WORDS[:n_tokens]))
+    return PatchingHeatmap(
+        PatchingResult(torch.rand(n_layers, n_tokens), 1.0, 0.0, "resid", "prob", WORDS[:n_tokens], WORDS[:n_tokens])
+    )
 
 
 def viewer(n_layers=2, n_heads=3, words=WORDS):
@@ -26,9 +28,11 @@ def test_views_with_the_same_ranges_are_jslinked():
     a, b, c = viewer(), heatmap(), viewer()
     d = Dashboard(a, b, c)
     assert d.links == [
-        ("AttentionViewer#0", "layer", "PatchingHeatmap#1"), ("AttentionViewer#0", "layer", "AttentionViewer#2"),
+        ("AttentionViewer#0", "layer", "PatchingHeatmap#1"),
+        ("AttentionViewer#0", "layer", "AttentionViewer#2"),
         ("AttentionViewer#0", "head", "AttentionViewer#2"),  # a position grid has no heads
-        ("AttentionViewer#0", "token", "PatchingHeatmap#1"), ("AttentionViewer#0", "token", "AttentionViewer#2"),
+        ("AttentionViewer#0", "token", "PatchingHeatmap#1"),
+        ("AttentionViewer#0", "token", "AttentionViewer#2"),
     ]
     assert all(type(x).__name__ == "Link" for x in d._jslinks) and len(d._jslinks) == 5
     first = d._jslinks[0]

@@ -165,5 +165,7 @@ def test_features_from_an_object_with_Z_and_a_repr(model, Z):
 def test_on_a_llama_model(tiny_models):
     m = tiny_models["llama"]
     p = NeuronProbe(m, TEXTS, layer=1, neuron=2, clamp=0.0)
-    assert torch.allclose(p.activations()[0], m.trace(TEXTS[0], capture=["mlp_post"])["mlp_post", 1][0, :, 2], atol=1e-5)
+    assert torch.allclose(
+        p.activations()[0], m.trace(TEXTS[0], capture=["mlp_post"])["mlp_post", 1][0, :, 2], atol=1e-5
+    )
     assert p.effect()["kl"] >= 0

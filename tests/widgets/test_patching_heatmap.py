@@ -16,9 +16,14 @@ CORRUPT = ["The", " Colosseum", " Tower", " is", " in"]
 
 
 def patching(kind="resid", scores=None):
-    scores = scores if scores is not None else torch.tensor([[0.1, 0.9, 0.1, 0.1, 0.1], [0.1, 0.5, 0.1, 0.1, 0.6], [0.1, 0.1, 0.1, 0.1, 0.9]])
-    return PatchingResult(scores, clean=0.9, corrupted=0.1, kind=kind, metric="prob", clean_tokens=CLEAN,
-                          corrupted_tokens=CORRUPT)
+    scores = (
+        scores
+        if scores is not None
+        else torch.tensor([[0.1, 0.9, 0.1, 0.1, 0.1], [0.1, 0.5, 0.1, 0.1, 0.6], [0.1, 0.1, 0.1, 0.1, 0.9]])
+    )
+    return PatchingResult(
+        scores, clean=0.9, corrupted=0.1, kind=kind, metric="prob", clean_tokens=CLEAN, corrupted_tokens=CORRUPT
+    )
 
 
 def causal(kind="resid"):
@@ -80,8 +85,15 @@ def test_several_results_share_the_view_switch():
 
 
 def test_a_heads_grid_has_heads_as_columns():
-    r = PatchingResult(torch.rand(3, 4), clean=1.0, corrupted=0.0, kind="heads", metric="logit_diff",
-                       clean_tokens=CLEAN, corrupted_tokens=CORRUPT)
+    r = PatchingResult(
+        torch.rand(3, 4),
+        clean=1.0,
+        corrupted=0.0,
+        kind="heads",
+        metric="logit_diff",
+        clean_tokens=CLEAN,
+        corrupted_tokens=CORRUPT,
+    )
     w = PatchingHeatmap(r)
     assert w._labels["axis"] == "head" and w._labels["tokens"] == ["H0", "H1", "H2", "H3"]
     assert w._grids[""]["metric"] == "logit difference"
