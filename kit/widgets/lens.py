@@ -90,6 +90,7 @@ class ResidualLens(KitWidget):
         self._has_dla = all(n in tr.names for n in DLA_NEEDS) and len(tr.layers) == tr.model.n_layers
         self._dla: dict[str, torch.Tensor] | None = None
         self._target_id: int | None = None
+        self._top_ids: torch.Tensor | None = None
         self._norm_values = residual_norms(tr, batch_index)
         unique, index = torch.unique(lens.top_ids, return_inverse=True)
         self._vocab_ids = unique
@@ -204,7 +205,9 @@ class ResidualLens(KitWidget):
         n = len(self._tokens)
         if self._target_id is not None:
             return torch.full((n,), self._target_id, dtype=torch.long)
-        return self._trace.logits[self._b, :n].argmax(-1).cpu()
+        if self._top_ids is None:
+            self._top_ids = self._trace.logits[self._b, :n].argmax(-1).cpu()
+        return self._top_ids
 
     def attribution(self, pos: int | None = None) -> dict[str, torch.Tensor]:
         """Direct logit attribution at ``pos`` (default: the selected token, else the last):

@@ -188,3 +188,41 @@ def test_live_round_trip_with_python(offline, model):
     w.color = "rank"
     bridge.pump(lambda: root.get_attribute("data-color") == "rank")
     assert o.errors == []
+
+
+@pytest.fixture(scope="module")
+def long_model(tmp_path_factory, tokenizer_dir):
+    """A random GPT-2 of 12 layers x 12 heads with a 512-token context (small otherwise)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    import kit
+
+    out = tmp_path_factory.mktemp("gpt2-512")
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_layer=12, n_head=12, n_embd=48, n_positions=512, n_inner=96, vocab_size=300, bos_token_id=0, eos_token_id=0
+    )
+    GPT2LMHeadModel(config).save_pretrained(out, safe_serialization=True)
+    PreTrainedTokenizerFast.from_pretrained(tokenizer_dir).save_pretrained(out)
+    return kit.load(out, device="cpu")
+
+
+def test_12_layers_by_512_tokens_render_quickly_and_scroll(offline, long_model):
+    """GPT-2-small's grid of layers at 512 tokens: only the visible cells are drawn."""
+    import os
+
+    import torch
+
+    budget_ms = float(os.environ.get("TMK_RENDER_BUDGET_MS", "1500"))
+    ids = torch.randint(1, 300, (512,), generator=torch.Generator().manual_seed(0))
+    w = ResidualLens(long_model.trace(ids))
+    o = offline()
+    root = o.open(w.to_html())
+    ready_ms = float(root.get_attribute("data-ready-ms"))
+    assert ready_ms < budget_ms, f"first paint after {ready_ms:.0f} ms (budget {budget_ms:.0f} ms)"
+    grid = root.locator(".tmk-cellgrid")
+    assert root.locator(".tmk-cellgrid-canvas").evaluate("c => c.getBoundingClientRect().width") <= 960
+    grid.click(position=grid_cell_point(grid, 11, 500))
+    root.and_(o.page.locator('[data-layer="11"][data-token="500"][data-wf-pos="500"]')).wait_for()
+    assert o.errors == []
