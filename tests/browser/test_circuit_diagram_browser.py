@@ -147,6 +147,23 @@ def test_12_layers_by_12_heads_stay_readable(offline, big_model):
     assert o.errors == []
 
 
+def test_a_table_lists_every_weighted_node_for_screen_readers(offline, circuit, model):
+    o = offline()
+    root = o.open(circuit.to_html())
+    rows = root.locator(".tmk-table-view tbody tr")
+    assert rows.count() == 1 + model.n_layers * model.n_heads + model.n_layers
+    assert root.locator(".tmk-table-view").bounding_box()["width"] <= 1
+    strongest = rows.nth(0).locator("th").text_content()
+    weights = {"embed": abs(circuit._graph_data.embed)}
+    weights |= {
+        f"L{l}.H{h}": abs(float(circuit.heads[l, h])) for l in range(model.n_layers) for h in range(model.n_heads)
+    }
+    weights |= {f"L{l}.MLP": abs(float(circuit.mlps[l])) for l in range(model.n_layers)}
+    assert weights[strongest] == pytest.approx(max(weights.values()), rel=2e-3)
+    root.locator(".tmk-table-btn").click()
+    assert root.locator(".tmk-graph-wrap").is_hidden() and rows.nth(0).is_visible()
+
+
 def test_hostile_prompt_text_stays_text(offline, model):
     c = CircuitDiagram(model, "<script>x</script><img src=x>\u202e")
     o = offline()

@@ -146,6 +146,8 @@ def test_hostile_tokens_are_text_in_readouts_and_the_table(offline):
 def test_the_table_view_replaces_the_grid(offline):
     o = offline()
     root = o.open(PatchingHeatmap(result()).to_html())
+    assert root.locator("tbody tr").count() == 3  # there for screen readers before any click...
+    assert root.locator(".tmk-table-view").bounding_box()["width"] <= 1  # ...but visually hidden
     button = root.locator(".tmk-table-btn")
     button.click()
     assert button.get_attribute("aria-pressed") == "true"

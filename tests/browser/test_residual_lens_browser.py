@@ -150,6 +150,8 @@ def test_hostile_prompt_text_stays_text(offline, model):
 def test_table_view_lists_each_layer(offline, lens, model):
     o = offline()
     root = o.open(lens.to_html())
+    assert root.locator("tbody tr").count() == model.n_layers  # there for screen readers, hidden
+    assert root.locator(".tmk-table-view").bounding_box()["width"] <= 1
     root.locator(".tmk-table-btn").click()
     assert root.locator(".tmk-cellgrid").is_hidden()
     rows = root.locator("tbody tr")

@@ -138,6 +138,7 @@ function render({ model, el }) {
     });
     view.built = true;
     repaint();
+    buildTable(); // for screen readers, and for the Table button
     markReady(root);
   }).catch((e) => showError(root, e));
 

@@ -242,7 +242,7 @@ function render({ model, el }) {
     ]));
   }
 
-  const reload = () => load().then(() => { if (tableButton.getAttribute("aria-pressed") === "true") buildTable(); }).catch((e) => showError(root, e));
+  const reload = () => load().then(() => buildTable()).catch((e) => showError(root, e)); // the table is what screen readers read
   subs.on("change:layer", () => {
     if (mode() === "feature" && !hasFeatures(model.get("layer"))) select(model, { mode: "neuron" }); // as Python does
     reload();
@@ -258,6 +258,7 @@ function render({ model, el }) {
   });
 
   load().then(() => {
+    buildTable();
     view.built = true;
     if (!view.disposed) markReady(root);
   }, (e) => showError(root, e));

@@ -185,7 +185,7 @@ function render({ model, el }) {
   const onView = () => {
     repaint();
     describeSelection();
-    if (tableButton.getAttribute("aria-pressed") === "true") buildTable();
+    buildTable(); // kept current: it is what screen readers read
   };
   subs.on("change:view", onView);
   subs.on("change:layer", describeSelection);
@@ -202,6 +202,7 @@ function render({ model, el }) {
     describeSelection();
     grid.drawNow();
     if (!byHead && model.get("token") >= 0) grid.reveal(model.get("layer"), model.get("token"));
+    buildTable();
     markReady(root);
   }, (e) => showError(root, e));
 

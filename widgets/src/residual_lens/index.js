@@ -179,6 +179,7 @@ function render({ model, el }) {
   }
 
   function buildTable() {
+    if (!view.ids) return;
     const pos = shownPos();
     const head = h("tr", {}, [
       h("th", { text: "Layer", attrs: { scope: "col" } }),
@@ -212,7 +213,7 @@ function render({ model, el }) {
     describeSelection();
     grid.redraw();
     showPosition().catch((e) => showError(root, e));
-    if (tableButton.getAttribute("aria-pressed") === "true") buildTable();
+    buildTable(); // kept current: it is what screen readers read
   };
   const onTarget = async () => {
     const t = model.get("_target");
@@ -224,6 +225,7 @@ function render({ model, el }) {
     }
     if (view.disposed) return;
     repaint();
+    if (view.ids) buildTable();
     await showPosition();
   };
   subs.on("change:token", onToken);
