@@ -211,3 +211,17 @@ def test_live_round_trip_with_python(offline):
     w.layer, w.token = 2, 0
     bridge.pump(lambda: root.get_attribute("data-layer") == "2" and root.get_attribute("data-token") == "0")
     assert o.errors == []
+
+
+def test_a_jupyterlab_theme_change_repaints_the_canvas(offline):
+    o = offline(color_scheme="light")
+    root = o.open(PatchingHeatmap(result()).to_html())
+    grid = root.locator(".tmk-cellgrid")
+    canvas = root.locator(".tmk-cellgrid-canvas")
+    p = grid_cell_point(grid, 0, 0)
+    assert min(canvas_rgb(canvas, p["x"] - 20, p["y"] - 8)) > 235
+    drawn = grid.get_attribute("data-drawn")
+    o.page.evaluate("() => { document.body.dataset.jpThemeLight = 'false'; }")
+    root.and_(o.page.locator('[data-theme="dark"]')).wait_for()
+    root.locator(f'.tmk-cellgrid:not([data-drawn="{drawn}"])').wait_for()
+    assert max(canvas_rgb(canvas, p["x"] - 20, p["y"] - 8)) < 40  # zero now blends into the dark background
