@@ -10,7 +10,7 @@ PIP_TORCH_ARGS ?=
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test browser frontend bench bench-env
+.PHONY: setup lab test browser frontend bench bench-env screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,7 @@ bench-env:
 	$(PYTHON) -m venv .bench-venv
 	.bench-venv/bin/python -m pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
 	.bench-venv/bin/python -m pip install -q -e . transformer-lens circuitsvis bertviz scikit-learn
+
+# The README's pictures: the browser harness saves a PNG of each widget into docs/screenshots/.
+screenshots: setup browser
+	TMK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py

@@ -35,6 +35,8 @@ class KitWidget(anywidget.AnyWidget):
 
     #: Name of the front-end module in kit/static (without .js); set by subclasses.
     _module: str = ""
+    #: Selection traits that mean the same thing across views (a Dashboard links these).
+    _links: tuple[str, ...] = ("layer", "head", "token")
 
     def __init__(self, **traits: Any) -> None:
         self._blob_cache: dict[str, Encoded] = {}

@@ -5,6 +5,11 @@ type="application/vnd.tmk.widget+json">`` payload (state, binary buffers and eve
 base64); per front-end module one ``<script type="application/vnd.tmk.module+json">`` holding
 its source as a JSON string; then the static host (``kit/static/_static_host.js``), which
 imports each module from a ``blob:`` URL and renders it with a stand-in widget model.
+
+Linked views (a :class:`~kit.widgets.Dashboard`): a ``<script
+type="application/vnd.tmk.links+json">`` lists ``[widget id, trait, widget id]`` triples; the
+host copies each change of that trait from one view's model to the other's, both ways, as
+``ipywidgets.jslink`` does in Jupyter.
 """
 
 from __future__ import annotations
@@ -89,19 +94,38 @@ def _static_code(name: str) -> str:
 
 
 def html_page(
-    widgets: Sequence[KitWidget], path: str | Path | None = None, title: str = "Transformer Mechanisms Kit"
+    widgets: Sequence[KitWidget],
+    path: str | Path | None = None,
+    title: str = "Transformer Mechanisms Kit",
+    links: Sequence[tuple[int, str, int]] = (),
+    columns: int = 1,
 ) -> str:
-    """One self-contained HTML page showing `widgets` one below the other; written to `path` if given."""
+    """One self-contained HTML page showing `widgets`; written to `path` if given.
+
+    ``links``: ``(i, trait, j)`` triples keep ``trait`` of ``widgets[i]`` and ``widgets[j]`` equal
+    in the page (both ways). ``columns``: widgets per row.
+    """
     page_id = uuid.uuid4().hex[:8]
     bodies, modules = [], {}
+    ids = []
     for i, widget in enumerate(widgets):
         widget_id = f"tmk-{page_id}-{i}"
+        ids.append(widget_id)
         target = f"{widget_id}-view"
         modules.setdefault(widget._module, _static_code(widget._module))
         bodies.append(
             f'<div id="{target}" class="tmk-host"></div>\n'
             f'<script type="application/vnd.tmk.widget+json">{script_json(_payload(widget, widget_id, target))}</script>'
         )
+    link_list = []
+    for i, trait, j in links:
+        if not (0 <= i < len(ids) and 0 <= j < len(ids)) or i == j:
+            raise ValueError(
+                f"link ({i}, {trait!r}, {j}) must join two different widgets of the {len(ids)} on the page"
+            )
+        link_list.append([ids[i], str(trait), ids[j]])
+    if link_list:
+        bodies.append(f'<script type="application/vnd.tmk.links+json">{script_json(link_list)}</script>')
     host = _static_code("_static_host")
     if "</script" in host.lower() or "<!--" in host:
         raise ValueError("the static host bundle cannot be inlined: it contains '</script' or '<!--'")
@@ -116,10 +140,13 @@ def html_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>{html.escape(title)}</title>
-<style>body{{margin:16px;font-family:system-ui,sans-serif}}.tmk-host{{margin:0 0 16px}}</style>
+<style>body{{margin:16px;font-family:system-ui,sans-serif}}.tmk-host{{margin:0 0 16px;min-width:0}}
+.tmk-page{{display:grid;grid-template-columns:repeat({int(columns)},max-content);gap:0 16px;align-items:start}}</style>
 </head>
 <body>
+<div class="tmk-page">
 {chr(10).join(bodies)}
+</div>
 {module_scripts}
 <script>{host}</script>
 <script>tmkHost.boot();</script>

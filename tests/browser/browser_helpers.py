@@ -126,3 +126,53 @@ class Bridge:
                 continue
             for msg in self.page.evaluate("() => tmkBridge.outbox.splice(0)"):
                 self._to_python(msg)
+
+
+def grid_cell_point(grid: Any, row: int, col: int) -> dict[str, float]:
+    """Where to point at cell (row, col) of a shared cell grid (`.tmk-cellgrid`), scrolling it into view."""
+    geo = grid.evaluate(
+        """(e, [r, c]) => {
+             const d = e.dataset, lw = +d.labelW, hh = +d.headerH, cw = +d.cellW, ch = +d.cellH;
+             const x = c * cw, y = r * ch;
+             if (x < e.scrollLeft || x + cw > e.scrollLeft + e.clientWidth - lw) e.scrollLeft = Math.max(0, x - 20);
+             if (y < e.scrollTop || y + ch > e.scrollTop + e.clientHeight - hh) e.scrollTop = Math.max(0, y - 10);
+             return {x: lw + x + cw / 2 - e.scrollLeft + e.clientLeft, y: hh + y + ch / 2 - e.scrollTop + e.clientTop};
+           }""",
+        [row, col],
+    )
+    return geo
+
+
+def canvas_rgb(canvas: Any, x: float, y: float) -> list[int]:
+    """The RGB of a canvas at CSS pixel (x, y) (device pixel ratio taken into account)."""
+    return canvas.evaluate(
+        """(c, [x, y]) => { const k = c.width / c.getBoundingClientRect().width;
+             return Array.from(c.getContext('2d').getImageData(Math.floor(x * k), Math.floor(y * k), 1, 1).data.slice(0, 3)); }""",
+        [x, y],
+    )
+
+
+def canvas_digest(root: Any, selector: str) -> int:
+    """A cheap fingerprint of a canvas's pixels."""
+    return root.locator(selector).first.evaluate(
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let s = 0; for (let i = 0; i < d.length; i += 7) s = (s + d[i] * (i % 9973)) % 2147483647; return s; }"""
+    )
+
+
+SCREENSHOT_MAX_BYTES = 200_000
+
+
+def save_screenshot(root: Any, name: str, tmp_path: Path) -> Path:
+    """Save a PNG of one widget: into $TMK_SCREENSHOTS (e.g. docs/screenshots) when set, else tmp_path.
+
+    Returns the path; the PNG is checked to be a real, small image.
+    """
+    folder = Path(os.environ.get("TMK_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    root.screenshot(path=str(path), animations="disabled")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert len(data) <= SCREENSHOT_MAX_BYTES, f"{path.name} is {len(data)} bytes; keep screenshots small"
+    return path

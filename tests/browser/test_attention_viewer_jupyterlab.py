@@ -7,19 +7,10 @@ a kernel, JupyterLab's UI): about 20-40 s.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from jupyter_helpers import KERNEL_IDLE, REPO, jupyterlab_server
 
 CELL = """\
 import sys
@@ -41,91 +32,13 @@ viewer
 """
 
 
-# The notebook is open and its kernel has started.
-KERNEL_IDLE = """() => {
-  const widget = window.jupyterapp?.shell.currentWidget;
-  return widget?.sessionContext?.session?.kernel?.status === "idle" && document.querySelector(".jp-Notebook .jp-Cell");
-}"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def has_anywidget_extension() -> bool:
-    from jupyter_core.paths import jupyter_path
-
-    return any((Path(p) / "labextensions" / "anywidget" / "package.json").exists() for p in jupyter_path())
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
-    """A JupyterLab server on a free local port, serving tmp_path; yields (url, log path)."""
-    pytest.importorskip("jupyterlab", reason="JupyterLab is not installed")
-    if not has_anywidget_extension():
-        pytest.skip("the anywidget JupyterLab extension is not installed")
+    """A JupyterLab server on a free local port, serving tmp_path; yields (url, log path, base url)."""
     log = tmp_path / "changes.log"
-    notebook = {
-        "cells": [
-            {
-                "cell_type": "code",
-                "metadata": {},
-                "execution_count": None,
-                "outputs": [],
-                "source": CELL.format(repo=str(REPO), fakes=str(REPO / "tests" / "widgets"), log=str(log)),
-            }
-        ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (tmp_path / "live.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-    port, token = free_port(), secrets.token_hex(16)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}",
-            "--expose-app-in-browser",
-            "--allow-root",
-            "--LabApp.news_url=",
-            "--LabApp.extension_manager=readonly",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("w"),
-        env={
-            **os.environ,
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        },
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
-        yield f"{base}/lab/tree/live.ipynb?token={token}", log, base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    cell = CELL.format(repo=str(REPO), fakes=str(REPO / "tests" / "widgets"), log=str(log))
+    with jupyterlab_server(tmp_path, [cell]) as (url, base):
+        yield url, log, base
 
 
 def test_clicks_reach_the_kernel_and_the_kernel_moves_the_view(browser, jupyterlab):

@@ -121,6 +121,22 @@ export async function mount(payload, bridge) {
   return widget.render({ model, el });
 }
 
+/** Keep `trait` equal on two models, both ways (what ipywidgets.jslink does in Jupyter). */
+export function link(a, trait, b) {
+  const copy = (from, to) => () => to.set(trait, from.get(trait)); // set() ignores an unchanged value
+  a.on(`change:${trait}`, copy(a, b));
+  b.on(`change:${trait}`, copy(b, a));
+}
+
+function wireLinks() {
+  for (const holder of document.querySelectorAll("script[type='application/vnd.tmk.links+json']")) {
+    for (const [a, trait, b] of JSON.parse(holder.textContent)) {
+      if (models[a] && models[b]) link(models[a], trait, models[b]);
+      else console.error(`kit: cannot link ${trait} of ${a} and ${b}: a widget is missing`);
+    }
+  }
+}
+
 /** Mount every widget payload in the page. */
 export async function boot() {
   const bridge = globalThis.tmkBridge;
@@ -136,6 +152,8 @@ export async function boot() {
     };
   }
   const payloads = [...document.querySelectorAll("script[type='application/vnd.tmk.widget+json']")];
-  const results = await Promise.allSettled(payloads.map((s) => mount(JSON.parse(s.textContent), bridge)));
+  const mounting = payloads.map((s) => mount(JSON.parse(s.textContent), bridge)); // models exist once this returns
+  wireLinks();
+  const results = await Promise.allSettled(mounting);
   for (const r of results) if (r.status === "rejected") console.error("kit widget failed to mount:", r.reason);
 }

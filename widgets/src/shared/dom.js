@@ -44,3 +44,34 @@ export function scrollWithin(container, child) {
   if (r.left < c.left) container.scrollLeft -= c.left - r.left + 4;
   else if (r.right > c.right) container.scrollLeft += r.right - c.right + 4;
 }
+
+/** A number with `sig` significant digits (exponent notation when tiny or huge). */
+export function num(x, sig = 3) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "n/a";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e-3 && a < 1e5) return Number(x.toPrecision(sig)).toString();
+  return x.toExponential(sig - 1);
+}
+
+// The SVG namespace, taken from the HTML parser (so no URL literal sits in the bundle).
+let svgNs = null;
+function svgNamespace() {
+  if (!svgNs) {
+    const holder = document.createElement("div");
+    holder.innerHTML = "<svg></svg>"; // a constant: no data ever goes through innerHTML
+    svgNs = holder.firstChild.namespaceURI;
+  }
+  return svgNs;
+}
+
+/** Create an SVG element: s("circle", {cx: 1, r: 2}, [children]); `text` goes through textContent. */
+export function s(tag, attrs = {}, children = []) {
+  const node = document.createElementNS(svgNamespace(), tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = String(value);
+    else if (value !== undefined && value !== null) node.setAttribute(name, String(value));
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}

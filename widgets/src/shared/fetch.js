@@ -3,7 +3,10 @@
 // data inlined in the page.
 import { decodeTensor } from "./tensor.js";
 
-/** Returns {get(key): Promise<decoded tensor>, dispose()}; results are cached per view. */
+/**
+ * Returns {get(key): Promise<decoded tensor>, dispose()}; results are cached per view. Each result
+ * also carries `meta`, the blob's whole description (which may hold more than the envelope).
+ */
 export function createFetcher(model) {
   const cache = new Map();
   const pending = new Map();
@@ -12,7 +15,7 @@ export function createFetcher(model) {
     const { resolve, reject } = pending.get(content.key);
     pending.delete(content.key);
     if (content.error) reject(new Error(content.error));
-    else decodeTensor({ ...content.meta, data: buffers[0] }).then(resolve, reject);
+    else decodeTensor({ ...content.meta, data: buffers[0] }).then((t) => resolve({ ...t, meta: content.meta }), reject);
   };
   model.on("msg:custom", onMessage);
   return {

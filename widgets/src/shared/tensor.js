@@ -1,7 +1,7 @@
 // Decoding of the tensor envelopes written by kit/widgets/_wire.py.
 //
 // An envelope is {dtype, shape, scale, layout, codec, data}: `data` holds the raw bytes
-// (a DataView, ArrayBuffer or typed array), `dtype` is "uint8" or "float16", the value is
+// (a DataView, ArrayBuffer or typed array), `dtype` is "uint8", "float16" or "int32", the value is
 // stored * scale, `layout` is "dense" or "tril" (only entries key <= query of the last two
 // axes, row by row), `codec` is "raw" or "deflate" (zlib stream).
 
@@ -39,7 +39,8 @@ export function storedLength(shape, layout) {
 
 /**
  * Decode an envelope into {shape, scale, layout, dtype, values}. `values` stays quantised
- * (Uint8Array for uint8, so colour lookups stay cheap; Float32Array for float16).
+ * (Uint8Array for uint8, so colour lookups stay cheap; Float32Array for float16, already multiplied
+ * by the scale; Int32Array for int32).
  */
 export async function decodeTensor(env) {
   let bytes = toBytes(env.data);
@@ -52,6 +53,10 @@ export async function decodeTensor(env) {
     const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
     const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, count);
     values = Float32Array.from(bits, halfToFloat);
+    if (env.scale !== 1) for (let i = 0; i < values.length; i++) values[i] *= env.scale;
+  } else if (env.dtype === "int32") {
+    const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+    values = new Int32Array(aligned.buffer, aligned.byteOffset, Math.floor(aligned.byteLength / 4));
   } else {
     throw new Error(`unsupported dtype ${env.dtype}`);
   }

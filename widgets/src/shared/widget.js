@@ -56,3 +56,50 @@ export function showError(root, error) {
   root.dataset.error = "1";
   root.append(h("div", { class: "tmk-error", attrs: { role: "alert" }, text: `Widget error: ${error?.message ?? error}` }));
 }
+
+/** model.on with bookkeeping: `off()` removes every listener added through it. */
+export function listeners(model) {
+  const subs = [];
+  return {
+    on(name, fn) {
+      model.on(name, fn);
+      subs.push([name, fn]);
+    },
+    off() {
+      for (const [name, fn] of subs.splice(0)) model.off(name, fn);
+    },
+  };
+}
+
+/** Apply the `height` trait to the root: a fixed height (scrolling inside) or the natural one. */
+export function followHeight(root, model, subs) {
+  const apply = () => {
+    const requested = model.get("height");
+    root.style.height = requested > 0 ? `${requested}px` : "";
+    root.style.overflow = requested > 0 ? "auto" : "";
+  };
+  apply();
+  subs.on("change:height", apply);
+}
+
+/**
+ * A "Table" toggle: the table is for screen readers only (visually hidden) until pressed, then
+ * it replaces `visual`. `build()` fills the table the first time it is needed. Returns the button.
+ */
+export function tableToggle(tableView, visual, build) {
+  const button = document.createElement("button");
+  button.className = "tmk-btn tmk-table-btn";
+  button.type = "button";
+  button.textContent = "Table";
+  button.title = "Show the numbers as a table";
+  button.setAttribute("aria-pressed", "false");
+  tableView.classList.add("tmk-table-view", "tmk-sr-only");
+  button.addEventListener("click", () => {
+    const show = button.getAttribute("aria-pressed") !== "true";
+    if (show) build?.();
+    button.setAttribute("aria-pressed", String(show));
+    tableView.classList.toggle("tmk-sr-only", !show);
+    for (const node of [].concat(visual)) node.hidden = show;
+  });
+  return button;
+}

@@ -1,0 +1,121 @@
+"""A JupyterLab server for browser tests: a notebook of given cells, served from a temp folder.
+
+Skips (through pytest) when JupyterLab or anywidget's JupyterLab extension is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The notebook is open and its kernel has started.
+KERNEL_IDLE = """() => {
+  const widget = window.jupyterapp?.shell.currentWidget;
+  return widget?.sessionContext?.session?.kernel?.status === "idle" && document.querySelector(".jp-Notebook .jp-Cell");
+}"""
+
+# Run one cell (not awaited: the command settles only once the kernel has run it).
+RUN_CELL = """(index) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  panel.content.activeCellIndex = index;
+  window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def has_anywidget_extension() -> bool:
+    from jupyter_core.paths import jupyter_path
+
+    return any((Path(p) / "labextensions" / "anywidget" / "package.json").exists() for p in jupyter_path())
+
+
+@contextmanager
+def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb") -> Iterator[tuple[str, str]]:
+    """Start JupyterLab on a free local port with a notebook of `cells`; yields (notebook url, base url)."""
+    pytest.importorskip("jupyterlab", reason="JupyterLab is not installed")
+    if not has_anywidget_extension():
+        pytest.skip("the anywidget JupyterLab extension is not installed")
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c} for c in cells
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (tmp_path / name).write_text(json.dumps(notebook), encoding="utf-8")
+    port, token = free_port(), secrets.token_hex(16)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--expose-app-in-browser",
+            "--allow-root",
+            "--LabApp.news_url=",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("w"),
+        env={
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        },
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/{name}?token={token}", base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def open_lab(browser, url: str, base: str):
+    """A page on the notebook with only the local server reachable; returns (context, page, errors)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # JupyterLab may reach for the internet (news, extension manager): only the local server is allowed.
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith((base, "blob:", "data:")) else r.abort())
+    page.goto(url, timeout=90_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+    return context, page, errors
