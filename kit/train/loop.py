@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
+from kit.models import pick_device  # one device rule for loading and training
 from kit.train.batch import Batch
 from kit.train.log import TrainLog
 
@@ -58,17 +59,6 @@ def lr_at(step: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / span)
     floor = config.lr * config.min_lr_ratio
     return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, then Apple MPS, else CPU; anything else is passed to ``torch.device``."""
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def token_losses(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
