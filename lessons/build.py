@@ -44,6 +44,9 @@ def parse(text: str) -> nbformat.NotebookNode:
             cell = nbformat.v4.new_markdown_cell(body)
         else:
             cell = nbformat.v4.new_code_cell("\n".join(lines))
+        if "NBVAL_SKIP" in cell.source:
+            # optional online sections (hub models): never executed at build time, skipped by nbval
+            tags = (tags.strip("[]") + ",skip-execution").strip(",")
         if tags:
             cell.metadata["tags"] = [t.strip() for t in tags.strip("[]").replace('"', "").split(",")]
             if "hide-input" in cell.metadata["tags"]:
@@ -69,7 +72,10 @@ def build(src: Path, execute: bool = True) -> Path:
     out = HERE / (src.stem + ".ipynb")
     if execute:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", skip_cells_with_tag="skip-execution",
+            resources={"metadata": {"path": str(HERE)}},
+        ).execute()
     strip_widget_state(nb)
     nbformat.write(nb, out)
     return out
