@@ -41,14 +41,17 @@ lab: setup
 test: setup browser frontend
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: setup
-	$(BIN)/python benchmarks/trace_overhead.py
+# Every benchmark in one command (comparisons with other tools need `make bench-env` first).
+bench: setup browser
+	$(BIN)/python benchmarks/run_all.py
 
 # A separate environment for comparisons with other tools (never kit dependencies).
 bench-env:
 	$(PYTHON) -m venv .bench-venv
 	.bench-venv/bin/python -m pip install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
-	.bench-venv/bin/python -m pip install -q -e . transformer-lens circuitsvis bertviz scikit-learn
+	.bench-venv/bin/python -m pip install -q -e . transformer-lens circuitsvis bertviz scikit-learn playwright
+	# BertViz's page asks cdnjs for these; the payload benchmark serves them from disk to time its render.
+	npm install --silent --no-audit --no-fund --prefix .bench-assets requirejs@2.3.6 d3@5.7.0 jquery@2.1.4 >/dev/null
 
 # The README's pictures: the browser harness saves a PNG of each widget into docs/screenshots/.
 screenshots: setup browser

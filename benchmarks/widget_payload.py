@@ -1,7 +1,8 @@
-"""Payload size and render time of AttentionViewer against JSON nested lists and CircuitsVis.
+"""Payload size and render time of AttentionViewer against JSON nested lists, CircuitsVis and BertViz.
 
-    python benchmarks/widget_payload.py                        # GPT-2-small shape: 12 x 12 x 512
-    python benchmarks/widget_payload.py --circuitsvis-python /tmp/bench-venv/bin/python
+    python benchmarks/widget_payload.py                       # GPT-2-small shape, 128, 512 and 1024 tokens
+    python benchmarks/widget_payload.py --quick               # 128 tokens, one load each (CI smoke run)
+    python benchmarks/widget_payload.py --peers .bench-venv/bin/python --bertviz-assets .bench-assets
 
 The attention is synthetic with GPT-2-like structure (benchmarks/synthetic_attention.py; no
 weights can be downloaded here); ``--kind random`` uses random causal softmax instead (harder
@@ -10,8 +11,12 @@ from navigation start to the first paint of the whole view (median of ``--repeat
 
 CircuitsVis is never a kit dependency: install it in a separate virtualenv, e.g.
     python -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install circuitsvis
-and pass that interpreter. Two comparisons are printed: one layer (12 heads, what
-``circuitsvis.attention.attention_heads`` shows) and the whole model (all layers x heads).
+and pass that interpreter (``make bench-env`` builds ``.bench-venv`` with both peers). Two
+comparisons per length: one layer (12 heads, what ``circuitsvis.attention.attention_heads`` shows)
+and the whole model (all layers x heads). BertViz's ``head_view`` HTML loads require.js, d3 and
+jQuery from cdnjs, so offline it never draws; it is loaded twice: offline as it is, and with those
+three files served from local copies (``--bertviz-assets``, fetched from npm by ``make bench-env``),
+to time its render when it can draw at all.
 """
 
 from __future__ import annotations
@@ -57,6 +62,26 @@ open(sys.argv[3], "w", encoding="utf-8").write(page)
 print(circuitsvis.__version__)
 """
 
+# Runs in the peers' virtualenv: the same attention as BertViz's head_view HTML (its own page, as returned).
+BERTVIZ_SCRIPT = """
+import json, sys, numpy as np, torch, bertviz
+from importlib.metadata import version
+from bertviz import head_view
+attention = torch.from_numpy(np.load(sys.argv[1]))  # [layer, head, query, key]
+tokens = json.load(open(sys.argv[2], encoding="utf-8"))
+html = head_view(attention=[a[None] for a in attention], tokens=tokens, html_action="return").data
+page = "<!doctype html><html><head><meta charset='utf-8'></head><body>" + html + "</body></html>"
+open(sys.argv[3], "w", encoding="utf-8").write(page)
+print(version("bertviz"))
+"""
+# BertViz has drawn when its SVG holds both token columns.
+BERTVIZ_DRAWN = "n => document.querySelectorAll('svg text').length >= 2 * n"
+BERTVIZ_CDN = {  # the URLs its page asks for -> file inside --bertviz-assets
+    "require.min.js": "node_modules/requirejs/require.js",
+    "d3.min.js": "node_modules/d3/dist/d3.min.js",
+    "jquery.min.js": "node_modules/jquery/dist/jquery.min.js",
+}
+
 # CircuitsVis is drawn when it has one canvas per head plus the large one.
 CIRCUITSVIS_DRAWN = "heads => document.querySelectorAll('canvas').length >= heads + 1"
 AFTER_PAINT = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))"
@@ -91,25 +116,29 @@ def json_size(patterns: list[torch.Tensor]) -> int:
     return total
 
 
-def render_ms(browser, path: Path, circuitsvis_heads: int | None, repeat: int, timeout_s: float) -> float | None:
-    """Median milliseconds from navigation start to the view's first paint, offline."""
+def render_ms(
+    browser, path: Path, drawn: tuple[str, int] | None, repeat: int, timeout_s: float, assets: Path | None = None
+) -> float | None:
+    """Median milliseconds from navigation start to the view's first paint, network cut off.
+
+    ``drawn`` is (JS predicate, its argument) for a peer's page, None for ours (its ready marker).
+    ``assets``: serve BertViz's CDN files from this folder instead of failing them.
+    """
     times: list[float] = []
     for _ in range(repeat):
         if times and times[0] > 10_000:
             break  # one slow load says enough
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
-        page.route(
-            "**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "blob:", "data:")) else r.abort()
-        )
+        page.route("**/*", lambda r: _offline(r, assets))
         try:
             page.goto(path.as_uri(), timeout=timeout_s * 1000, wait_until="commit")
-            if circuitsvis_heads is None:
+            if drawn is None:
                 root = page.locator('.tmk-root[data-ready="1"]')
                 root.wait_for(timeout=timeout_s * 1000)
                 times.append(float(root.get_attribute("data-ready-ms")))
             else:
-                page.wait_for_function(CIRCUITSVIS_DRAWN, arg=circuitsvis_heads, timeout=timeout_s * 1000, polling=20)
+                page.wait_for_function(drawn[0], arg=drawn[1], timeout=timeout_s * 1000, polling=20)
                 times.append(float(page.evaluate(AFTER_PAINT)))
         except Exception as error:  # a view that never finishes is reported, not fatal
             print(f"    ({path.name}: no render within {timeout_s:.0f} s: {str(error).splitlines()[0][:100]})")
@@ -119,17 +148,28 @@ def render_ms(browser, path: Path, circuitsvis_heads: int | None, repeat: int, t
     return statistics.median(times)
 
 
-def circuitsvis_html(python: str, attention: torch.Tensor, tokens: list[str], out: Path) -> str:
-    """Write CircuitsVis's attention_heads HTML for `attention` [head, query, key]; returns its version."""
+def _offline(route, assets: Path | None) -> None:
+    """Allow local URLs; serve BertViz's CDN files from `assets` when given; abort everything else."""
+    url = route.request.url
+    if url.startswith(("file:", "blob:", "data:")):
+        return route.continue_()
+    name = url.rsplit("/", 1)[-1]
+    if assets is not None and name in BERTVIZ_CDN:
+        return route.fulfill(path=str(assets / BERTVIZ_CDN[name]), content_type="application/javascript")
+    return route.abort()
+
+
+def peer_html(python: str, script: str, attention: torch.Tensor, tokens: list[str], out: Path) -> str:
+    """Run a peer's `script` on `attention` in its own interpreter, writing `out`; returns its version."""
     npy, tok = out.with_suffix(".npy"), out.with_suffix(".tokens.json")
     np.save(npy, attention.numpy())
     tok.write_text(json.dumps(tokens), encoding="utf-8")
     done = subprocess.run(
-        [python, "-c", CIRCUITSVIS_SCRIPT, str(npy), str(tok), str(out)], capture_output=True, text=True, timeout=1800
+        [python, "-c", script, str(npy), str(tok), str(out)], capture_output=True, text=True, timeout=1800
     )
     npy.unlink()
     if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "circuitsvis failed")
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "peer failed")
     return done.stdout.strip()
 
 
@@ -168,97 +208,116 @@ def fmt_bytes(n: float) -> str:
     return str(n)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--heads", type=int, default=12)
-    parser.add_argument("--tokens", type=int, default=512)
-    parser.add_argument("--kind", choices=["synthetic", "random"], default="synthetic")
-    parser.add_argument(
-        "--circuitsvis-python",
-        default=os.environ.get("CIRCUITSVIS_PYTHON"),
-        help="python of a virtualenv with circuitsvis",
-    )
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a render counts as failed")
-    parser.add_argument("--chromium", default=os.environ.get("TMK_CHROMIUM", "/usr/bin/chromium"))
-    parser.add_argument("--keep", type=Path, help="keep the generated HTML files in this folder")
-    args = parser.parse_args()
-
-    from playwright.sync_api import sync_playwright
-
+def one_length(args, browser, n_tokens: int, workdir: Path) -> list[dict]:
+    """Rows (one layer, whole model) at one prompt length."""
     make = synthetic_trace if args.kind == "synthetic" else random_trace
-    trace = make(args.layers, args.heads, args.tokens)
-    one_layer = make(1, args.heads, args.tokens)  # what attention_heads shows: one layer's heads
+    trace = make(args.layers, args.heads, n_tokens)
+    one_layer = make(1, args.heads, n_tokens)  # what attention_heads shows: one layer's heads
     if args.kind == "synthetic":
         one_layer._patterns = [trace["pattern", args.layers - 1]]
         one_layer.kinds = [trace.kinds[-1]]
     else:
         one_layer.p = [trace["pattern", args.layers - 1]]
+    rows = []
+    for label, tr, n_layers in [("one layer", one_layer, 1), ("whole model", trace, args.layers)]:
+        ours_out = workdir / f"ours_{n_tokens}_{n_layers}l.html"
+        mine = ours(tr, ours_out)
+        mine["render"] = render_ms(browser, ours_out, None, args.repeat, args.timeout)
+        patterns = mine["viewer"]._attention.patterns  # per layer [head, query, key]
+        row = {"tokens": n_tokens, "label": label, "ours": mine, "json": json_size(patterns), "peers": {}}
+        if args.peers:
+            tokens = tr.tokens[0]
+            estimated = row["json"] + 1_400_000  # the nested list plus a bundle: is the page loadable at all?
+            cv_out = workdir / f"circuitsvis_{n_tokens}_{n_layers}l.html"
+            bv_out = workdir / f"bertviz_{n_tokens}_{n_layers}l.html"
+            if estimated > min(V8_MAX_STRING, args.max_peer_bytes):
+                why = "above V8's string limit" if estimated > V8_MAX_STRING else "above --max-peer-bytes"
+                note = f"not built: about {fmt_bytes(estimated)}, {why}"
+                row["peers"]["CircuitsVis"] = {"html": estimated, "note": note}
+                row["peers"]["BertViz"] = {"html": estimated, "note": note}
+            else:
+                version = peer_html(args.peers, CIRCUITSVIS_SCRIPT, torch.cat(patterns), tokens, cv_out)
+                row["peers"]["CircuitsVis"] = {
+                    "version": version,
+                    "html": cv_out.stat().st_size,
+                    "render": render_ms(browser, cv_out, (CIRCUITSVIS_DRAWN, len(patterns) * args.heads), args.repeat, args.timeout),
+                }
+                stack = torch.stack(patterns)  # [layer, head, query, key]
+                version = peer_html(args.peers, BERTVIZ_SCRIPT, stack, tokens, bv_out)
+                drawn = (BERTVIZ_DRAWN, n_tokens)
+                bertviz = {"version": version, "html": bv_out.stat().st_size}
+                bertviz["offline"] = render_ms(browser, bv_out, drawn, 1, min(args.timeout, 20.0))
+                if args.bertviz_assets:
+                    bertviz["render"] = render_ms(browser, bv_out, drawn, args.repeat, args.timeout, args.bertviz_assets)
+                row["peers"]["BertViz"] = bertviz
+        rows.append(row)
+    return rows
+
+
+def report(row: dict, timeout: float) -> None:
+    m = row["ours"]
+    print(f"== {row['tokens']} tokens, {row['label']}: {m['entries']:,} causal attention entries")
+    render = f"render {m['render']:.0f} ms" if m["render"] is not None else "render failed"
+    print(
+        f"  ours         payload {fmt_bytes(m['payload']):>10} ({m['payload'] / m['entries']:.3f} B/entry; "
+        f"{m['payload_uncompressed'] / m['entries']:.3f} B/entry before deflate)  html {fmt_bytes(m['html'])}  {render}"
+    )
+    print(
+        f"  JSON list    payload {fmt_bytes(row['json']):>10} ({row['json'] / m['entries']:.1f} B/entry)"
+        f"  = {row['json'] / m['payload']:.0f}x ours"
+    )
+    for name, peer in row["peers"].items():
+        tag = f"{name} {peer.get('version', '')}".strip()
+        if "note" in peer:
+            print(f"  {tag:<12} html {fmt_bytes(peer['html']):>10} (estimated) {peer['note']}")
+            continue
+        parts = [f"html {fmt_bytes(peer['html']):>10} = {peer['html'] / m['html']:.0f}x our html"]
+        if "offline" in peer:
+            parts.append("offline: " + ("drew" if peer["offline"] else "never drew (CDN scripts blocked)"))
+        if "render" in peer:
+            if peer["render"] and m["render"]:
+                parts.append(f"render {peer['render']:.0f} ms = {peer['render'] / m['render']:.1f}x ours")
+            else:
+                parts.append(f"no render within {timeout:.0f} s")
+        print(f"  {tag:<12} " + "  ".join(parts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--tokens", type=int, nargs="+", default=[128, 512, 1024])
+    parser.add_argument("--kind", choices=["synthetic", "random"], default="synthetic")
+    parser.add_argument(
+        "--peers",
+        "--circuitsvis-python",
+        default=os.environ.get("TMK_PEERS_PYTHON"),
+        help="python of a virtualenv with circuitsvis and bertviz (make bench-env: .bench-venv/bin/python)",
+    )
+    parser.add_argument("--bertviz-assets", type=Path, help="folder with BertViz's CDN files (make bench-env: .bench-assets)")
+    parser.add_argument("--max-peer-bytes", type=float, default=200e6, help="skip building peer pages larger than this")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="128 tokens, one load each: keeps the script working in CI")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a render counts as failed")
+    parser.add_argument("--chromium", default=os.environ.get("TMK_CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--keep", type=Path, help="keep the generated HTML files in this folder")
+    args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.repeat = [128], 1
+
+    from playwright.sync_api import sync_playwright
+
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="tmk-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(
-        f"attention: {args.kind}, {args.layers} layers x {args.heads} heads x {args.tokens} tokens; files in {workdir}"
-    )
-
-    rows = []
+    print(f"attention: {args.kind}, {args.layers} layers x {args.heads} heads x {args.tokens} tokens; files in {workdir}")
+    if not args.peers:
+        print("peers skipped: pass --peers PYTHON (a virtualenv with circuitsvis and bertviz)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-        for label, tr, n_layers in [("one layer", one_layer, 1), ("whole model", trace, args.layers)]:
-            ours_out = workdir / f"ours_{n_layers}l.html"
-            mine = ours(tr, ours_out)
-            mine["render"] = render_ms(browser, ours_out, None, args.repeat, args.timeout)
-            patterns = mine["viewer"]._attention.patterns
-            stack = torch.cat(patterns)  # [layer * head, query, key]
-            row = {"label": label, "ours": mine, "json": json_size(patterns), "cv": None, "cv_note": ""}
-            if args.circuitsvis_python:
-                cv_out = workdir / f"circuitsvis_{n_layers}l.html"
-                estimated = row["json"] + 1_400_000  # props JSON + inlined bundle, for the size check
-                if estimated > V8_MAX_STRING:
-                    row["cv_note"] = (
-                        f"not built: about {fmt_bytes(estimated)}, above V8's string limit, so no browser can load it"
-                    )
-                    row["cv"] = {"html": estimated, "render": None, "estimated": True}
-                else:
-                    version = circuitsvis_html(args.circuitsvis_python, stack, tr.tokens[0], cv_out)
-                    size = cv_out.stat().st_size
-                    row["cv"] = {
-                        "html": size,
-                        "render": render_ms(browser, cv_out, stack.shape[0], args.repeat, args.timeout),
-                        "version": version,
-                    }
-            else:
-                row["cv_note"] = "skipped: pass --circuitsvis-python"
-            rows.append(row)
+        for n in args.tokens:
+            for row in one_length(args, browser, n, workdir):
+                report(row, args.timeout)
         browser.close()
-
-    print()
-    for row in rows:
-        m = row["ours"]
-        print(f"== {row['label']}: {m['entries']:,} causal attention entries")
-        render = f"render {m['render']:.0f} ms" if m["render"] is not None else "render failed"
-        print(
-            f"  ours         payload {fmt_bytes(m['payload']):>10} ({m['payload'] / m['entries']:.3f} B/entry; "
-            f"{m['payload_uncompressed'] / m['entries']:.3f} B/entry before deflate)  html {fmt_bytes(m['html'])}  {render}"
-        )
-        print(
-            f"  JSON list    payload {fmt_bytes(row['json']):>10} ({row['json'] / m['entries']:.1f} B/entry)"
-            f"  = {row['json'] / m['payload']:.0f}x ours"
-        )
-        cv = row["cv"]
-        if cv:
-            ratio = f"= {cv['html'] / m['html']:.0f}x our html"
-            render = (
-                f"render {cv['render']:.0f} ms = {cv['render'] / m['render']:.0f}x ours"
-                if cv.get("render") and m["render"]
-                else f"no render within {args.timeout:.0f} s"
-            )
-            tag = f"CircuitsVis {cv.get('version', '')}".strip()
-            print(
-                f"  {tag:<12} html {fmt_bytes(cv['html']):>10} {'(estimated) ' if cv.get('estimated') else ''}{ratio}  {render}"
-            )
-        if row["cv_note"]:
-            print(f"  CircuitsVis  {row['cv_note']}")
     if not args.keep:
         for f in workdir.glob("*"):
             f.unlink()
