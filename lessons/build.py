@@ -3,7 +3,9 @@
 Each lesson is written as a plain Python file in ``lessons/src/`` with ``# %%`` cell markers
 (``# %% [markdown]`` for text cells, whose lines start with ``# ``). This script turns each into
 ``lessons/NAME.ipynb``, executes it top to bottom on the CPU, and stores the outputs, with widget
-state removed, so nbval can compare the cells marked ``# NBVAL_CHECK_OUTPUT``.
+state removed, so nbval can compare the cells marked ``# NBVAL_CHECK_OUTPUT``. Widgets are
+displayed with their offline page as the ``text/html`` fallback (``KIT_WIDGET_FALLBACK=page``), so
+``jupyter nbconvert --to html`` of a lesson shows working views with no kernel and no network.
 
     python lessons/build.py            # every lesson
     python lessons/build.py 01         # lessons whose name starts with 01
@@ -72,6 +74,8 @@ def build(src: Path, execute: bool = True) -> Path:
     out = HERE / (src.stem + ".ipynb")
     if execute:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # Displayed widgets also store their offline page, so the nbconvert HTML export stays interactive.
+        os.environ.setdefault("KIT_WIDGET_FALLBACK", "page")
         NotebookClient(
             nb, timeout=600, kernel_name="python3", skip_cells_with_tag="skip-execution",
             resources={"metadata": {"path": str(HERE)}},

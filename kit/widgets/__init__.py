@@ -14,8 +14,12 @@ that renders with no network. ``html_page([w1, w2], path)`` puts several on one 
 - ``NeuronProbe(model, texts, layer=...)``: a neuron's (or feature's) activations, decoded tokens,
   top examples, and a clamp slider rerun in Python.
 - ``CircuitDiagram(trace)``: heads and MLPs as a graph weighted by attribution or patching.
+
+Where no kernel runs a notebook (nbconvert HTML, GitHub), a displayed widget falls back to a note
+or, with ``set_static_fallback("page")``, to its offline page in an iframe (see ``_fallback``).
 """
 
+from ._fallback import set_static_fallback, static_fallback
 from ._html import html_page
 from .attention import AttentionViewer
 from .circuit import CircuitDiagram
@@ -26,4 +30,5 @@ from .probe import NeuronProbe
 
 __all__ = [
     "AttentionViewer", "CircuitDiagram", "Dashboard", "NeuronProbe", "PatchingHeatmap", "ResidualLens", "html_page",
+    "set_static_fallback", "static_fallback",
 ]

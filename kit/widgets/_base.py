@@ -18,10 +18,11 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ._fallback import fallback_html, static_fallback
 from ._html import STATIC, html_page
 from ._wire import Encoded
 
-__all__ = ["KitWidget", "STATIC"]
+__all__ = ["KitWidget", "STATIC", "with_static_fallback"]
 
 
 class KitWidget(anywidget.AnyWidget):
@@ -99,3 +100,18 @@ class KitWidget(anywidget.AnyWidget):
         Writes it to `path` when given; returns the HTML either way.
         """
         return html_page([self], path=path)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live view, plus a ``text/html`` fallback for static renderers (see `_fallback`)."""
+        return with_static_fallback(self, super()._repr_mimebundle_(**kwargs))
+
+
+def with_static_fallback(view: Any, bundle: Any) -> Any:
+    """Add `view`'s static fallback to a display bundle (``data`` or ``(data, metadata)``)."""
+    mode = static_fallback()
+    if mode == "off" or bundle is None:
+        return bundle
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    page = view.to_html() if mode == "page" else None
+    data["text/html"] = fallback_html(type(view).__name__, page, height=getattr(view, "height", 0) or 480)
+    return bundle

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets
 
-from ._base import KitWidget
+from ._base import KitWidget, with_static_fallback
 from ._html import html_page
 from ._options import refuse_unknown
 
@@ -91,6 +91,10 @@ class Dashboard(ipywidgets.GridBox):
     def to_html(self, path: str | Path | None = None) -> str:
         """One self-contained page with every view, linked as in the notebook, that works offline."""
         return html_page(self._views, path=path, links=self._pairs, columns=self._columns)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live grid, plus a ``text/html`` fallback for static renderers (see `_fallback`)."""
+        return with_static_fallback(self, super()._repr_mimebundle_(**kwargs))
 
     def __repr__(self) -> str:
         views = ", ".join(type(v).__name__ for v in self._views)
