@@ -27,7 +27,7 @@ def naive_grid(model: kit.Model, prompt: str, subject: str, answer: int, samples
     clean = model.trace(ids, capture=["resid_post"])
     g = torch.Generator().manual_seed(seed)
     std = float(model.adapter.embed.weight.detach().std())
-    eps = torch.randn(samples, len(subj), model.d_model, generator=g) * 3.0 * std
+    eps = (torch.randn(samples, len(subj), model.d_model, generator=g) * 3.0 * std).to(model.device)
 
     def noise(x):
         x = x.clone()

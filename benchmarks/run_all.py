@@ -22,6 +22,14 @@ PEERS = ROOT / ".bench-venv" / "bin" / "python"
 ASSETS = ROOT / ".bench-assets"
 
 
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def commands(quick: bool, use_peers: bool = True) -> list[tuple[str, list[str]]]:
     """(title, argv) of each benchmark."""
     q = ["--quick"] if quick else []
@@ -39,6 +47,8 @@ def commands(quick: bool, use_peers: bool = True) -> list[tuple[str, list[str]]]
         ("SNMF vs scikit-learn NMF", [py, str(HERE / "snmf.py"), *q]),
         ("lesson wall times under nbval", [py, str(HERE / "lesson_times.py"), *q]),
     ]
+    if _has_cuda():
+        runs.append(("GPU: trace, causal tracing and SNMF throughput", [py, str(HERE / "gpu.py"), *q]))
     return runs
 
 
