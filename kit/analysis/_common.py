@@ -23,7 +23,8 @@ def bos_prefix(model: Model) -> list[int]:
     bos = model.tokenizer.bos_token_id
     if bos is None:
         return []
-    ids = model.tokenizer("a")["input_ids"]
+    # The empty text: every vocabulary can encode it (a word-level one may lack "a" and an unknown token).
+    ids = model.tokenizer("")["input_ids"]
     return [bos] if ids and ids[0] == bos else []
 
 
