@@ -60,7 +60,7 @@ def test_live_run_repeated_loss_falls_slowly_then_collapses(runs):
     log, _ = runs
     cross = phase_change(log)["induction_crosses_half"]
     rep = dict(zip(*log.series("loss_repeated")))
-    window = lambda a, b: sum(rep[s] for s in range(a, b)) / (b - a)  # noqa: E731
+    window = lambda a, b: sum(rep[s] for s in range(a, b)) / (b - a)
     slow = window(1, 21) - window(cross - 80, cross - 60)  # all the steps before
     fast = window(cross - 80, cross - 60) - window(cross + 40, cross + 60)  # 120 steps around the crossing
     assert 0 < slow < fast
@@ -104,7 +104,7 @@ def test_ablating_the_previous_token_head_breaks_the_second_copy_no_single_induc
 
 def test_without_the_previous_token_head_the_induction_heads_stop_inducting(model):
     ids = repeated_ids(model, n_seqs=8, half_len=T, seed=1)
-    scores = lambda iv: induction_score_of(model.trace(ids, capture=["pattern"], interventions=iv)["pattern", 1], T)  # noqa: E731
+    scores = lambda iv: induction_score_of(model.trace(ids, capture=["pattern"], interventions=iv)["pattern", 1], T)
     assert bool((scores([kit.Ablate(0, 0)]) < 0.2).all())
     assert bool((scores([kit.Ablate(0, [1, 2, 3])]) > INDUCTION_THRESHOLD).all())
 

@@ -15,7 +15,8 @@ Helpers the lesson uses too: :func:`component_effects` (direct effects by name) 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -206,7 +207,7 @@ def check_top_component(answer: Any, model: Model, prompt: str, target: str) -> 
     effects = component_effects(model, prompt, target)
     best = max(effects, key=effects.get)
     if name == best:
-        second = sorted(effects.values())[-2]
+        second = sorted(effects.values(), reverse=True)[1]
         return passed(EX_DLA, f"{best} writes {effects[best]:+.2f} directly onto the logit of {target!r}, the most "
                               f"of any component (next: {second:+.2f})")
     rank = sorted(effects, key=effects.get, reverse=True).index(name)

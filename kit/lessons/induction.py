@@ -15,7 +15,9 @@ Every check computes the truth from the model it is given (never a stored answer
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -104,11 +106,11 @@ def parse_head(value: Any, n_layers: int, n_heads: int) -> tuple[int, int] | Non
             layer, _, head = text[1:].partition("H")
             if layer.isdigit() and head.isdigit():
                 value = (int(layer), int(head))
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            l, h = value
-            if 0 <= l < n_layers and 0 <= h < n_heads:
-                return int(l), int(h)
+    is_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # numpy ints too
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
+        l, h = (int(v) for v in value)
+        if 0 <= l < n_layers and 0 <= h < n_heads:
+            return l, h
     return None
 
 
@@ -221,7 +223,7 @@ def check_heads(prev_token_head: Any, induction_heads: Any, model: Model, half_l
     want = {(l, h) for l in range(model.n_layers) for h in range(model.n_heads) if ind[l, h] > INDUCTION_THRESHOLD}
     extra, missing = set(heads) - want, want - set(heads)
     if extra:
-        l, h = sorted(extra)[0]
+        l, h = min(extra)
         return failed(EX_HEADS, f"L{l}H{h} has induction score {float(ind[l, h]):.2f}, not above "
                                 f"{INDUCTION_THRESHOLD}: it is not an induction head")
     if missing:

@@ -289,7 +289,7 @@ att_gpt2 = direct_logit_attribution(tr_gpt2, " Paris", neurons=False)
 print("logit", round(float(att_gpt2.total[0]), 2), "= sum of parts", round(float(att_gpt2.parts_sum()[0]), 2))
 top_heads = att_gpt2.heads[0].flatten().topk(5)
 print("heads writing most to ' Paris':", [(divmod(int(i), gpt2.n_heads), round(float(v), 2)) for v, i in zip(top_heads.values, top_heads.indices)])
-print("MLPs:", att_gpt2.mlps[0].round(decimals=2).tolist())
+print("MLPs:", [round(float(v), 2) for v in att_gpt2.mlps[0]])
 
 # %%
 # NBVAL_SKIP

@@ -67,7 +67,7 @@ print(" ".join(f"[{t}]" if rep else t for t, rep in zip(tokens, batch.groups["re
 # scores below.
 
 # %%
-result = train_induction(recipe)  # 10 to 20 seconds on a CPU
+result = train_induction(recipe)  # 10 to 20 seconds on a quiet CPU, more on a busy one
 log = result.log
 print(f"trained {len(log.rows)} steps in {log.wall_time_s:.0f} s")
 log.chart()
