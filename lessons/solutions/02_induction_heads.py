@@ -1,0 +1,27 @@
+# Solutions to the exercises of lesson 02 (induction heads), with the names the exercise cells use.
+# In the lesson: `%load solutions/02_induction_heads.py`.
+
+
+# Exercise 2.1: the first sub-diagonal (key = query - 1), averaged over the batch and the queries
+def prev_token_score(pattern):
+    """score[head]: mean attention from each position to the previous one."""
+    sub_diagonal = pattern.diagonal(offset=-1, dim1=-2, dim2=-1)  # [batch, head, query - 1]
+    return sub_diagonal.mean(dim=(0, 2))
+
+
+# Exercise 2.2: query i of the second copy (positions 1 + T .. 2T) should attend to key i - T + 1
+def induction_score(pattern, half_len):
+    """score[head]: mean attention from the second copy to the token after each token's first occurrence."""
+    T = half_len
+    stripe = pattern.diagonal(offset=-(T - 1), dim1=-2, dim2=-1)  # [batch, head, n]: entry k is (query k + T - 1, key k)
+    return stripe[..., 2 : 2 + T].mean(dim=(0, 2))  # keys 2 .. T + 1 <-> queries T + 1 .. 2T
+
+
+# Exercise 2.3: read the score tables. L0H0 attends to the previous token (0.88); every head of
+# layer 1 scores above 0.4 as an induction head.
+prev_token_head = (0, 0)
+induction_heads = [(1, 0), (1, 1), (1, 2), (1, 3)]
+
+# Exercise 2.4: the induction heads back each other up, but there is only one previous-token head,
+# and every induction head needs it: ablating L0H0 breaks them all.
+biggest_ablation = (0, 0)

@@ -1,0 +1,359 @@
+# %% [markdown]
+# # 02 · Induction heads
+#
+# If a text contains `… A B … A`, a good guess for the next token is `B`. Transformers learn to make
+# this guess with a two-head circuit: an **induction head** at the second `A` looks back at the token
+# that followed the first `A`, and copies it. In this lesson you train a tiny model that learns it, in
+# seconds, watch the circuit appear suddenly, and then take the shipped model apart.
+#
+# **Learning goals**
+# - watch the **phase change**: the loss on repeated tokens drops abruptly exactly when the induction
+#   score jumps, and a 1-layer model never gets there;
+# - measure **previous-token** and **induction scores** from attention patterns, and write both yourself;
+# - test the circuit causally: **ablate** heads and measure the loss on the second copy of a sequence;
+# - see the **K-composition** between the previous-token head and the induction heads in the weights.
+#
+# **Prerequisites**: lesson 01 (attention patterns `[batch, head, query, key]`, the residual stream as a
+# sum of head outputs); indexing and averaging tensors in PyTorch.
+#
+# **Model**: `induction-2l`, a 2-layer GPT-2 with 4 heads per layer (`d_model` 64), trained by the kit on
+# text in which random segments repeat (`kit/zoo/induction-2l/MODEL_CARD.md`). Runs offline on a CPU;
+# the two training runs take 20 to 30 seconds.
+
+# %%
+from dataclasses import replace
+
+import altair as alt
+import torch
+
+import kit
+from kit.analysis import composition_scores
+from kit.charts import bars, head_heatmap
+from kit.lessons.induction import (
+    INDUCTION_THRESHOLD, check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score,
+    copy_losses, induction_score_of, repeated_ids,
+)
+from kit.train import InductionRecipe, induction_scores, phase_change, prev_token_scores, train_induction
+from kit.train.induction import build_induction_model, induction_task, induction_tokenizer
+from kit.widgets import AttentionViewer
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # one thread: training is seeded, so every run of this notebook gives the same model
+
+# %% [markdown]
+# ## The training data
+#
+# `induction-2l` learns from sequences of 48 tokens (syllables such as `ba`, `ko`) written in a random
+# "language" of its own (each token depends on the one or two before it), in which one segment of
+# uniformly random tokens appears several times in a row, at a random place, with a random length. The
+# language can be learnt by heart; the segment cannot: the only way to predict its later copies is to
+# look back at the earlier one. Here is one training sequence, with the tokens that only induction can
+# predict in `[brackets]`:
+
+# %%
+recipe = InductionRecipe().with_train(steps=500, device="cpu")  # the shipped recipe, 500 steps instead of 800
+tokenizer = induction_tokenizer(recipe)
+batch = induction_task(recipe).batch(1, torch.Generator().manual_seed(0))
+tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
+print(" ".join(f"[{t}]" if rep else t for t, rep in zip(tokens, batch.groups["repeated"][0].tolist())))
+
+# %% [markdown]
+# ## Train it live and watch the phase change
+#
+# `train_induction` runs the seeded training loop of `kit.train` (AdamW, warm-up then cosine decay) and
+# logs, at every step, the loss on the repeated tokens (`loss_repeated`) and on the rest
+# (`loss_background`); every 10 steps it probes the best **induction score** of layer 1 and the best
+# **previous-token score** of layer 0 (defined below). `log.chart()` draws the log: losses on top,
+# scores below.
+
+# %%
+result = train_induction(recipe)  # 10 to 20 seconds on a quiet CPU, more on a busy one
+log = result.log
+print(f"trained {len(log.rows)} steps in {log.wall_time_s:.0f} s")
+log.chart()
+
+# %% [markdown]
+# For the first few hundred steps both losses fall slowly: the model learns the language, and simple
+# statistics (a token seen earlier in a sequence is likely to come again), while the induction score
+# stays near zero. Then, within a few dozen steps, the induction score shoots up and the loss on
+# repeated tokens collapses, far faster than it fell before: a **phase change** (Olsson et al. 2022). `phase_change` finds the step at which the induction score first reaches 0.5
+# and the step at which the repeated-token loss falls fastest:
+
+# %%
+pc = phase_change(log)
+pc
+
+# %%
+# NBVAL_CHECK_OUTPUT
+steps, score = log.series("induction_score")
+early = max(v for s, v in zip(steps, score) if s <= 250)
+last_low = max(s for s, v in zip(steps, score) if v < 0.2)
+first_high = min(s for s, v in zip(steps, score) if v > 0.8)
+print("induction score stays below 0.3 for the first 250 steps:", early < 0.3)
+print("it ends above 0.8:", score[-1] > 0.8)
+print("it climbs from below 0.2 to above 0.8 within 100 steps:", 0 < first_high - last_low <= 100)
+print("it crosses 0.5 within 50 steps of the steepest drop of the repeated-token loss:",
+      abs(pc["induction_crosses_half"] - pc["repeated_loss_drop"]) <= 50)
+rep = dict(zip(*log.series("loss_repeated")))
+window = lambda a, b: sum(rep[s] for s in range(a, b)) / (b - a)  # mean loss on repeated tokens, steps a..b-1
+cross = pc["induction_crosses_half"]
+slow, fast = window(1, 21) - window(cross - 80, cross - 60), window(cross - 80, cross - 60) - window(cross + 40, cross + 60)
+print("the repeated-token loss falls more in the 120 steps around the crossing than in all the steps before:", fast > slow)
+
+# %% [markdown]
+# ### The control: one layer is not enough
+#
+# An induction head needs to know, at every earlier position, *which token came before it*, and that
+# information has to be written there by an earlier layer (the previous-token head). A 1-layer model
+# has no earlier layer. Train one with the same recipe and compare:
+
+# %%
+control = train_induction(replace(recipe, n_layers=1))  # a little faster than 2 layers
+print(f"trained the control in {control.log.wall_time_s:.0f} s")
+
+
+def mean_last(log, name, n=50):
+    values = log.series(name)[1][-n:]
+    return sum(values) / len(values)
+
+
+loss_runs = [
+    {"step": s, "loss on repeated tokens": v, "model": name}
+    for name, lg in [("2 layers", log), ("1 layer (control)", control.log)]
+    for s, v in zip(*lg.series("loss_repeated")) if s % 5 == 0
+]
+alt.Chart(alt.Data(values=loss_runs)).mark_line().encode(
+    x="step:Q", y="loss on repeated tokens:Q", color="model:N"
+).properties(width=480, height=200)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("1-layer control: induction score never reaches 0.3:", max(control.log.series("induction_score")[1]) < 0.3)
+print("its final loss on repeated tokens is higher by more than 1.5 nats:",
+      mean_last(control.log, "loss_repeated") - mean_last(log, "loss_repeated") > 1.5)
+
+# %% [markdown]
+# ## The shipped model: find the heads
+#
+# From here on we study the shipped `induction-2l` (the same recipe, trained for 800 steps). Two scores,
+# each computed from attention patterns (conventions of TransformerLens and ARENA):
+#
+# - the **previous-token score** of a head: on random tokens, the mean attention from each position `i`
+#   to position `i - 1` (the first sub-diagonal of the pattern);
+# - the **induction score**: on a random sequence of `T` tokens repeated twice, the mean attention from
+#   each token of the second copy to the token *after* its first occurrence (query `i`, key `i - T + 1`).
+#   ARENA calls a head with a score above 0.4 an induction head.
+#
+# `kit.train.prev_token_scores` and `kit.train.induction_scores` compute them for a model
+# (`scores[layer, head]`):
+
+# %%
+model = kit.load("induction-2l", device="cpu")
+prev = prev_token_scores(model.hf)  # [layer, head], 32 random sequences of 47 tokens
+ind = induction_scores(model.hf, half_len=16)  # [layer, head], 32 random sequences of 16 tokens, twice
+head_heatmap(prev, "previous-token score") | head_heatmap(ind, "induction score")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name, scores in [("previous-token", prev), ("induction", ind)]:
+    print(f"{name} scores [layer, head]:")
+    for l in range(model.n_layers):
+        print(f"  layer {l}:", "  ".join(f"H{h} {float(scores[l, h]):.2f}" for h in range(model.n_heads)))
+
+# %% [markdown]
+# Look at the patterns on one repeated random sequence (`<|bos|>`, 16 random tokens, the same 16 again).
+# Zoom into L0H0: a stripe just below the diagonal (each token looks at the one before it). Zoom into a
+# head of layer 1: in the second half, a stripe 15 positions back (each token looks at the token that
+# followed its earlier occurrence). The scores appear in the viewer too.
+
+# %%
+T = 16
+ids = repeated_ids(model, n_seqs=1, half_len=T, seed=0)  # [1, 1 + 2T]
+AttentionViewer(model.trace(ids, capture=["pattern"]), scores={"prev_token": prev, "induction": ind}, layer=1)
+
+# %% [markdown]
+# ### Exercise 2.1: the previous-token score
+#
+# Write `prev_token_score(pattern)`: given `pattern[batch, head, query, key]` of one layer on random
+# tokens, return `score[head]`, the mean over the batch and over every query `i >= 1` of the attention
+# from `i` to `i - 1`. (`tensor.diagonal(offset, dim1, dim2)` picks a diagonal out of the last two
+# dimensions.) The check compares it with its own on both layers.
+#
+# Solution: `lessons/solutions/02_induction_heads.py` (in a cell: `%load solutions/02_induction_heads.py`).
+
+# %%
+def prev_token_score(pattern):
+    """score[head]: mean attention from each position to the previous one."""
+    raise NotImplementedError  # your code here
+
+
+check_prev_token_score(prev_token_score, model)
+
+# %% [markdown]
+# ### Exercise 2.2: the induction score
+#
+# Write `induction_score(pattern, half_len)`: `pattern[batch, head, query, key]` of one layer on sequences
+# `<|bos|> x x` where `x` has `half_len` random tokens (so the first copy starts at position 1 and the
+# second at `1 + half_len`). Return `score[head]`: the mean, over the batch and over every query `i` of
+# the second copy, of the attention from `i` to `i - half_len + 1`. The check tries two lengths.
+#
+# Solution: `lessons/solutions/02_induction_heads.py`.
+
+# %%
+def induction_score(pattern, half_len):
+    """score[head]: mean attention from the second copy to the token after each token's first occurrence."""
+    raise NotImplementedError  # your code here
+
+
+check_induction_score(induction_score, model)
+
+# %% [markdown]
+# ### Exercise 2.3: name the heads
+#
+# From the score tables above: which head is the previous-token head (one `(layer, head)` pair), and
+# which heads are induction heads (every head with an induction score above 0.4; a list of pairs)?
+#
+# Solution: `lessons/solutions/02_induction_heads.py`.
+
+# %%
+prev_token_head = ...  # (layer, head)
+induction_heads = ...  # [(layer, head), ...]
+
+check_heads(prev_token_head, induction_heads, model)
+
+# %% [markdown]
+# ### Exercise 2.4: predict before you measure
+#
+# Next we silence one head at a time (**zero-ablation**: its output becomes zero) and measure the loss
+# on the second copy of repeated random sequences. Which single head, silenced, will raise that loss
+# the most? Answer with a `(layer, head)` pair *before* you run the next section.
+#
+# Solution: `lessons/solutions/02_induction_heads.py`.
+
+# %%
+biggest_ablation = ...  # (layer, head)
+
+check_ablation_prediction(biggest_ablation, model)
+
+# %% [markdown]
+# ## Ablation: what breaks the second copy?
+#
+# `copy_losses` traces 32 sequences `<|bos|> x x` (16 random tokens, twice) and returns the mean loss
+# on the first copy, which nothing can predict (about `ln 61 ≈ 4.1` nats or worse), and on the second,
+# which induction can. `kit.Ablate(layer, head)` silences a head for one forward pass.
+
+# %%
+ids32 = repeated_ids(model, n_seqs=32, half_len=T, seed=0)  # [32, 1 + 2T]
+clean = copy_losses(model, ids32, T)
+ablated = {
+    f"L{l}H{h}": copy_losses(model, ids32, T, [kit.Ablate(l, h)])["second"]
+    for l in range(model.n_layers) for h in range(model.n_heads)
+}
+all_layer1 = copy_losses(model, ids32, T, [kit.Ablate(1, list(range(model.n_heads)))])["second"]
+bars({"clean": clean["second"], **ablated, "all of layer 1": all_layer1}, title="loss on the second copy (nats)",
+     value="loss")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"clean: first copy {clean['first']:.2f}, second copy {clean['second']:.2f} nats")
+for name, loss in ablated.items():
+    print(f"ablate {name}: second copy {loss:.2f}")
+print(f"ablate all of layer 1: second copy {all_layer1:.2f}")
+layer1 = [ablated[f"L1H{h}"] for h in range(model.n_heads)]
+print("ablating L0H0 brings the second copy back near the first copy's loss:", ablated["L0H0"] > 0.75 * clean["first"])
+print("no single layer-1 head does as much:", max(layer1) < 0.5 * ablated["L0H0"])
+print("all of layer 1 together does:", all_layer1 > 0.75 * clean["first"])
+
+# %% [markdown]
+# The induction heads back each other up: silence one and the others still do the job, so the loss
+# rises only a little. The previous-token head has no backup: without it, *every* induction head loses
+# what it looks for. We can see that directly: ablate L0H0 and measure the induction scores of layer 1
+# again (from the patterns of the ablated forward pass).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ids8 = repeated_ids(model, n_seqs=8, half_len=T, seed=1)
+for label, interventions in [("clean", []), ("L0H0 ablated", [kit.Ablate(0, 0)]),
+                             ("L0H1-3 ablated", [kit.Ablate(0, [1, 2, 3])])]:
+    pattern = model.trace(ids8, capture=["pattern"], interventions=interventions)["pattern", 1]
+    print(f"{label:>15}: layer-1 induction scores", [round(float(s), 2) for s in induction_score_of(pattern, T)])
+
+# %% [markdown]
+# ## K-composition: the circuit in the weights
+#
+# How does an induction head find "the token after the earlier `A`"? Its **query** at the second `A`
+# says "I am `A`"; the **keys** it compares against must say "the token before me was `A`". That is what
+# the previous-token head wrote into each position's residual stream. So the induction heads' keys read
+# the previous-token head's output: **K-composition** (Elhage et al. 2021).
+#
+# `composition_scores(model, kind)` measures it from the weights alone:
+# `‖W_OV¹ · W_QK²‖ / (‖W_OV¹‖ ‖W_QK²‖)` for a head 1 of layer 0 writing and a head 2 of layer 1 reading
+# through its keys (`"k"`), queries (`"q"`) or values (`"v"`). Random weights give about 0.12 at this
+# size; we compute that baseline on the untrained model of the same recipe.
+
+# %%
+comp = {kind: composition_scores(model, kind)[0, :, 1, :] for kind in "qkv"}  # [head in layer 0, head in layer 1]
+untrained = kit.Model(build_induction_model(InductionRecipe()), tokenizer, name="induction-2l, untrained")
+baseline = composition_scores(untrained, "k")[0, :, 1, :]
+(head_heatmap(comp["k"], "K-composition: layer-0 head (rows) -> layer-1 head (columns)")
+ | head_heatmap(baseline, "K-composition before training"))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for kind in "qkv":
+    print(f"{kind.upper()}-composition of L0H0 into layer 1:", [round(float(s), 2) for s in comp[kind][0]])
+print("untrained model, largest K-composition:", round(float(baseline.max()), 2))
+print("L0H0 has the largest K-composition into every layer-1 head:", bool((comp["k"].argmax(0) == 0).all()))
+print("and it is above the untrained baseline:", bool((comp["k"][0] > baseline.max()).all()))
+print("L0H0 composes through keys more than through queries or values:",
+      bool((comp["k"][0] > comp["q"][0]).all() and (comp["k"][0] > comp["v"][0]).all()))
+
+# %% [markdown]
+# ## Summary
+#
+# - Training on text with repeats, a 2-layer model forms an induction circuit abruptly: the loss on
+#   repeated tokens collapses at the same steps as the induction score jumps. A 1-layer model cannot.
+# - The circuit: a **previous-token head** (L0H0) writes "the token before me" into every position; the
+#   **induction heads** of layer 1 read it through their keys (K-composition), attend to the token after
+#   the earlier occurrence, and copy it.
+# - Ablation tells the parts apart: the induction heads back each other up; the previous-token head is
+#   a single point of failure.
+#
+# **Next**: `03_factual_recall.ipynb`: how `facts-4l` moves a subject's information to the last
+# position and turns it into an answer.
+
+# %% [markdown]
+# ## Optional: the same on GPT-2 (needs internet)
+#
+# GPT-2 small has induction heads too, most famously 5.1, 5.5, 6.9, 7.2 and 7.10 (Olsson et al. 2022).
+# `kit.analysis.induction_scores(model)` and `kit.analysis.prev_token_scores(model)` work on any traced
+# model. These cells download GPT-2 (about 500 MB) the first time and are skipped in the offline test run.
+
+# %%
+# NBVAL_SKIP
+from kit.analysis import induction_scores as any_induction_scores
+from kit.analysis import prev_token_scores as any_prev_token_scores
+from kit.analysis import repeated_tokens
+
+gpt2 = kit.load("gpt2", device="cpu")
+ind_gpt2 = any_induction_scores(gpt2, seq_len=50, batch=8)  # [layer, head]
+prev_gpt2 = any_prev_token_scores(gpt2, batch=8)
+known = [(5, 1), (5, 5), (6, 9), (7, 2), (7, 10)]
+print("induction scores of the known heads:", {f"{l}.{h}": round(float(ind_gpt2[l, h]), 2) for l, h in known})
+print("heads above 0.4:", [(l, h) for l, h in (ind_gpt2 > INDUCTION_THRESHOLD).nonzero().tolist()])
+head_heatmap(ind_gpt2, "GPT-2 small: induction score")
+
+# %%
+# NBVAL_SKIP
+ids_gpt2 = repeated_tokens(gpt2, seq_len=50, batch=8)  # [8, 100]: random tokens, twice (GPT-2 adds no BOS)
+
+
+def second_copy_loss(interventions=()):
+    logits = gpt2.trace(ids_gpt2, capture=[], interventions=interventions).logits.float()
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids_gpt2[:, 1:], reduction="none")
+    return float(loss[:, 50:].mean())  # predicting the tokens of the second copy (after its first token)
+
+
+print("second copy, clean:", round(second_copy_loss(), 2))
+print("second copy, known induction heads ablated:",
+      round(second_copy_loss([kit.Ablate(l, [h for L, h in known if L == l]) for l in (5, 6, 7)]), 2))
