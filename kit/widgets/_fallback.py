@@ -51,13 +51,15 @@ def _note(title: str) -> str:
 
 
 # The page inside the iframe reports its height so that the frame fits it (no inner scroll bar).
+# Reports of an empty page (a frame not painted yet: browsers defer offscreen frames) are ignored.
 _REPORT_HEIGHT = (
     "<script>(()=>{const post=()=>parent.postMessage({tmkFrame:FRAME,height:"
     "document.documentElement.scrollHeight},'*');new ResizeObserver(post).observe(document.body);post()})()</script>"
 )
 _FIT_FRAME = (
     "<script>(()=>{const f=document.getElementById(FRAME);addEventListener('message',e=>{"
-    "if(e.data&&e.data.tmkFrame===FRAME&&f&&e.source===f.contentWindow)f.style.height=(e.data.height+4)+'px'})})()"
+    "if(e.data&&e.data.tmkFrame===FRAME&&f&&e.source===f.contentWindow&&e.data.height>40)"
+    "f.style.height=(e.data.height+4)+'px'})})()"
     "</script>"
 )
 

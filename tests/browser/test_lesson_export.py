@@ -40,8 +40,9 @@ def test_lesson_exports_to_html_with_working_widget_fallbacks(notebook: Path, of
     frames = page.page.locator("iframe.tmk-fallback")
     assert frames.count() == expected
     for i in range(expected):
-        frame = page.page.frame_locator("iframe.tmk-fallback").nth(i)
-        frame.locator(READY).first.wait_for(timeout=20000)
+        frames.nth(i).scroll_into_view_if_needed()  # as a reader scrolls: browsers defer offscreen frames
+        page.page.frame_locator("iframe.tmk-fallback").nth(i).locator(READY).first.wait_for(timeout=20000)
+        assert frames.nth(i).bounding_box()["height"] > 100, "the frame is sized to its view"
     assert not [e for e in page.errors if "tmk" in e.lower()], page.errors
     requests = [u for u in page.requests if not u.startswith(("file:", "blob:", "data:", "about:"))]
     # nbconvert's template may ask for MathJax/require from a CDN (blocked here); our views never do
