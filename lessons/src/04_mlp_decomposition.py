@@ -263,9 +263,12 @@ for n in range(5):
 # NBVAL_SKIP
 texts = ["The cat sat on the mat and purred.", "Paris is the capital of France.", "She paid ten dollars for it.",
          "The river flows into the sea.", "He wrote the code in Python.", "Tokyo is a large city in Japan.",
-         "The price rose by five euros.", "My dog chased the ball across the park."] * 4
+         "The price rose by five euros.", "My dog chased the ball across the park.", "Berlin is in Germany.",
+         "The bird sang in the tree.", "They bought bread for three pounds.", "She debugged the Java program.",
+         "Madrid is the capital of Spain.", "A fish swam under the boat.", "The ticket cost twenty dollars.",
+         "He compiled the C++ code.", "The horse ran across the field.", "Rome is an old city in Italy."]
 g_col = mlp_activations(gpt2, texts, g_layer)
-g_res = kit.analysis.snmf(g_col.acts, 10, n_iter=100)
+g_res = kit.analysis.snmf(g_col.acts, 8, n_iter=100)
 for j in range(g_res.k):
     print(j, [g_col.context(int(i), 3, 0) for i in g_res.top_tokens(j, 4)], decode_direction(gpt2, g_layer, g_res.Z[:, j], 5))
 
@@ -279,5 +282,6 @@ for j in range(g_res.k):
 # - At matched KL, steering with a feature and with DiffMeans raises the concept's probability; the
 #   printed comparison says which wins here, and both are measured against a random direction.
 #
-# **Next**: the lessons so far looked at one model at a time. Go back to lesson 03 with a feature in
-# hand: does clamping the answer-writing feature break the recall pipeline?
+# **Next**: go back to lesson 03 with a feature in hand. In the feature-mode `NeuronProbe` above,
+# clamp the feature to 0 on a currency prompt and watch p(answer): does the recall pipeline of
+# lesson 03 still find the currency without it? Then try the optional GPT-2 sections when you are online.
