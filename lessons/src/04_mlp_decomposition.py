@@ -1,0 +1,287 @@
+# %% [markdown]
+# # 04 · Inside the MLPs: neurons, polysemanticity and SNMF features
+#
+# Lesson 03 found MLPs that write the answer. What is inside one? An MLP layer is a few hundred
+# neurons; each reads a direction of the residual stream and writes another. This lesson reads single
+# neurons, sees why they are hard to interpret, and decomposes the layer's activations into
+# features with semi-nonnegative matrix factorization (SNMF), after *Decomposing MLP Activations into
+# Interpretable Features via Semi-Nonnegative Matrix Factorization*. Then it steers the model with a
+# feature and compares it with the supervised baseline, difference-in-means (DiffMeans).
+#
+# **Learning goals**
+# - decode a neuron: the tokens its output weights promote, and the tokens that activate it;
+# - recognise a polysemantic neuron, and measure label purity;
+# - fit SNMF, read its features, and compare their purity with single neurons, plain NMF and chance;
+# - compute a DiffMeans direction, and steer with a feature, DiffMeans and a random direction at the
+#   same KL divergence.
+#
+# **Prerequisites**: lesson 03 (the MLP that names the answer); matrix products, means, the KL
+# divergence of two distributions.
+#
+# **Model**: `facts-4l` (4 layers, an invented world of countries and people). Every figure here is
+# computed in the cells: the prose says how to read it.
+
+# %%
+import torch
+from IPython.display import Markdown
+from threadpoolctl import threadpool_limits  # installed with scikit-learn, which the NMF baseline needs
+
+import kit
+from kit.analysis import (
+    compare_purity, compare_steering, decode_direction, decode_neurons, diff_means, label_purity, mlp_activations,
+    random_sparse_like, steer_mlp, steering_table, top_activating,
+)
+from kit.lessons import mlp as lesson
+from kit.train import load_world
+from kit.widgets import NeuronProbe
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # the model is tiny: one thread is fastest, above all on a busy, shared CPU
+threadpool_limits(1)  # the same for numpy's BLAS (scikit-learn's NMF below)
+model = kit.load("facts-4l", device="cpu")
+world = load_world()
+LAYER = model.n_layers - 1  # the last MLP: in lesson 03 it named the answer best
+print(f"layer {LAYER}: {model.d_mlp} neurons, each writing a direction of the {model.d_model}-dim residual stream")
+
+# %% [markdown]
+# ## The data: the world's sentences, every token labelled
+#
+# We take sentences of every relation ("The capital of X is Y.") and label each token by what it is
+# in the world: a word of some relation's template, part of a country's or a person's name, part of
+# an answer of some type, or a sentence boundary (`<|bos|>`, the full stop). These labels never enter the model or the factorization; they only let us
+# score how interpretable a unit is.
+
+# %%
+prompts = lesson.world_sentences(world, per_relation=60)
+names = lesson.label_names(world)
+col = mlp_activations(model, [p.sentence for p in prompts], LAYER)  # acts[d_mlp, n_tokens]
+per_prompt = lesson.token_labels(model, world, prompts)
+labels = torch.tensor([per_prompt[b][q] for b, q in zip(col.prompt.tolist(), col.pos.tolist())])  # [n_tokens]
+print(col)
+print("labels:", names)
+p0 = prompts[0]
+print(p0.sentence, "->", [(t, names[l]) for t, l in zip(model.to_str_tokens(p0.sentence), per_prompt[0])])
+
+# %% [markdown]
+# The concept we follow: the positions where the model is about to say a currency, i.e. the last
+# token of each currency prompt (`lesson.concept_mask`).
+
+# %%
+CONCEPT = "currency" if "currency" in world.relations else list(world.relations)[0]
+mask = lesson.concept_mask(model, col, prompts, CONCEPT)  # [n_tokens] bool
+print(f"{int(mask.sum())} of {col.n_tokens} tokens predict a {CONCEPT} answer, e.g. {col.context(int(mask.nonzero()[0]))}")
+
+# %% [markdown]
+# ## Neurons as key-value memories
+#
+# Neuron `n` of layer `l` adds `mlp_post[n] * W_out[n]` to the residual stream. Read `W_out[n]` through
+# the final norm's weight and the unembedding and you get the tokens it promotes: the neuron's
+# "value". Its "key" is what makes it fire: its top-activating tokens. Take the neuron whose mean
+# activation rises most on our concept's positions:
+
+# %%
+dm = diff_means(col.acts, mask)  # [d_mlp]
+neuron = int(dm.argmax())
+dec = decode_neurons(model, k=8, layers=[LAYER])
+print(f"neuron {neuron} of layer {LAYER} promotes: {dec.tokens(0, neuron)}")
+print(f"and suppresses: {dec.tokens(0, neuron, suppressed=True)}")
+for ex in top_activating(model, [p.sentence for p in prompts], LAYER, neuron, k=6):
+    print(f"  {ex['activation']:6.2f}  {ex['context']!r}")
+
+# %% [markdown]
+# The probe shows the neuron's activation on each token of a few sentences, its decoded tokens, and
+# a clamp slider that reruns the model with the neuron set to a value (try 0 to ablate it).
+
+# %%
+probe_texts = [p.sentence for p in prompts if p.relation == CONCEPT][:4] + [p.sentence for p in prompts[:4]]
+NeuronProbe(model, probe_texts, layer=LAYER, neuron=neuron, prompt=[p.text for p in prompts if p.relation == CONCEPT][0])
+
+# %% [markdown]
+# ## Exercise 1: decode a neuron yourself
+#
+# Write `decode(layer, neuron, k)` returning the `k` tokens (texts, best first) that the neuron's
+# output promotes most: `model.adapter.W_out(layer)` is `[d_mlp, d_model]`, the final norm's weight is
+# `model.adapter.final_norm.weight` (`[d_model]`), `model.adapter.W_U` is `[d_model, vocab]`, and
+# `model.to_str_tokens(ids)` turns ids into texts.
+#
+# The solution is in `lessons/solutions/04_mlp_decomposition.py` (`%load solutions/04_mlp_decomposition.py`).
+
+# %%
+def decode(layer: int, neuron: int, k: int) -> list[str]:
+    raise NotImplementedError  # your code here
+
+
+lesson.check_decoded_tokens(decode, model, [(LAYER, neuron), (0, 0), (1, 7)])
+
+# %% [markdown]
+# ## Polysemanticity
+#
+# Label purity of a unit: of its 20 top-activating tokens, the share that carries its most common
+# label. 1.0 means all its top tokens are of one kind. Random tokens give the chance level. Here is
+# the strong neuron (largest activation above the median neuron's) whose top tokens span the most labels:
+
+# %%
+poly = lesson.polysemantic_neuron(col.acts, labels)
+top20 = col.acts[poly].topk(20).indices
+kinds = {}
+for i in top20.tolist():
+    kinds[names[int(labels[i])]] = kinds.get(names[int(labels[i])], 0) + 1
+print(f"neuron {poly}: purity {float(label_purity(col.acts[poly][None], labels).purity[0]):.2f}; labels of its top 20 tokens:")
+print(sorted(kinds.items(), key=lambda kv: -kv[1]))
+print("examples:", [col.context(int(i), 3, 0) for i in top20[:8]])
+print("it promotes:", dec.tokens(0, poly))
+
+# %% [markdown]
+# One neuron, many unrelated kinds of token: reading it as "the X neuron" would mislead. That is why we
+# look for directions made of several neurons instead.
+#
+# ## SNMF: features from co-activated neurons
+#
+# SNMF factors the activations `A[d_mlp, n_tokens] ≈ Z[d_mlp, k] @ Y[k, n_tokens]` with `Y >= 0` (how
+# strongly each of `k` features fires on each token) and `Z` sparse, of any sign (each feature a
+# signed combination of a few neurons). A feature is tied to the tokens that fire it by construction.
+# `compare_purity` fits SNMF and plain NMF (scikit-learn on the activations clipped at zero, the Ecco
+# approach) with the same `k`, and scores them, every single neuron and random tokens with the labels.
+# We keep it small (`k=40` features, at most 60 iterations) so that the lesson stays fast.
+
+# %%
+cmp = compare_purity(col.acts, labels, k=40, n_iter=60)
+res = cmp.snmf
+print(res)
+Markdown(cmp.table())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for unit in cmp.purity:
+    print(f"{unit}: mean purity {cmp.mean(unit):.2f}")
+print(f"random tokens (chance): {cmp.chance:.2f}")
+print("SNMF features purer than single neurons:", cmp.mean("SNMF features") > cmp.mean("single neurons"))
+print("SNMF features purer than chance:", cmp.mean("SNMF features") > cmp.chance)
+
+# %% [markdown]
+# What do features fire on, and what do they write? The feature that fires on our concept's positions
+# (`lesson.pick_feature`: most of its top tokens are in the mask) and a few others:
+
+# %%
+feature = lesson.pick_feature(res.Y, mask)
+purity = label_purity(res.Y, labels)
+for j in [feature] + [j for j in range(4) if j != feature]:
+    print(f"feature {j} (purity {float(purity.purity[j]):.2f}, mostly {names[int(purity.label[j])]}):")
+    print("   fires on:", [col.context(int(i), 3, 0) for i in res.top_tokens(j, 5)])
+    print("   writes:  ", decode_direction(model, LAYER, res.Z[:, j], 6))
+
+# %%
+NeuronProbe(model, probe_texts, layer=LAYER, features=res.Z, feature=feature)
+
+# %% [markdown]
+# ## Exercise 2: label purity of a feature, by hand
+#
+# `res.Y[feature]` is the feature's activation on every token (`[n_tokens]`), `labels` the label of
+# every token. Take its 20 highest tokens and give the share carrying the most common label.
+
+# %%
+answer_2 = ...  # a number between 0 and 1
+
+lesson.check_feature_purity(answer_2, res.Y[feature], labels)
+
+# %% [markdown]
+# ## Exercise 3: a DiffMeans direction
+#
+# The supervised baseline: the mean activation vector on the concept's tokens minus the mean on all
+# other tokens. Compute it from `col.acts` (`[d_mlp, n_tokens]`) and `mask` (`[n_tokens]`).
+
+# %%
+answer_3 = ...  # a tensor [d_mlp]
+
+lesson.check_diff_means(answer_3, col.acts, mask)
+
+# %% [markdown]
+# ## Steering at matched KL
+#
+# Add `α · u` (`u` a unit direction of the MLP's neuron space) to the last MLP's activations at the
+# last token of prompts about another relation, and see whether the model now says a currency. A
+# bigger `α` always disrupts more, so methods are compared at the same disruption: the `α` at which the
+# mean KL divergence between the clean and the steered next-token distributions reaches a target,
+# found by bisection. The score is how much the log-probability of the concept's answers (every
+# currency of the world) rises. Three directions: the SNMF feature's `z`, DiffMeans, and a random
+# direction as sparse as `z`.
+
+# %%
+SOURCE = next(r for r in world.relations if r != CONCEPT)
+steer_prompts = [p.text for p in world.prompts("held_out", SOURCE)][:20]
+directions = {"SNMF feature": res.Z[:, feature], "DiffMeans": dm, "random (as sparse as z)": random_sparse_like(res.Z[:, feature])}
+steering = compare_steering(model, steer_prompts, LAYER, directions, target_kl=1.0, concept=world.answers(CONCEPT), pos=-1)
+print(f"{len(steer_prompts)} {SOURCE} prompts, e.g. {steer_prompts[0]!r}; concept: the {CONCEPT} answers")
+Markdown(steering_table(steering))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+gain = {name: r.gain for name, r in steering.items()}
+print("all matched to KL 1.0 within 5%:", all(r.matched for r in steering.values()))
+for name, g in gain.items():
+    print(f"{name}: log-prob of the concept rises by {g:+.1f}")
+print("SNMF feature beats random:", gain["SNMF feature"] > gain["random (as sparse as z)"])
+print("DiffMeans beats random:", gain["DiffMeans"] > gain["random (as sparse as z)"])
+print("SNMF feature beats DiffMeans:", gain["SNMF feature"] > gain["DiffMeans"])
+
+# %% [markdown]
+# What the steered model says for the first prompt:
+
+# %%
+for name, r in steering.items():
+    top = r.logprobs[0].topk(3)
+    print(f"{name:>24}: {[(t, round(float(p), 2)) for t, p in zip(model.to_str_tokens(top.indices), top.values.exp())]}")
+
+# %% [markdown]
+# ## Exercise 4: find the scale yourself
+#
+# Find an `α` at which steering with the DiffMeans direction `dm` gives a mean KL of 0.5 (within 10%)
+# on `steer_prompts`. `steer_mlp(model, steer_prompts, LAYER, dm, alpha, pos=-1).logits` gives the
+# steered logits; compare each prompt's last-token distribution with the clean one
+# (`model.trace(steer_prompts, capture=[])`, last token at `tr.lengths[b] - 1`). Bracket, then bisect.
+
+# %%
+answer_4 = ...  # a float: the scale alpha
+
+lesson.check_steering_scale(answer_4, model, steer_prompts, LAYER, dm, target_kl=0.5)
+
+# %% [markdown]
+# ## Optional: the same on GPT-2 (needs internet)
+#
+# These cells download GPT-2 small (about 500 MB) and are skipped when the notebook is tested. GPT-2's
+# MLPs have 3072 neurons per layer; the factorization takes longer than on `facts-4l`.
+
+# %%
+# NBVAL_SKIP
+gpt2 = kit.load("gpt2")
+g_layer = 6
+g_dec = decode_neurons(gpt2, k=8, layers=[g_layer])
+for n in range(5):
+    print(f"GPT-2 layer {g_layer}, neuron {n} promotes {g_dec.tokens(0, n)}")
+
+# %%
+# NBVAL_SKIP
+texts = ["The cat sat on the mat and purred.", "Paris is the capital of France.", "She paid ten dollars for it.",
+         "The river flows into the sea.", "He wrote the code in Python.", "Tokyo is a large city in Japan.",
+         "The price rose by five euros.", "My dog chased the ball across the park.", "Berlin is in Germany.",
+         "The bird sang in the tree.", "They bought bread for three pounds.", "She debugged the Java program.",
+         "Madrid is the capital of Spain.", "A fish swam under the boat.", "The ticket cost twenty dollars.",
+         "He compiled the C++ code.", "The horse ran across the field.", "Rome is an old city in Italy."]
+g_col = mlp_activations(gpt2, texts, g_layer)
+g_res = kit.analysis.snmf(g_col.acts, 8, n_iter=100)
+for j in range(g_res.k):
+    print(j, [g_col.context(int(i), 3, 0) for i in g_res.top_tokens(j, 4)], decode_direction(gpt2, g_layer, g_res.Z[:, j], 5))
+
+# %% [markdown]
+# ## Summary
+#
+# - A neuron writes one direction (its decoded tokens) and fires on some tokens; neurons are often
+#   polysemantic, with top tokens of several unrelated kinds.
+# - SNMF factors a layer's activations into sparse, signed combinations of neurons that fire together;
+#   the table above compares their label purity with single neurons, plain NMF and chance.
+# - At matched KL, steering with a feature and with DiffMeans raises the concept's probability; the
+#   printed comparison says which wins here, and both are measured against a random direction.
+#
+# **Next**: go back to lesson 03 with a feature in hand. In the feature-mode `NeuronProbe` above,
+# clamp the feature to 0 on a currency prompt and watch p(answer): does the recall pipeline of
+# lesson 03 still find the currency without it? Then try the optional GPT-2 sections when you are online.
