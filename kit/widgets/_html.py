@@ -15,8 +15,11 @@ host copies each change of that trait from one view's model to the other's, both
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,5 +157,24 @@ def html_page(
 </html>
 """
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        write_atomically(Path(path), page)
     return page
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling and a rename: a reader (or a crash)
+    sees the old file or the new one, never half of it; on failure no temporary file is left."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: the directory {str(path.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the page is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
