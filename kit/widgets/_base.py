@@ -37,6 +37,8 @@ class KitWidget(anywidget.AnyWidget):
     _module: str = ""
     #: Selection traits that mean the same thing across views (a Dashboard links these).
     _links: tuple[str, ...] = ("layer", "head", "token")
+    #: How to export less of this widget, shown when a page is over its data budget.
+    _export_hint: str = ""
 
     def __init__(self, **traits: Any) -> None:
         self._blob_cache: dict[str, Encoded] = {}
@@ -93,9 +95,11 @@ class KitWidget(anywidget.AnyWidget):
         framework = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id"}
         return self.get_state(key=[n for n in self.trait_names(sync=True) if n not in framework])
 
-    def to_html(self, path: str | Path | None = None) -> str:
+    def to_html(self, path: str | Path | None = None, *, max_bytes: int | None = None) -> str:
         """One self-contained HTML page (code and data inlined; renders with no network).
 
-        Writes it to `path` when given; returns the HTML either way.
+        Writes it to `path` when given (atomically); returns the HTML either way. A page that would
+        inline more than ``max_bytes`` of data (default 100 MiB, or ``$KIT_MAX_HTML_BYTES``) is
+        refused with a ``ValueError`` that says how to export less.
         """
-        return html_page([self], path=path)
+        return html_page([self], path=path, max_bytes=max_bytes)
