@@ -181,3 +181,10 @@ def test_the_functions_still_work_after_refusing(ctx):
         A.clamp_effect(ctx.m, CLEAN, 0, 64, 1.0)
     assert torch.equal(ctx.m.trace(CLEAN, capture=[]).logits, ctx.tr_logits.logits)
     assert _steer_result(ctx).evaluations <= 2
+
+
+def test_head_scores_work_on_a_word_level_vocabulary():
+    """induction-2l's tokenizer knows only its syllables: probing it with arbitrary text used to fail."""
+    model = kit.load("induction-2l", device="cpu")
+    assert A.repeated_tokens(model, seq_len=4, batch=1)[0, 0] == model.tokenizer.bos_token_id
+    assert float(A.induction_scores(model).max()) > 0.4 and float(A.prev_token_scores(model).max()) > 0.4
