@@ -3,7 +3,8 @@
 The kernel is a separate process, so the block is a ``sitecustomize.py`` on its ``PYTHONPATH``: it
 refuses every socket connection and name lookup that is not loopback (the kernel talks to this
 process over loopback ZeroMQ) and appends each refused address to a log file.
-``run_lesson(path)`` returns the executed notebook and the refused addresses; ``text_outputs(nb)``
+``run_lesson(path)`` returns the executed notebook and the log (``installed in process N`` for each
+process that ran with the block, then one line per refused address); ``text_outputs(nb)``
 lists what a reader sees as text: stdout and ``text/plain`` results, per cell, with timings and
 memory addresses masked and progress bars dropped (HTML, vega, images and stderr are not text
 outputs here; a widget counts by its ``text/plain`` repr).
@@ -61,6 +62,9 @@ def _lookup(host, *args, **kwargs):
 
 
 socket.getaddrinfo = _lookup
+if _LOG:  # proof that this process runs with the block in place
+    with open(_LOG, "a") as f:
+        f.write(f"installed in process {os.getpid()}\n")
 '''
 
 _TIME = re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|µs|us|ns|s|sec|seconds|min)\b")
@@ -70,7 +74,8 @@ _RICH = ("text/html", "image/", "application/vnd.vegalite", "application/vnd.veg
 
 
 @functools.cache
-def _sitecustomize_dir() -> str:
+def blocked_env_dir() -> str:
+    """A folder holding the blocking ``sitecustomize.py``: put it first on ``PYTHONPATH``."""
     folder = Path(tempfile.mkdtemp(prefix="kit-offline-"))
     (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
     return str(folder)
@@ -78,21 +83,14 @@ def _sitecustomize_dir() -> str:
 
 @functools.cache
 def run_lesson(path: str):
-    """``(executed notebook, refused addresses)`` for the lesson at ``path`` (executed once per session)."""
+    """``(executed notebook, log lines)`` for the lesson at ``path`` (executed once per session)."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     log = Path(tempfile.mkdtemp(prefix="kit-offline-log-")) / "refused.txt"
     log.touch()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([_sitecustomize_dir(), str(ROOT)]),
-        "KIT_BLOCKED_LOG": str(log),
-        "HF_HUB_OFFLINE": "0",  # nothing may rely on the offline flag: the block must hold on its own
-        "TRANSFORMERS_OFFLINE": "0",
-        "OMP_NUM_THREADS": "2",
-    }
+    env = {**os.environ, **blocked_env(log), "OMP_NUM_THREADS": "2"}
     client = NotebookClient(copy.deepcopy(nb), timeout=600, kernel_name="python3",
                             skip_cells_with_tag="skip-execution",
                             resources={"metadata": {"path": str(Path(path).parent)}})
@@ -105,6 +103,18 @@ def run_lesson(path: str):
         os.environ.clear()
         os.environ.update(saved)
     return executed, [line for line in log.read_text().splitlines() if line]
+
+
+def blocked_env(log: Path) -> dict[str, str]:
+    """Environment variables that run a Python process (a kernel, a script) with the network
+    blocked and refusals logged to ``log``; the offline flags are off, so the block alone holds."""
+    return {"PYTHONPATH": os.pathsep.join([blocked_env_dir(), str(ROOT)]), "KIT_BLOCKED_LOG": str(log),
+            "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"}
+
+
+def refused(log_lines: list[str]) -> list[str]:
+    """The refused connections and look-ups of a log (without the ``installed`` lines)."""
+    return [line for line in log_lines if not line.startswith("installed in process")]
 
 
 def _clean(text: str) -> str:
