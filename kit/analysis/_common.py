@@ -23,8 +23,9 @@ def bos_prefix(model: Model) -> list[int]:
     bos = model.tokenizer.bos_token_id
     if bos is None:
         return []
-    # The empty text: every vocabulary can encode it (a word-level one may lack "a" and an unknown token).
-    ids = model.tokenizer("")["input_ids"]
+    special = set(model.tokenizer.all_special_ids)
+    probe = next(i for i in range(model.vocab_size) if i not in special)  # a word the vocabulary surely has
+    ids = model.tokenizer(model.tokenizer.decode([probe]))["input_ids"]
     return [bos] if ids and ids[0] == bos else []
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validate import check_finite_trace, check_trace
 from ..trace import Trace
 from ._common import last_positions, token_ids_per_prompt
 
@@ -73,11 +74,12 @@ def direct_logit_attribution(tr: Trace, token: int | str | list, contrast: int |
     ``tr`` must have captured ``resid_pre``, ``resid_post``, ``z`` (or ``head_out``), ``mlp_out`` and,
     for ``neurons=True``, ``mlp_post``. ``pos``: one position per prompt (default: each one's last token).
     """
-    model, a = tr.model, tr.model.adapter
+    model, a = check_trace(tr, "direct_logit_attribution").model, tr.model.adapter
     need = {"resid_pre", "resid_post", "head_out", "mlp_out"} | ({"mlp_post"} if neurons else set())
     missing = sorted(need - set(tr.names))
     if missing or len(tr.layers) != model.n_layers:
         raise ValueError(f"direct_logit_attribution needs a trace of every layer with {sorted(need)}; missing {missing}")
+    check_finite_trace(tr, ["resid_pre", "resid_post", "z", "mlp_out", "mlp_post"], "direct_logit_attribution")
     B = tr.batch
     rows = torch.arange(B)
     p = last_positions(tr, pos)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validate import check_int, check_model, check_same_length
 from ..models import Model
 from .attribution import direct_logit_attribution
 from .patching import subject_positions
@@ -53,8 +54,9 @@ class RecallSummary:
 def recall_summary(model: Model, prompts: Sequence[str], subjects: Sequence[str], answers: Sequence[str | int],
                    batch_size: int = 32) -> RecallSummary:
     """Measure the recall pipeline's pieces over many ``(prompt, subject, answer)`` triples."""
-    if not (len(prompts) == len(subjects) == len(answers)) or not prompts:
-        raise ValueError("give the same, non-zero number of prompts, subjects and answers")
+    check_model(model, "recall_summary")
+    check_same_length("recall_summary", prompts=prompts, subjects=subjects, answers=answers)
+    check_int(batch_size, "batch_size", low=1)
     L, H = model.n_layers, model.n_heads
     att, heads, mlps, final, prob = torch.zeros(L, H), torch.zeros(L, H), torch.zeros(L), 0.0, 0.0
     for start in range(0, len(prompts), batch_size):
@@ -128,6 +130,8 @@ def recall_story(model: Model, prompts: Sequence[str], subjects: Sequence[str], 
     """Causal tracing (MLP and residual), attention knockout and :func:`recall_summary` over many facts."""
     from .patching import attention_knockout, causal_trace
 
+    check_model(model, "recall_story")
+    check_same_length("recall_story", prompts=prompts, subjects=subjects, answers=answers)
     mlp_s, mlp_o, mlp_l, re_s, re_l, rl_l, keys = [], [], [], [], [], [], []
     for p, s, a in zip(prompts, subjects, answers):
         mlp = causal_trace(model, p, s, answer=a, kind="mlp", samples=samples, seed=seed)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
+from .._validate import check_int, check_labels, check_layer, check_model, check_tensor
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..models import Model
 
@@ -57,6 +59,9 @@ class MLPActivations:
 
 def mlp_activations(model: "Model", prompts: Sequence[str], layer: int, batch_size: int = 64) -> MLPActivations:
     """Trace ``prompts`` in batches and collect ``mlp_post`` of ``layer`` at every real token."""
+    check_model(model, "mlp_activations")
+    layer = check_layer(model, layer)
+    check_int(batch_size, "batch_size", low=1)
     if isinstance(prompts, str):
         prompts = [prompts]
     prompts = list(prompts)
@@ -82,7 +87,7 @@ def _labels_for(acts: torch.Tensor, labels) -> torch.Tensor:
         hint = " (acts looks transposed: pass [d_mlp, n_tokens])" if labels.shape[:1] == acts.shape[:1] else ""
         raise ValueError(f"labels must have one entry per token: shape [{acts.shape[1]}], "
                          f"got {list(labels.shape)}{hint}")
-    return labels
+    return check_labels(labels)
 
 
 def diff_means(acts: torch.Tensor, labels_or_mask) -> torch.Tensor:
@@ -92,6 +97,7 @@ def diff_means(acts: torch.Tensor, labels_or_mask) -> torch.Tensor:
     labels ``[n_tokens]`` (``-1`` = no label, counted among the others) returns ``[n_labels, d_mlp]``,
     row ``c`` for label ``c`` against the rest.
     """
+    acts = check_tensor(acts, "acts", (None, None), "[d_mlp, n_tokens]")
     lab = _labels_for(acts, labels_or_mask)
     A = acts.float()
     if lab.dtype == torch.bool:
@@ -128,8 +134,7 @@ def label_purity(scores: torch.Tensor, labels, top: int = 20) -> Purity:
     Units: SNMF features (``result.Y``), NMF components, single neurons (``acts``). 1.0 means all
     of a unit's top tokens belong to one relation (or entity type, ...).
     """
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be [units, n_tokens], got {list(scores.shape)}")
+    scores = check_tensor(scores, "scores", (None, None), "[units, n_tokens]")
     lab = _labels_for(scores, labels).long()
     top = min(top, scores.shape[1])
     if top < 1:
@@ -147,7 +152,8 @@ def label_purity(scores: torch.Tensor, labels, top: int = 20) -> Purity:
 
 def chance_purity(labels, top: int = 20, draws: int = 500, seed: int = 0) -> float:
     """Expected purity of ``top`` tokens drawn at random: the floor that a unit should beat."""
-    lab = torch.as_tensor(labels).long()
+    lab = check_labels(labels).long()
+    check_int(draws, "draws", low=1)
     g = torch.Generator().manual_seed(seed)
     scores = torch.rand(draws, lab.shape[0], generator=g)
     return float(label_purity(scores, lab, top).purity.mean())
@@ -155,6 +161,7 @@ def chance_purity(labels, top: int = 20, draws: int = 500, seed: int = 0) -> flo
 
 def random_sparse_like(vector: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """A random direction with as many nonzero entries as ``vector`` (at random places) and its norm."""
+    vector = check_tensor(vector, "vector")
     g = torch.Generator().manual_seed(seed)
     v = vector.detach().float().cpu()
     nnz = int((v != 0).sum())
@@ -172,6 +179,8 @@ def direction_logits(model: "Model", direction: torch.Tensor) -> torch.Tensor:
     The final norm's elementwise weight is folded in (and, for LayerNorm, the mean removed); its bias
     and scale are not, since they do not depend on the direction.
     """
+    check_model(model, "direction_logits")
+    direction = check_tensor(direction, "direction", (model.d_model,), f"[d_model={model.d_model}]")
     x = direction.detach().to(model.device, torch.float32)
     norm = model.adapter.final_norm
     if isinstance(norm, torch.nn.LayerNorm) or getattr(norm, "bias", None) is not None:
@@ -185,9 +194,9 @@ def direction_logits(model: "Model", direction: torch.Tensor) -> torch.Tensor:
 def decode_direction(model: "Model", layer: int, mlp_direction: torch.Tensor, top: int = 10) -> list[str]:
     """Tokens most promoted by an MLP-space direction ``[d_mlp]`` (e.g. an SNMF ``z``) at ``layer``:
     its residual direction ``W_outᵀ z`` through :func:`direction_logits`."""
-    W_out = model.adapter.W_out(layer).detach().float()  # [d_mlp, d_model]
-    if mlp_direction.shape != (W_out.shape[0],):
-        raise ValueError(f"mlp_direction must be [d_mlp={W_out.shape[0]}], got {list(mlp_direction.shape)}")
+    check_model(model, "decode_direction")
+    mlp_direction = check_tensor(mlp_direction, "mlp_direction", (model.d_mlp,), f"[d_mlp={model.d_mlp}]")
+    W_out = model.adapter.W_out(check_layer(model, layer)).detach().float()  # [d_mlp, d_model]
     logits = direction_logits(model, mlp_direction.to(W_out.device, torch.float32) @ W_out)
     return model.to_str_tokens(logits.topk(min(top, logits.numel())).indices)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .._validate import check_int, check_model
 from ..models import Model
 from ._common import bos_prefix, sample_tokens
 
@@ -22,12 +23,20 @@ def _default_len(model: Model, copies: int) -> int:
     return max(2, min(50, (model.n_ctx - len(bos_prefix(model))) // copies))
 
 
+def _check_args(where: str, model: Model, seq_len: int | None, batch: int, copies: int) -> int:
+    """Validate the shared arguments of the head scores; returns the sequence length to use."""
+    check_model(model, where)
+    check_int(batch, "batch", low=1)
+    room = (model.n_ctx - (len(bos_prefix(model)) if copies > 1 else 0)) // copies
+    if seq_len is None:
+        return _default_len(model, copies)
+    return check_int(seq_len, "seq_len", low=2, high=room)
+
+
 def repeated_tokens(model: Model, seq_len: int | None = None, batch: int = 8, seed: int = 0) -> torch.Tensor:
     """``ids[batch, prefix + 2 * seq_len]``: random tokens repeated twice (after a BOS if the model uses one)."""
-    T = seq_len or _default_len(model, 2)
+    T = _check_args("repeated_tokens", model, seq_len, batch, copies=2)
     prefix = bos_prefix(model)
-    if len(prefix) + 2 * T > model.n_ctx:
-        raise ValueError(f"seq_len={T} repeated twice does not fit the context of {model.n_ctx} tokens")
     half = sample_tokens(model, batch, T, seed)
     ids = torch.cat([half, half], dim=1)
     if prefix:
@@ -38,7 +47,7 @@ def repeated_tokens(model: Model, seq_len: int | None = None, batch: int = 8, se
 @torch.no_grad()
 def prev_token_scores(model: Model, seq_len: int | None = None, batch: int = 8, seed: int = 0) -> torch.Tensor:
     """``scores[layer, head]``: mean attention from each position to the one before it, on random tokens."""
-    T = seq_len or _default_len(model, 1)
+    T = _check_args("prev_token_scores", model, seq_len, batch, copies=1)
     ids = sample_tokens(model, batch, T, seed)
     tr = model.trace(ids, capture=["pattern"])
     p = tr.stack("pattern")  # [layer, batch, head, query, key]
@@ -49,7 +58,7 @@ def prev_token_scores(model: Model, seq_len: int | None = None, batch: int = 8, 
 def induction_scores(model: Model, seq_len: int | None = None, batch: int = 8, seed: int = 0) -> torch.Tensor:
     """``scores[layer, head]``: on a random sequence of length T repeated twice, mean attention from
     each token of the second copy to the token after its first occurrence."""
-    T = seq_len or _default_len(model, 2)
+    T = _check_args("induction_scores", model, seq_len, batch, copies=2)
     ids = repeated_tokens(model, T, batch, seed)
     offset = ids.shape[1] - 2 * T
     tr = model.trace(ids, capture=["pattern"])
@@ -66,7 +75,7 @@ def copying_scores(model: Model) -> torch.Tensor:
     """``scores[layer, head]``: ``sum(Re(lambda)) / sum(|lambda|)`` over the eigenvalues of each head's
     OV circuit ``W_E W_V W_O W_U`` (norms not folded in). Computed on the small ``[d_head, d_head]``
     matrix ``W_O W_U W_E W_V``, which has the same non-zero eigenvalues."""
-    a = model.adapter
+    a = check_model(model, "copying_scores").adapter
     W_E = a.embed.weight.float()  # [vocab, d_model]
     W_U = a.W_U.float()  # [d_model, vocab]
     UE = W_U @ W_E  # [d_model, d_model]
@@ -89,6 +98,7 @@ def composition_scores(model: Model, kind: str = "k") -> torch.Tensor:
     ``W_QK^T`` or ``W_OV`` of head 2. Entries with ``layer1 >= layer2`` are 0. Norms are not folded in.
     Computed from ``[d_head, d_head]`` factors, never ``[d_model, d_model]`` products.
     """
+    check_model(model, "composition_scores")
     if kind not in ("q", "k", "v"):
         raise ValueError(f"kind={kind!r}; valid kinds: 'q', 'k', 'v'")
     a, L, H = model.adapter, model.n_layers, model.n_heads

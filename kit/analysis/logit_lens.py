@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validate import check_finite_trace, check_int, check_trace
 from ..trace import Trace
 from ._common import token_ids_per_prompt
 
@@ -39,9 +40,9 @@ def logit_lens(tr: Trace, k: int = 5, target: int | str | list | None = None) ->
     ``target``: a token id or text (or one per prompt); its rank and probability are reported too.
     The last layer's row equals the model's own output distribution.
     """
-    model = tr.model
-    if k < 1 or k > model.vocab_size:
-        raise ValueError(f"k must lie in 1..{model.vocab_size}, got {k}")
+    model = check_trace(tr, "logit_lens").model
+    check_int(k, "k", low=1, high=model.vocab_size)
+    check_finite_trace(tr, ["resid_post"], "logit_lens")
     tids = None if target is None else token_ids_per_prompt(model, target, tr.batch).to(model.device)
     top_ids, top_probs, ranks, probs = [], [], [], []
     for l in tr.layers if "resid_post" in tr.names else ():

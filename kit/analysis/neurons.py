@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validate import check_int, check_layer, check_model, check_number
 from ..interventions import Clamp
 from ..models import Model
 from ..names import check_index
@@ -42,7 +43,10 @@ def decode_neurons(model: Model, k: int = 10, layers: Sequence[int] | None = Non
     time, to bound memory for large vocabularies). The final norm's weight is folded in; its
     per-token scale is not (it depends on the input).
     """
-    layer_list = list(range(model.n_layers)) if layers is None else list(layers)
+    check_model(model, "decode_neurons")
+    check_int(k, "k", low=1, high=model.vocab_size)
+    check_int(chunk, "chunk", low=1)
+    layer_list = list(range(model.n_layers)) if layers is None else [check_layer(model, l) for l in layers]
     a = model.adapter
     W_out = torch.stack([a.W_out(l).float() for l in layer_list])  # [layer, d_mlp, d_model]
     w = getattr(a.final_norm, "weight", None)
@@ -69,9 +73,15 @@ def top_activating(model: Model, texts: Sequence[str], layer: int, neuron: int, 
     Each item: ``{"text": i, "pos": p, "token": str, "activation": float, "context": str}`` where
     ``context`` is up to ``context`` tokens before and the token itself.
     """
+    check_model(model, "top_activating")
+    if isinstance(texts, str):
+        texts = [texts]
     if not texts:
         raise ValueError("texts is empty; give at least one text")
+    layer = check_layer(model, layer)
     n = check_index(neuron, model.d_mlp, "neuron")
+    check_int(k, "k", low=1)
+    check_int(batch_size, "batch_size", low=1)
     found: list[tuple[float, int, int]] = []
     token_lists: dict[int, list[str]] = {}
     for start in range(0, len(texts), batch_size):
@@ -99,6 +109,11 @@ def clamp_effect(model: Model, prompt: str, layer: int, neuron: int, value: floa
     Returns ``{"before": [vocab], "after": [vocab], "kl": float, "promoted": [(token, delta_p)],
     "demoted": [(token, delta_p)]}`` with the ``k`` largest changes each way.
     """
+    check_model(model, "clamp_effect")
+    check_layer(model, layer)
+    check_index(neuron, model.d_mlp, "neuron")
+    check_number(value, "value")
+    check_int(k, "k", low=1, high=model.vocab_size)
     before = model.trace(prompt, capture=[]).logits[0, -1].float().softmax(-1)
     after = model.trace(prompt, capture=[], interventions=[Clamp(layer, neuron, value, pos=pos)]).logits[0, -1]
     after = after.float().softmax(-1)

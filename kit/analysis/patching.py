@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .._validate import check_int, check_model, check_number
 from ..interventions import Edit, Knockout
 from ..models import Model
 from ._common import token_id
@@ -27,6 +28,8 @@ _KIND_POINT = {"resid": "resid_pre", "attn": "attn_out", "mlp": "mlp_out", "head
 
 def subject_positions(model: Model, prompt: str, subject: str) -> list[int]:
     """Token positions of ``prompt`` that overlap the first occurrence of ``subject``."""
+    if not isinstance(subject, str) or not subject.strip():
+        raise ValueError(f"subject is empty; give the text of the subject as it appears in the prompt {prompt!r}")
     start = prompt.find(subject)
     if start < 0:
         raise ValueError(f"subject {subject!r} does not occur in the prompt {prompt!r}")
@@ -101,8 +104,10 @@ def activation_patching(model: Model, clean: str | torch.Tensor, corrupted: str 
     Metric: ``logit[answer] - logit[contrast]`` at the last position, or ``p(answer)`` without a
     contrast. The prompts must have the same number of tokens.
     """
+    check_model(model, "activation_patching")
     if kind not in _KIND_POINT:
         raise ValueError(f"kind={kind!r}; valid kinds: {', '.join(_KIND_POINT)}")
+    check_int(batch_size, "batch_size", low=1)
     point = _KIND_POINT[kind]
     c_ids, x_ids = _one(model, clean), _one(model, corrupted)
     if c_ids.shape != x_ids.shape:
@@ -176,10 +181,14 @@ def causal_trace(model: Model, prompt: str, subject: str | Sequence[int], answer
     layers centred on the layer (default: the paper's 10 of 48 layers, scaled to this model's depth).
     All cells run batched: ``layers * positions * samples`` rows, ``batch_size`` rows per pass.
     """
+    check_model(model, "causal_trace")
     if kind not in ("resid", "mlp", "attn"):
         raise ValueError(f"kind={kind!r}; valid kinds: 'resid', 'mlp', 'attn'")
-    if samples < 1:
-        raise ValueError("samples must be at least 1")
+    check_int(samples, "samples", low=1)
+    check_number(noise, "noise", low=0.0)
+    check_int(batch_size, "batch_size", low=1)
+    if window is not None:
+        check_int(window, "window", low=1, high=model.n_layers)
     ids = _one(model, prompt)
     T, L, d = ids.shape[1], model.n_layers, model.d_model
     subj = subject_positions(model, prompt, subject) if isinstance(subject, str) else sorted(set(subject))
@@ -238,17 +247,25 @@ def attention_knockout(model: Model, prompts: str | Sequence[str], key: Sequence
     ``key``: positions per prompt (a list of lists), or one list for every prompt. Returns
     ``{"before": [batch], "after": [batch], "answer": [batch]}``.
     """
+    check_model(model, "attention_knockout")
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     ids, mask = model.tokenize(prompts)
     B, T = ids.shape
-    keys = [key] * B if key and isinstance(key[0], int) else list(key)
+    key = list(key)
+    if not key:
+        raise ValueError("no key positions given: pass the positions to block, e.g. key=[1, 2] (or one list per prompt)")
+    keys = [key] * B if key and isinstance(key[0], int) else key
     if len(keys) != B:
-        raise ValueError(f"{len(keys)} key position lists given for {B} prompts")
+        raise ValueError(f"{len(keys)} key position lists given for {B} prompts; give one list of positions "
+                         f"for every prompt, or one list for all")
     kmask = torch.zeros(B, T, dtype=torch.bool, device=ids.device)
     for b, ks in enumerate(keys):
+        n = int(mask[b].sum())
+        if len(ks) == 0:
+            raise ValueError(f"no key positions given for prompt {b}; give positions in 0..{n - 1}")
         for k in ks:
-            if not 0 <= k < int(mask[b].sum()):
-                raise ValueError(f"key position {k} is out of range for prompt {b}")
+            if not 0 <= k < n:
+                raise ValueError(f"key position {k} is out of range for prompt {b}: valid positions are 0..{n - 1}")
             kmask[b, k] = True
     layer_list = list(range(model.n_layers)) if layers is None else layers
     before = model.trace(ids, capture=[])

@@ -110,8 +110,9 @@ class Decomposition:
 
 # --------------------------------------------------------------------------------------------
 def _check_acts(acts: torch.Tensor, k: int) -> torch.Tensor:
-    if not isinstance(acts, torch.Tensor):
-        acts = torch.as_tensor(acts)
+    from .._validate import check_tensor
+
+    acts = check_tensor(acts, "acts", finite=False)  # real numbers only (bool and complex are refused)
     if acts.ndim != 2:
         raise ValueError(f"acts must be a matrix [d_mlp, n_tokens], got shape {list(acts.shape)}; from a trace use "
                          "tr['mlp_post', l][tr.mask].T (or kit.analysis.features.mlp_activations)")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .._validate import check_layer, check_model, check_number, check_tensor
 from ..interventions import Edit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,9 +63,12 @@ class SteeringResult:
 def concept_ids(model: "Model", words: Sequence[str | int]) -> tuple[int, ...]:
     """Token ids of a concept's words: ints pass through; each word maps to the first token of
     ``" " + word`` (how a word after a space is tokenized), and of ``word`` too when that differs."""
+    check_model(model, "concept_ids")
     ids: list[int] = []
     for w in words:
         if isinstance(w, int):
+            if not 0 <= w < model.vocab_size:
+                raise ValueError(f"token id {w} is out of range: valid ids are 0..{model.vocab_size - 1}")
             ids.append(w)
             continue
         for variant in (" " + w.strip(), w.strip()):
@@ -105,6 +109,9 @@ def steer(model: "Model", prompts, layer: int, direction: torch.Tensor, alpha: f
     ``pos``: ``None`` (every real token), an int (negative counts from each prompt's end), a list of
     ints, or a bool mask ``[batch, pos]``. Returns the :class:`kit.Trace` (logits, plus ``capture``).
     """
+    check_model(model, "steer")
+    check_layer(model, layer)
+    check_number(alpha, "alpha")
     u = _unit(model, direction)
     where = _steer_mask(model, prompts, pos)[:, :, None]  # [batch, pos, 1]
     fn = lambda x: x + (alpha * where.to(x.dtype)) * u.to(x.dtype)  # noqa: E731
@@ -112,9 +119,8 @@ def steer(model: "Model", prompts, layer: int, direction: torch.Tensor, alpha: f
 
 
 def _unit(model: "Model", direction: torch.Tensor) -> torch.Tensor:
-    v = torch.as_tensor(direction).detach().float().to(model.device)
-    if v.shape != (model.d_mlp,):
-        raise ValueError(f"direction must be an MLP-space vector [d_mlp={model.d_mlp}], got {list(v.shape)}")
+    v = check_tensor(direction, "direction", (model.d_mlp,), f"an MLP-space vector [d_mlp={model.d_mlp}]")
+    v = v.detach().float().to(model.device)
     norm = v.norm()
     if not torch.isfinite(norm) or norm == 0:
         raise ValueError("direction must be finite and nonzero")
@@ -140,8 +146,10 @@ def steer_at_matched_kl(model: "Model", prompts, layer: int, direction: torch.Te
     forward passes are spent: the closest run is returned with ``matched=False``).
     ``concept``: words or token ids whose log-probability is scored (see :func:`concept_ids`).
     """
-    if not target_kl > 0:
-        raise ValueError(f"target_kl must be positive, got {target_kl!r}")
+    check_model(model, "steer_at_matched_kl")
+    if not (target_kl > 0 and math.isfinite(target_kl)):
+        raise ValueError(f"target_kl must be a positive finite number, got {target_kl!r}")
+    check_layer(model, layer)
     _unit(model, direction)  # validate early
     ids = concept_ids(model, concept) if len(concept) else ()
     clean = model.trace(prompts, capture=["mlp_post"], layers=[layer])
@@ -179,6 +187,10 @@ def compare_steering(model: "Model", prompts, layer: int, directions: dict[str, 
                      concept: Sequence[str | int], pos=None, rtol: float = 0.05) -> dict[str, SteeringResult]:
     """:func:`steer_at_matched_kl` for each named direction, e.g. ``{"SNMF feature": z, "DiffMeans": dm,
     "random": random_sparse_like(z)}``; same prompts, layer, target KL and concept."""
+    if not directions:
+        raise ValueError('give at least one direction, e.g. directions={"SNMF feature": z, "DiffMeans": dm}')
+    for d in directions.values():
+        _unit(model, d)  # validate every direction before running any
     return {name: steer_at_matched_kl(model, prompts, layer, d, target_kl, concept=concept, pos=pos, rtol=rtol,
                                       name=name) for name, d in directions.items()}
 
@@ -188,6 +200,9 @@ def steering_table(results: dict[str, SteeringResult]) -> str:
     lines = ["| direction | α | KL | concept log-prob (clean) | concept log-prob (steered) | gain |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in results.items():
+        if not isinstance(r, SteeringResult):
+            raise TypeError(f"steering_table takes {{name: SteeringResult}} (from compare_steering or "
+                            f"steer_at_matched_kl); {name!r} is a {type(r).__name__}")
         kl = f"{r.kl:.3f}" + ("" if r.matched else " (unmatched)")
         lines.append(f"| {name} | {r.alpha:.3g} | {kl} | {r.base_concept_logprob:.3f} | {r.concept_logprob:.3f} "
                      f"| {r.gain:+.3f} |")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .._validate import check_model, check_number, check_trace
 from ..interventions import Edit
 from ..models import Model
 from ..trace import Trace
@@ -18,6 +19,8 @@ __all__ = ["active_layers", "skip_voids"]
 
 def active_layers(tr: Trace, alpha: float = 0.8) -> torch.Tensor:
     """``active[batch, pos, layer]``: True where the layer is active for that token (False on padding)."""
+    check_trace(tr, "active_layers")
+    check_number(alpha, "alpha")
     if "resid_post" not in tr.names or "resid_pre" not in tr.names or len(tr.layers) != tr.model.n_layers:
         raise ValueError("active_layers needs a trace of every layer with 'resid_pre' and 'resid_post'")
     norms = torch.stack([tr["resid_pre", 0].float().norm(dim=-1)] +
@@ -38,6 +41,8 @@ def skip_voids(model: Model, prompts, alpha: float = 0.8, skip: bool = True, cap
     The active mask comes from an unskipped pass. ``skip=False`` runs the model unchanged and so
     reproduces its output exactly. Returns ``(trace, active[batch, pos, layer])``.
     """
+    check_model(model, "skip_voids")
+    check_number(alpha, "alpha")
     full = model.trace(prompts, capture=["resid_pre", "resid_post"])
     active = active_layers(full, alpha)
     if not skip:

@@ -12,7 +12,7 @@ Modules: ``loop`` (``train``, ``TrainConfig``), ``log`` (``TrainLog``),
 ``metrics`` (head scores, shapes ``scores[layer, head]``), ``phase`` (phase-change
 steps), ``induction_data`` / ``induction`` (``induction-2l``), ``names`` /
 ``world`` / ``facts`` (``facts-4l``), ``tokenizers``, ``save`` (atomic writes),
-``card`` (model cards), ``cli``.
+``checkpoint`` (atomic checkpoints, ``--resume``), ``card`` (model cards), ``cli``.
 """
 
 from kit.train.facts import FactsRecipe, answer_accuracy, measure_facts, train_facts

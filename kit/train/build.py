@@ -18,6 +18,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kit.train.card import render_card
+from kit.train.checkpoint import Checkpoints
 from kit.train.facts import FactsRecipe, measure_facts, train_facts
 from kit.train.induction import (
     InductionRecipe,
@@ -66,19 +67,26 @@ def _refuse_existing(out: str | Path, overwrite: bool) -> None:
         raise FileExistsError(f"{str(out)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
 
 
-def train_control(recipe: InductionRecipe, progress: bool = False) -> float:
+def train_control(recipe: InductionRecipe, progress: bool = False, checkpoints: Checkpoints | None = None) -> float:
     """Train the 1-layer control by ``recipe``; its mean training loss on repeated tokens over the last steps."""
-    result = train_induction(replace(recipe, n_layers=1), progress=progress)
+    result = train_induction(replace(recipe, n_layers=1), progress=progress,
+                             checkpoint=checkpoints.run("induction-1l") if checkpoints else None)
     return _mean_last(result.log, "loss_repeated")
 
 
 def build_induction(
     out: str | Path, recipe: InductionRecipe, command: str, overwrite: bool = False, progress: bool = True,
-    control: bool = True,
+    control: bool = True, checkpoints: Checkpoints | None = None,
 ) -> Path:
-    """Train ``recipe``, measure it (and, with ``control``, a 1-layer control), write ``out``."""
+    """Train ``recipe``, measure it (and, with ``control``, a 1-layer control), write ``out``.
+
+    ``checkpoints``: save (and with ``resume``, continue from) checkpoints of each training run;
+    they are deleted once ``out`` has been written."""
     _refuse_existing(out, overwrite)
-    result = train_induction(recipe, progress=progress)
+    if checkpoints is not None:
+        checkpoints.refuse_stale()
+    result = train_induction(recipe, progress=progress,
+                             checkpoint=checkpoints.run(f"induction-{recipe.n_layers}l") if checkpoints else None)
     log = result.log
     figures = {
         "model": out_name(out),
@@ -95,8 +103,11 @@ def build_induction(
         "measured": measure_induction(result.model, **INDUCTION_MEASURE),
     }
     if control and recipe.n_layers > 1:
-        figures["control"] = {"n_layers": 1, "loss_repeated": round(train_control(recipe, progress), 4)}
-    return save_model_dir(out, result.model, result.tokenizer, _files(figures, log), overwrite=overwrite)
+        figures["control"] = {"n_layers": 1, "loss_repeated": round(train_control(recipe, progress, checkpoints), 4)}
+    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, log), overwrite=overwrite)
+    if checkpoints is not None:
+        checkpoints.clear()
+    return path
 
 
 def _world_figures(world: World, tokenizer) -> dict:
@@ -121,10 +132,14 @@ def _world_figures(world: World, tokenizer) -> dict:
 
 
 def build_facts(out: str | Path, recipe: FactsRecipe, command: str, overwrite: bool = False,
-                progress: bool = True) -> Path:
-    """Train ``recipe``, measure it, write ``out`` (with ``world.json``)."""
+                progress: bool = True, checkpoints: Checkpoints | None = None) -> Path:
+    """Train ``recipe``, measure it, write ``out`` (with ``world.json``); ``checkpoints`` as in
+    :func:`build_induction`."""
     _refuse_existing(out, overwrite)
-    result, world = train_facts(recipe, progress=progress)
+    if checkpoints is not None:
+        checkpoints.refuse_stale()
+    result, world = train_facts(recipe, progress=progress,
+                                checkpoint=checkpoints.run("facts-4l") if checkpoints else None)
     figures = {
         "model": out_name(out),
         "recipe_kind": "facts",
@@ -138,7 +153,10 @@ def build_facts(out: str | Path, recipe: FactsRecipe, command: str, overwrite: b
     }
     assert figures["world"]["held_out_per_relation"] == HELD_OUT_PER_RELATION
     extra = {"world.json": world.to_json()}
-    return save_model_dir(out, result.model, result.tokenizer, _files(figures, result.log, extra), overwrite=overwrite)
+    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, result.log, extra), overwrite=overwrite)
+    if checkpoints is not None:
+        checkpoints.clear()
+    return path
 
 
 def out_name(out: str | Path) -> str:

@@ -4,6 +4,13 @@ Recipes: ``induction-2l`` (the shipped induction model, plus its 1-layer
 control for the card), ``induction-1l`` (the control alone), ``facts-4l``.
 ``--measure DIR`` re-measures an existing directory instead and prints the
 figures as JSON. Ctrl-C leaves no output directory (it is written atomically).
+
+Interrupted training loses at most ``--checkpoint-every`` steps (default 100):
+checkpoints go to ``DIR.checkpoints/`` next to ``DIR`` (or ``--checkpoint-dir``),
+each written atomically, and ``--resume`` continues from the latest one with the
+same final weights as an uninterrupted run (on the CPU). They are deleted once
+``DIR`` has been written. A killed run never touches an existing ``DIR``: it is
+replaced (``--overwrite``) only by a complete new one.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import replace
 import torch
 
 from kit.train.build import build_facts, build_induction, measure_dir
+from kit.train.checkpoint import CheckpointMismatch, Checkpoints, default_root
 from kit.train.facts import FactsRecipe
 from kit.train.induction import InductionRecipe
 
@@ -39,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--no-control", action="store_true", help="induction-2l: skip training the 1-layer control")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                   help="save a checkpoint every N steps (default 100; 0: none)")
+    p.add_argument("--checkpoint-dir", metavar="CKPT", default=None,
+                   help="where checkpoints go (default: DIR.checkpoints next to DIR); deleted once DIR is written")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint (same options)")
     return p
 
 
@@ -50,22 +63,36 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_dir(args.measure), indent=1, sort_keys=True))
         return 0
     torch.set_num_threads(args.threads)
-    command = "python -m kit.train " + shlex.join(argv)
+    command = "python -m kit.train " + shlex.join([a for a in argv if a != "--resume"])  # how to remake it
     changes = {"seed": args.seed, "device": args.device}
     if args.steps is not None:
         changes["steps"] = args.steps
+    if args.checkpoint_every < 0:
+        print("error: --checkpoint-every must be 0 (no checkpoints) or a positive number of steps", file=sys.stderr)
+        return 2
+    checkpoints = None
+    if args.checkpoint_every > 0:
+        root = args.checkpoint_dir or default_root(args.out)
+        checkpoints = Checkpoints(root, every=args.checkpoint_every, resume=args.resume)
+        if args.resume and not checkpoints.existing():
+            print(f"--resume: no checkpoint in {checkpoints.root}; starting from step 0", file=sys.stderr)
+    elif args.resume:
+        print("error: --resume needs checkpoints (--checkpoint-every N with N > 0)", file=sys.stderr)
+        return 2
     try:
         if args.recipe.startswith("induction"):
             recipe = replace(InductionRecipe(), n_layers=int(args.recipe[len("induction-")])).with_train(**changes)
             path = build_induction(args.out, recipe, command, overwrite=args.overwrite, progress=not args.quiet,
-                                   control=not args.no_control)
+                                   control=not args.no_control, checkpoints=checkpoints)
         else:
             recipe = FactsRecipe().with_train(**changes)
-            path = build_facts(args.out, recipe, command, overwrite=args.overwrite, progress=not args.quiet)
+            path = build_facts(args.out, recipe, command, overwrite=args.overwrite, progress=not args.quiet,
+                               checkpoints=checkpoints)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: nothing was written to {args.out}", file=sys.stderr)
+        kept = f"; resume with --resume from {checkpoints.root}" if checkpoints and checkpoints.existing() else ""
+        print(f"\ninterrupted: nothing was written to {args.out}{kept}", file=sys.stderr)
         return 130
-    except FileExistsError as err:
+    except (FileExistsError, CheckpointMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

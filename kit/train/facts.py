@@ -20,6 +20,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kit.train.batch import Batch
+from kit.train.checkpoint import Checkpointer
 from kit.train.loop import TrainConfig, train
 from kit.train.result import TrainResult
 from kit.train.tokenizers import train_bpe_tokenizer
@@ -198,14 +199,16 @@ def _probes(world: World, tokenizer: PreTrainedTokenizerFast) -> dict:
     }
 
 
-def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = None) -> tuple[TrainResult, World]:
+def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = None,
+                checkpoint: Checkpointer | None = None) -> tuple[TrainResult, World]:
     """Invent the world, train its tokenizer and the model; probes (on subsets) every ``probe_every`` steps."""
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     world = recipe.world()
     tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
     task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences)
     model = build_facts_model(recipe, len(tokenizer))
-    log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l")
+    log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l",
+                checkpoint=checkpoint)
     log.meta["recipe"] = recipe.to_dict()
     return TrainResult(model=model.cpu().eval(), tokenizer=tokenizer, log=log), world
 

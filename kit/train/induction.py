@@ -20,6 +20,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kit.train import metrics
+from kit.train.checkpoint import Checkpointer
 from kit.train.induction_data import BackgroundLanguage, RepeatedSegmentTask, syllables
 from kit.train.log import TrainLog
 from kit.train.loop import TrainConfig, train
@@ -117,13 +118,15 @@ def _probes(recipe: InductionRecipe) -> dict:
     }
 
 
-def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool | None = None) -> TrainResult:
-    """Train the recipe's model from scratch; the log probes the best induction score of the
-    last layer and the best previous-token score of layer 0 every ``probe_every`` steps."""
+def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool | None = None,
+                    checkpoint: Checkpointer | None = None) -> TrainResult:
+    """Train the recipe's model from scratch (or from ``checkpoint`` when it resumes); the log probes
+    the best induction score of the last layer and the best previous-token score of layer 0 every
+    ``probe_every`` steps."""
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     model = build_induction_model(recipe)
     log = train(model, induction_task(recipe).batch, config, probes=_probes(recipe),
-                description=f"induction-{recipe.n_layers}l")
+                description=f"induction-{recipe.n_layers}l", checkpoint=checkpoint)
     log.meta["recipe"] = recipe.to_dict()
     return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log)
 

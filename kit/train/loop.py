@@ -6,11 +6,15 @@ so the data do not depend on the device), trains ``model`` in place and returns
 a ``TrainLog`` with, per step, the training loss, the learning rate and the mean
 loss of every token group the batches name (``loss_repeated``, ...), plus the
 probes' values every ``probe_every`` steps. Given the same seed, thread count
-and initial weights, two runs on the CPU are identical.
+and initial weights, two runs on the CPU are identical; with a
+``Checkpointer`` the state is saved every N steps, and a run resumed from a
+checkpoint ends with the same weights as one that was never interrupted
+(see ``kit.train.checkpoint``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +25,7 @@ from tqdm.auto import tqdm
 
 from kit.models import pick_device  # one device rule for loading and training
 from kit.train.batch import Batch
+from kit.train.checkpoint import Checkpointer
 from kit.train.log import TrainLog
 
 __all__ = ["TrainConfig", "lr_at", "pick_device", "token_losses", "train"]
@@ -70,6 +75,14 @@ def token_losses(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return torch.nn.functional.pad(loss, (1, 0))
 
 
+def _fingerprint(model: torch.nn.Module, config: TrainConfig, description: str) -> dict:
+    """What must agree for a checkpoint to continue this run: the config (less the progress bar),
+    the run's name and the parameter shapes."""
+    cfg = {k: v for k, v in config.to_dict().items() if k != "progress"}
+    shapes = {n: list(p.shape) for n, p in model.named_parameters()}
+    return json.loads(json.dumps({"config": cfg, "run": description, "parameters": shapes}))
+
+
 def _masked_mean(loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (loss * mask).sum() / mask.sum().clamp_min(1)
 
@@ -80,6 +93,7 @@ def train(
     config: TrainConfig,
     probes: Mapping[str, Probe] | None = None,
     description: str = "training",
+    checkpoint: Checkpointer | None = None,
 ) -> TrainLog:
     """Train ``model`` in place on batches from ``data``; return the per-step log.
 
@@ -87,6 +101,8 @@ def train(
     mode under ``torch.no_grad``) measured at step 1, every ``probe_every``
     steps and at the last step. A ``KeyboardInterrupt`` propagates unchanged
     (the caller writes nothing; see ``kit.train.save``).
+    ``checkpoint``: save the full state every ``checkpoint.every`` steps and at the end; with
+    ``checkpoint.resume``, first continue from its latest checkpoint (if any).
     """
     device = pick_device(config.device)
     model.to(device).train()
@@ -100,9 +116,17 @@ def train(
     )
     log = TrainLog(meta={"config": config.to_dict(), "device": str(device)})
     probes = dict(probes or {})
-    probe_time = 0.0
-    start, cpu_start = time.perf_counter(), time.process_time()
-    bar = tqdm(range(config.steps), desc=description, disable=not config.progress, mininterval=0.5)
+    probe_time, done, before_s, before_cpu = 0.0, 0, 0.0, 0.0
+    fingerprint = _fingerprint(model, config, description)
+    if checkpoint is not None and checkpoint.resume:
+        info = checkpoint.load(model, optimizer, generator, fingerprint)
+        if info is not None:
+            done, log.rows = info["step"], info["rows"]
+            probe_time, before_s, before_cpu = info["probe_time_s"], info["wall_time_s"], info["cpu_time_s"]
+            log.meta["resumed_at_step"] = done
+    start, cpu_start = time.perf_counter() - before_s, time.process_time() - before_cpu
+    bar = tqdm(range(done, config.steps), desc=description, disable=not config.progress, mininterval=0.5,
+               initial=done, total=config.steps)
     for step in bar:
         lr = lr_at(step, config)
         for group in optimizer.param_groups:
@@ -130,6 +154,10 @@ def train(
         log.append(row)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{row['loss']:.3f}")
+        if checkpoint is not None and checkpoint.due(step + 1, config.steps):
+            checkpoint.save(step + 1, model, optimizer, generator, {
+                "fingerprint": fingerprint, "rows": log.rows, "probe_time_s": probe_time,
+                "wall_time_s": time.perf_counter() - start, "cpu_time_s": time.process_time() - cpu_start})
     model.eval()
     log.wall_time_s = time.perf_counter() - start
     log.meta["cpu_time_s"] = time.process_time() - cpu_start

@@ -38,6 +38,8 @@ class KitWidget(anywidget.AnyWidget):
     _module: str = ""
     #: Selection traits that mean the same thing across views (a Dashboard links these).
     _links: tuple[str, ...] = ("layer", "head", "token")
+    #: How to export less of this widget, shown when a page is over its data budget.
+    _export_hint: str = ""
 
     def __init__(self, **traits: Any) -> None:
         self._blob_cache: dict[str, Encoded] = {}
@@ -94,16 +96,22 @@ class KitWidget(anywidget.AnyWidget):
         framework = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id"}
         return self.get_state(key=[n for n in self.trait_names(sync=True) if n not in framework])
 
-    def to_html(self, path: str | Path | None = None) -> str:
+    def to_html(self, path: str | Path | None = None, *, max_bytes: int | None = None) -> str:
         """One self-contained HTML page (code and data inlined; renders with no network).
 
-        Writes it to `path` when given; returns the HTML either way.
+        Writes it to `path` when given (atomically); returns the HTML either way. A page that would
+        inline more than ``max_bytes`` of data (default 100 MiB, or ``$KIT_MAX_HTML_BYTES``) is
+        refused with a ``ValueError`` that says how to export less.
         """
-        return html_page([self], path=path)
+        return html_page([self], path=path, max_bytes=max_bytes)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The live view, plus a ``text/html`` fallback for static renderers (see `_fallback`)."""
         return with_static_fallback(self, super()._repr_mimebundle_(**kwargs))
+
+
+#: Data budget of a "page" fallback: a notebook carries every displayed view's page.
+FALLBACK_PAGE_BYTES = 8_000_000
 
 
 def with_static_fallback(view: Any, bundle: Any) -> Any:
@@ -112,6 +120,11 @@ def with_static_fallback(view: Any, bundle: Any) -> Any:
     if mode == "off" or bundle is None:
         return bundle
     data = bundle[0] if isinstance(bundle, tuple) else bundle
-    page = view.to_html() if mode == "page" else None
+    page = None
+    if mode == "page":
+        try:
+            page = view.to_html(max_bytes=FALLBACK_PAGE_BYTES)
+        except ValueError:  # over the fallback's budget: the note, rather than a huge notebook
+            page = None
     data["text/html"] = fallback_html(type(view).__name__, page, height=getattr(view, "height", 0) or 480)
     return bundle

@@ -15,8 +15,11 @@ host copies each change of that trait from one view's model to the other's, both
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._base import KitWidget
 
-__all__ = ["STATIC", "html_page", "script_json", "split_buffers"]
+__all__ = ["STATIC", "html_page", "page_budget", "script_json", "split_buffers", "write_atomically"]
 
 STATIC = Path(__file__).parent.parent / "static"
 
@@ -69,11 +72,44 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _payload(widget: KitWidget, widget_id: str, target: str) -> dict[str, Any]:
+DEFAULT_MAX_BYTES = 100 * 2**20  # data inlined in one page, before base64
+
+
+def page_budget(max_bytes: int | None) -> int:
+    """The page's data budget: ``max_bytes``, else ``$KIT_MAX_HTML_BYTES``, else 100 MiB."""
+    return int(max_bytes if max_bytes is not None else os.environ.get("KIT_MAX_HTML_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB" if n >= 2**10 else f"{n} bytes"
+
+
+class _Budget:
+    """Counts the bytes a page inlines and refuses, naming the way out, once they pass the budget."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+
+    def add(self, widget: KitWidget, nbytes: int, done: int, total: int) -> None:
+        self.used += nbytes
+        if self.used > self.limit:
+            raise ValueError(
+                f"this page would inline more than {_size(self.limit)} of data: {type(widget).__name__}'s first "
+                f"{done} of {total} pieces already take {_size(self.used)}. Export less"
+                f"{': ' + widget._export_hint if widget._export_hint else ''}; or show it live in Jupyter, "
+                f"which sends only what is on screen; or raise the limit with to_html(path, max_bytes=...) "
+                f"or the KIT_MAX_HTML_BYTES environment variable."
+            )
+
+
+def _payload(widget: KitWidget, widget_id: str, target: str, budget: _Budget) -> dict[str, Any]:
     state, paths, buffers = split_buffers(widget._state_for_html())
+    budget.add(widget, sum(len(b) for b in buffers), 0, 0)
     blobs = {}
-    for key in widget._blob_keys():
+    keys = widget._blob_keys()
+    for i, key in enumerate(keys):
         encoded = widget.blob(key)
+        budget.add(widget, encoded.nbytes, i + 1, len(keys))
         blobs[key] = {"meta": encoded.meta, "data": _b64(encoded.data)}
     return {
         "id": widget_id,
@@ -99,12 +135,16 @@ def html_page(
     title: str = "Transformer Mechanisms Kit",
     links: Sequence[tuple[int, str, int]] = (),
     columns: int = 1,
+    max_bytes: int | None = None,
 ) -> str:
     """One self-contained HTML page showing `widgets`; written to `path` if given.
 
     ``links``: ``(i, trait, j)`` triples keep ``trait`` of ``widgets[i]`` and ``widgets[j]`` equal
-    in the page (both ways). ``columns``: widgets per row.
+    in the page (both ways). ``columns``: widgets per row. ``max_bytes``: refuse (``ValueError``,
+    nothing written) a page that would inline more data than this (default 100 MiB, or
+    ``$KIT_MAX_HTML_BYTES``); the message says how to export less.
     """
+    budget = _Budget(page_budget(max_bytes))
     page_id = uuid.uuid4().hex[:8]
     bodies, modules = [], {}
     ids = []
@@ -115,7 +155,7 @@ def html_page(
         modules.setdefault(widget._module, _static_code(widget._module))
         bodies.append(
             f'<div id="{target}" class="tmk-host"></div>\n'
-            f'<script type="application/vnd.tmk.widget+json">{script_json(_payload(widget, widget_id, target))}</script>'
+            f'<script type="application/vnd.tmk.widget+json">{script_json(_payload(widget, widget_id, target, budget))}</script>'
         )
     link_list = []
     for i, trait, j in links:
@@ -154,5 +194,24 @@ def html_page(
 </html>
 """
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        write_atomically(Path(path), page)
     return page
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling and a rename: a reader (or a crash)
+    sees the old file or the new one, never half of it; on failure no temporary file is left."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: the directory {str(path.parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the page is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

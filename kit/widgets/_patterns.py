@@ -11,6 +11,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._validate import check_tensor
+
 __all__ = ["PromptAttention", "from_source", "thumbnails", "check_scores"]
 
 THUMB = 64  # thumbnails are max-pooled to at most THUMB x THUMB cells
@@ -82,6 +84,9 @@ def from_source(source: Any, prompt: Any = None, batch_index: int = 0) -> Prompt
         if p.ndim != 4:
             raise ValueError(f'tr["pattern", {layer}] should be [batch, head, query, key]; got shape {tuple(p.shape)}')
         p = p[batch_index].detach().to("cpu", torch.float32)  # [head, query, key]
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(f'the attention pattern of layer {layer} holds NaN or infinite values; the model '
+                             f'overflowed or its weights are broken (trace it in float32)')
         if positions is None:
             p = p[:, : len(tokens), : len(tokens)]
         else:
@@ -126,10 +131,10 @@ def check_scores(scores: Any, n_layers: int, n_heads: int) -> dict[str, torch.Te
         )
     out = {}
     for name, value in scores.items():
-        t = torch.as_tensor(value, dtype=torch.float32).detach().cpu()
+        t = check_tensor(value, f"scores[{name!r}]", finite=False).detach().to("cpu", torch.float32)
         if tuple(t.shape) != (n_layers, n_heads):
             raise ValueError(
                 f"scores[{name!r}] must have shape [layer, head] = ({n_layers}, {n_heads}); got {tuple(t.shape)}"
             )
-        out[str(name)] = t
+        out[str(name)] = check_tensor(t, f"scores[{name!r}]")
     return out

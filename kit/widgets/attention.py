@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import traitlets
 
+from ..names import check_index
 from ._base import STATIC, KitWidget
+from ._html import html_page
 from ._options import refuse_unknown
 from ._patterns import check_scores, from_source, thumbnails
 from ._tokens import visible_token
@@ -25,10 +29,16 @@ class AttentionViewer(KitWidget):
     prompt of a batched trace; ``scores={"induction": Tensor[layer, head], "prev_token": ...}``
     shows head scores. The selection is synced both ways: read or set ``viewer.layer``,
     ``viewer.head`` and ``viewer.token`` (-1: none).
+
+    What travels: thumbnails of every head (max-pooled to at most 64 x 64) up front; the zoomed
+    head's full pattern is fetched from Python when it is shown, one head at a time (about
+    ``n * (n + 1) / 2`` bytes before compression: 2.1 MB at 2048 tokens), never a whole layer.
+    ``to_html(path, heads=[(layer, head), ...])`` exports only those heads' full patterns.
     """
 
     _esm = STATIC / "attention_viewer.js"
     _module = "attention_viewer"
+    _export_hint = "viewer.to_html(path, heads=[(layer, head), ...]) inlines only those heads' full patterns"
 
     _tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     _shape = traitlets.Dict().tag(sync=True)  # {n_layers, n_heads, n_tokens}
@@ -59,6 +69,7 @@ class AttentionViewer(KitWidget):
         self._score_tensors = check_scores(scores, attention.n_layers, attention.n_heads)
         thumbs = thumbnails(attention.patterns)  # [layer, head, s, s]; the full patterns when short
         self._thumbs_are_full = thumbs.shape[-1] == len(attention.tokens)
+        self._export_heads: list[tuple[int, int]] | None = None
         super().__init__(
             _tokens=attention.tokens,
             _shape={"n_layers": attention.n_layers, "n_heads": attention.n_heads, "n_tokens": len(attention.tokens)},
@@ -108,14 +119,42 @@ class AttentionViewer(KitWidget):
     def _blob_keys(self) -> list[str]:
         if self._thumbs_are_full:  # short prompts: the thumbnails already hold every pattern
             return []
-        return [f"layer/{layer}" for layer in range(self.n_layers)]
+        heads = self._export_heads
+        if heads is None:
+            heads = [(layer, head) for layer in range(self.n_layers) for head in range(self.n_heads)]
+        return [f"head/{layer}/{head}" for layer, head in heads]
 
     def _make_blob(self, key: str) -> Encoded:
-        kind, _, index = key.partition("/")
-        if kind != "layer" or not index.isdigit() or int(index) >= self.n_layers:
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] != "head" or not (parts[1].isdigit() and parts[2].isdigit()):
             raise KeyError(key)
-        p = self._attention.patterns[int(index)]  # [head, query, key]
+        layer, head = int(parts[1]), int(parts[2])
+        if layer >= self.n_layers or head >= self.n_heads:
+            raise KeyError(key)
+        p = self._attention.patterns[layer][head]  # [query, key]
         return encode_tensor(p, "uint8", layout="tril" if is_causal(p) else "dense")
+
+    def to_html(self, path: str | Path | None = None, *, heads: Sequence[tuple[int, int]] | None = None,
+                max_bytes: int | None = None) -> str:
+        """One self-contained HTML page (see :meth:`KitWidget.to_html`).
+
+        ``heads``: the ``(layer, head)`` pairs whose full patterns the page holds (default: all);
+        every thumbnail is always there, and zooming a head that was left out says so. Long
+        prompts need it: at 2048 tokens each head takes about 2 MB.
+        """
+        if heads is not None:
+            chosen = []
+            for pair in heads:
+                if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                    raise ValueError(f"heads takes (layer, head) pairs, e.g. heads=[(0, 1), (2, 3)]; got {pair!r}")
+                layer = check_index(pair[0], self.n_layers, "layer")
+                chosen.append((layer, check_index(pair[1], self.n_heads, "head")))
+            heads = chosen
+        self._export_heads = heads
+        try:
+            return html_page([self], path=path, max_bytes=max_bytes)
+        finally:
+            self._export_heads = None
 
     def __repr__(self) -> str:
         shown = " ".join(visible_token(t) for t in self._attention.tokens[:8])

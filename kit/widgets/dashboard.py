@@ -88,9 +88,10 @@ class Dashboard(ipywidgets.GridBox):
         name = lambda i: f"{type(self._views[i]).__name__}#{i}"  # noqa: E731
         return [(name(i), t, name(j)) for i, t, j in self._pairs]
 
-    def to_html(self, path: str | Path | None = None) -> str:
-        """One self-contained page with every view, linked as in the notebook, that works offline."""
-        return html_page(self._views, path=path, links=self._pairs, columns=self._columns)
+    def to_html(self, path: str | Path | None = None, *, max_bytes: int | None = None) -> str:
+        """One self-contained page with every view, linked as in the notebook, that works offline
+        (``max_bytes``: the page's data budget, as in :meth:`KitWidget.to_html`)."""
+        return html_page(self._views, path=path, links=self._pairs, columns=self._columns, max_bytes=max_bytes)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The live grid, plus a ``text/html`` fallback for static renderers (see `_fallback`)."""

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import traitlets
 
+from .._validate import check_tensor
 from ._base import STATIC, KitWidget
 from ._options import refuse_unknown
 from ._tokens import visible_token
@@ -25,7 +26,7 @@ _LABELS = {
 def _grid_of(result: Any, value: str) -> tuple[torch.Tensor, dict[str, Any]]:
     """(values[layer, col], description) of a PatchingResult, CausalTrace or tensor."""
     if isinstance(result, torch.Tensor) or hasattr(result, "__array__") and not hasattr(result, "scores"):
-        grid = torch.as_tensor(result, dtype=torch.float32).detach().cpu()
+        grid = check_tensor(result, "the grid", finite=False).detach().to("cpu", torch.float32)
         if value not in ("auto", "raw"):
             raise ValueError(f"value={value!r} needs a PatchingResult or CausalTrace; a plain tensor is shown as is")
         return grid, {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import traitlets
 
+from .._validate import check_tensor
 from ..analysis import decode_neurons
 from ._base import STATIC, KitWidget
 from ._options import refuse_unknown
@@ -138,14 +140,14 @@ class NeuronProbe(KitWidget):
         out = {}
         for layer, z in features.items():
             z = getattr(z, "Z", z)  # a kit.analysis.snmf Decomposition holds Z
-            z = torch.as_tensor(z, dtype=torch.float32).detach().cpu()
+            z = check_tensor(z, f"features for layer {layer}", finite=False).detach().to("cpu", torch.float32)
             if z.ndim != 2 or z.shape[0] != model.d_mlp or z.shape[1] == 0:
                 raise ValueError(
                     f"features for layer {layer} must be Z[d_mlp={model.d_mlp}, k]; got shape {tuple(z.shape)}"
                 )
             if not 0 <= int(layer) < model.n_layers:
                 raise ValueError(f"features given for layer {layer}; valid layers are 0..{model.n_layers - 1}")
-            out[int(layer)] = z
+            out[int(layer)] = check_tensor(z, f"features for layer {layer}")
         return out
 
     # --- data (computed when first needed, then cached)
@@ -289,6 +291,16 @@ class NeuronProbe(KitWidget):
                 + (f"features were given for layers {have}" if have else "pass features={layer: Z[d_mlp, k]}")
             )
         return proposal["value"]
+
+    @traitlets.validate("clamp")
+    def _check_clamp(self, proposal: traitlets.Bunch) -> float | None:
+        value = proposal["value"]
+        if value is not None and not math.isfinite(value):
+            raise traitlets.TraitError(
+                f"clamp must be a finite multiple of the largest |activation| (e.g. 0 ablates, 1 is the maximum) "
+                f"or None for off; got {value}"
+            )
+        return value
 
     @traitlets.validate("text")
     def _check_text(self, proposal: traitlets.Bunch) -> int:

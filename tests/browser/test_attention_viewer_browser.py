@@ -283,7 +283,7 @@ def test_live_round_trip_with_python(offline, long_trace):
     root = bridge.open()
     bridge.pump(lambda: root.get_attribute("data-ready") == "1")
     fetched = lambda: [m["content"]["key"] for m in bridge.received if m["method"] == "custom"]  # noqa: E731
-    assert fetched() == ["layer/0"]
+    assert fetched() == ["head/0/0"]
     thumb(root, 1, 2).click()
     bridge.pump(lambda: (v.layer, v.head) == (1, 2))
     assert ("layer", 1) in seen and ("head", 2) in seen
@@ -294,7 +294,7 @@ def test_live_round_trip_with_python(offline, long_trace):
     v.layer, v.token = 2, 1
     bridge.pump(lambda: root.get_attribute("data-painted") == "2/3" and root.get_attribute("data-locked") == "1")
     assert thumb(root, 2, 3).get_attribute("aria-selected") == "true"
-    assert fetched() == ["layer/0", "layer/1", "layer/2"]
+    assert fetched() == ["head/0/0", "head/1/2", "head/1/3", "head/2/3"]
     assert o.errors == []
 
 

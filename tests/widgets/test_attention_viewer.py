@@ -147,29 +147,29 @@ def test_python_changes_are_sent_to_the_view(sent):
     assert {"head": 3} in updates
 
 
-def test_the_view_fetches_a_layer_lazily(sent, trace):
+def test_the_view_fetches_one_head_lazily(sent, trace):
     v, log = sent
     v._handle_msg(
-        {"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": "layer/2"}}}, "buffers": []}
+        {"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": "head/2/1"}}}, "buffers": []}
     )
     ((data, buffers),) = [entry for entry in log if entry[0]["method"] == "custom"]
     reply = data["content"]
-    assert reply["type"] == "tmk-blob" and reply["key"] == "layer/2"
+    assert reply["type"] == "tmk-blob" and reply["key"] == "head/2/1"
     assert reply["meta"]["layout"] == "tril" and reply["meta"]["dtype"] == "uint8"
     back = decode_tensor(reply["meta"], bytes(buffers[0]))
-    expected = trace["pattern", 2][0]
+    expected = trace["pattern", 2][0, 1]
     assert back.shape == expected.shape
     assert (back - expected).abs().max() <= reply["meta"]["scale"] / 2 + 1e-6
 
 
 def test_an_unknown_fetch_gets_an_error_reply(sent):
     v, log = sent
-    for key in ["layer/9", "layer/x", "nope"]:
+    for key in ["head/9/0", "head/0/9", "head/x/0", "layer/0", "nope"]:
         v._handle_msg(
             {"content": {"data": {"method": "custom", "content": {"type": "tmk-fetch", "key": key}}}, "buffers": []}
         )
     errors = [data["content"]["error"] for data, _ in log if data["method"] == "custom"]
-    assert len(errors) == 3 and all("no data named" in e for e in errors)
+    assert len(errors) == 5 and all("no data named" in e for e in errors)
 
 
 def test_the_initial_state_has_no_float_lists(trace):
@@ -200,9 +200,9 @@ def test_non_causal_patterns_fall_back_to_dense():
     tr = FakeTrace([WORDS], n_layers=1, n_heads=2)
     tr._patterns[0] = torch.full_like(tr._patterns[0], 1 / 6)
     v = AttentionViewer(tr)
-    meta = v.blob("layer/0").meta
+    meta = v.blob("head/0/1").meta
     assert meta["layout"] == "dense"
-    assert torch.allclose(decode_tensor(meta, v.blob("layer/0").data), tr._patterns[0][0], atol=meta["scale"])
+    assert torch.allclose(decode_tensor(meta, v.blob("head/0/1").data), tr._patterns[0][0, 1], atol=meta["scale"])
 
 
 def test_to_html_is_one_self_contained_file(trace, tmp_path):
@@ -222,7 +222,7 @@ def test_to_html_is_one_self_contained_file(trace, tmp_path):
     assert torch.allclose(decode_tensor(meta, thumbs)[1, 0], v.pattern(1, 0), atol=meta["scale"] / 2 + 1e-6)
 
 
-def test_long_prompts_get_pooled_thumbnails_and_lazy_layers():
+def test_long_prompts_get_pooled_thumbnails_and_lazy_heads():
     n = 80
     tr = FakeTrace([[f" t{i}" for i in range(n)]], n_layers=2, n_heads=3)
     v = AttentionViewer(tr)
@@ -232,11 +232,30 @@ def test_long_prompts_get_pooled_thumbnails_and_lazy_layers():
     step = v._thumbs["scale"]
     assert torch.allclose(thumbs.amax((-1, -2)), full.amax((-1, -2)), atol=step / 2 + 1e-6)  # max-pooled: peaks survive
     assert float((thumbs - full[..., :64, :64]).abs().max()) > step  # pooled, not cropped
-    assert v._blob_keys() == ["layer/0", "layer/1"]
+    heads = [f"head/{layer}/{head}" for layer in range(2) for head in range(3)]
+    assert v._blob_keys() == heads
     payload = json.loads(
         re.search(r'<script type="application/vnd.tmk.widget\+json">(.*?)</script>', v.to_html()).group(1)
     )
-    assert sorted(payload["blobs"]) == ["layer/0", "layer/1"]
+    assert sorted(payload["blobs"]) == heads
+    payload = json.loads(re.search(r'<script type="application/vnd.tmk.widget\+json">(.*?)</script>',
+                                   v.to_html(heads=[(1, 2), (-2, 0)])).group(1))
+    assert sorted(payload["blobs"]) == ["head/0/0", "head/1/2"]  # only the heads asked for
+    assert v._blob_keys() == heads  # and only for that page
+
+
+def test_to_html_over_the_data_budget_is_refused_with_the_way_out(tmp_path):
+    n = 300
+    v = AttentionViewer(FakeTrace([[f" t{i}" for i in range(n)]], n_layers=2, n_heads=3))
+    out = tmp_path / "viewer.html"
+    with pytest.raises(ValueError, match=r"more than 39 KiB.*heads=\[\(layer, head\).*max_bytes=.*KIT_MAX_HTML_BYTES"):
+        v.to_html(out, max_bytes=40_000)
+    assert not out.exists()
+    v.to_html(out, heads=[(0, 0)], max_bytes=40_000)  # the way out it names
+    with pytest.raises(ValueError, match=r"heads takes \(layer, head\) pairs"):
+        v.to_html(heads=[0])
+    with pytest.raises(ValueError, match=r"valid heads are 0\.\.2"):
+        v.to_html(heads=[(0, 3)])
 
 
 def test_html_page_holds_several_widgets_and_one_copy_of_the_code(trace):

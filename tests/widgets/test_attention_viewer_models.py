@@ -24,7 +24,7 @@ def test_model_and_prompt_for_every_family(models):
         tr = model.trace("When Mary and John went to the store", capture=["pattern"])
         assert v.tokens == tr.tokens[0], family
         assert torch.allclose(v.pattern(model.n_layers - 1, 0), tr["pattern", model.n_layers - 1][0, 0].float()), family
-        assert v.blob("layer/0").meta["layout"] == "tril", family  # causal models pack the lower triangle
+        assert v.blob("head/0/0").meta["layout"] == "tril", family  # causal models pack the lower triangle
 
 
 def test_a_padded_batch_shows_only_the_real_tokens(models):

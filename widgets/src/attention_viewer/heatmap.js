@@ -15,7 +15,7 @@ function tickStep(n, size) {
 /**
  * Build the heatmap. Callbacks: onHover(query, key) (-1, -1 when the pointer leaves),
  * onLock(query), onKey(event) for keyboard navigation.
- * Returns {node, size, draw(m, lut, theme, colors), highlight(token, cell, colors)}.
+ * Returns {node, size, draw(m, lut, theme, colors), clear(), highlight(token, cell, colors)}.
  */
 export function createHeatmap({ tokens, size = 400, onHover, onLock, onKey }) {
   const n = tokens.length;
@@ -118,6 +118,11 @@ export function createHeatmap({ tokens, size = 400, onHover, onLock, onKey }) {
       ctx.strokeStyle = colors.border;
       ctx.lineWidth = 1;
       ctx.strokeRect(left - 0.5, top - 0.5, size + 1, size + 1);
+    },
+    /** Blank the heatmap (no head to show). */
+    clear() {
+      base.ctx.clearRect(0, 0, width, height);
+      over.ctx.clearRect(0, 0, width, height);
     },
     /** Outline the row (what `token` attends to) and column (what attends to it) of `token`. */
     highlight(token, key, colors) {

@@ -121,7 +121,7 @@ function render({ model, el }) {
     root.dataset.token = String(token);
     root.dataset.locked = String(lock);
     if (token < 0 || !view.head) {
-      readout.textContent = "Hover a row or a token to see where it looks; click to lock.";
+      if (view.head) readout.textContent = "Hover a row or a token to see where it looks; click to lock.";
       return;
     }
     const m = view.head;
@@ -148,17 +148,31 @@ function render({ model, el }) {
   // Thumbnails of short prompts are the full patterns: no need to fetch layers then.
   const thumbsReady = decodeTensor(model.get("_thumbs"));
 
+  // Longer prompts: only the zoomed head's full pattern travels, fetched when it is shown.
   async function headMatrix(layer, head) {
     const thumbs = await thumbsReady;
     if (thumbs.shape[thumbs.shape.length - 1] === tokens.length) return matrix(thumbs, layer * nHeads + head);
-    return matrix(await fetcher.get(`layer/${layer}`), head);
+    return matrix(await fetcher.get(`head/${layer}/${head}`), 0);
   }
 
   async function showHead() {
     const layer = model.get("layer");
     const head = model.get("head");
     describeSelection();
-    const m = await headMatrix(layer, head);
+    let m;
+    try {
+      m = await headMatrix(layer, head);
+    } catch (e) {
+      // A static page exported with to_html(heads=[...]) holds only some heads: say so, stay usable.
+      if (!/in this page/.test(String(e?.message))) throw e;
+      if (view.disposed || layer !== model.get("layer") || head !== model.get("head")) return;
+      view.head = null;
+      heat.clear();
+      readout.textContent = `Layer ${layer}, head ${head} is not in this page: export it with to_html(heads=[(${layer}, ${head}), ...]).`;
+      root.dataset.painted = `missing:${layer}/${head}`;
+      highlight();
+      return;
+    }
     if (view.disposed || layer !== model.get("layer") || head !== model.get("head")) return;
     view.head = m;
     paintHead();
@@ -195,7 +209,16 @@ function render({ model, el }) {
     describeSelection();
   }
 
-  const onLayerHead = () => showHead().catch((e) => showError(root, e));
+  // layer and head often change together (a click on a thumbnail): fetch once, for the pair.
+  let queued = false;
+  const onLayerHead = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      showHead().catch((e) => showError(root, e));
+    });
+  };
   const onToken = () => {
     highlight();
     if (locked() >= 0) strip.reveal(locked());
