@@ -149,8 +149,8 @@ def _facts_card(fig: dict) -> list[str]:
         f"{w['held_out_per_relation']} are held out (never trained on). Prompts end just before the answer "
         f"({json.dumps(w['example']['prompt'])} -> {json.dumps(w['example']['answer'])}), with the subject before "
         "the last position."),
-        (f"- Training text: each fact in each training template, one sentence per sequence "
-        f"(`<|bos|>` sentence `.` `<|eos|>`): {w['train_sentences']} sentences."),
+        (f"- Training text: each fact in each training template; each sequence packs 1 to 3 random sentences "
+        f"(`<|bos|>` sentence `.` ... `<|eos|>`): {w['train_sentences']} sentences."),
         (f"- Tokenizer: byte-level BPE (GPT-2 style, leading-space convention), vocabulary {r['vocab_size']}, "
         "trained on the training sentences with template words and answers counted per sentence and subject names "
         f"once: answers are single tokens, subjects span {_f(w['subject_tokens_mean'], 2)} tokens on average "

@@ -1,8 +1,8 @@
 """The ``facts-4l`` recipe: a 4-layer GPT-2 that memorises the facts of an invented world.
 
 Data: every fact of ``kit.train.world`` stated in each of its relation's
-*training* templates, one sentence per sequence (``<|bos|> The capital of
-Niria is Branton. <|eos|>``); the held-out templates are never trained on.
+*training* templates; each sequence packs 1 to 3 random sentences (``<|bos|> The
+capital of Niria is Branton. ... <|eos|>``); the held-out templates are never trained on.
 Tokenizer: byte-level BPE trained on the training sentences, where template
 words and answers count once per sentence and subject names once in all, so
 answers (cities, languages, currencies, continents, professions) are single
