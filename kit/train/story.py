@@ -48,10 +48,21 @@ def write_story(directory: str | Path, n: int = 60) -> str:
                f"template, measured by `python -m kit.train.story` (`kit.analysis.recall_story`: causal tracing "
                f"with 5 noise samples of 3x the embedding std, MLP window 1 layer; effects are restored minus "
                f"corrupted p(answer); attention knockout in every layer):\n\n{story.table()}\n\n"
-               f"The final block's direct effect on the correct answer's logit is {verdict}.\n")
+               f"The final block's direct effect on the correct answer's logit is {verdict}.\n\n"
+               f"{_peak_sentence(story)}\n")
     card_path = Path(directory) / "MODEL_CARD.md"
     card_path.write_text(card_path.read_text().split(STORY_HEADING)[0].rstrip() + "\n\n" + section)
     return section
+
+
+def _peak_sentence(story) -> str:
+    """Where the MLP causal effect peaks, compared with ROME's finding."""
+    s = story.summary
+    if s.mlp_subject_last >= max(s.mlp_other, s.mlp_last):
+        return "The MLP causal effect peaks at the subject's last token, as Meng et al. (2022) found in GPT-2 XL."
+    return ("The MLP causal effect does not peak at the subject's last token, as Meng et al. (2022) found in GPT-2 "
+            "XL, but at an earlier subject token: the token at which the invented name becomes distinctive. "
+            "`docs/factual_recall_experiments.md` records six world designs tried to move it, and why none did.")
 
 
 if __name__ == "__main__":
