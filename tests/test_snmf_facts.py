@@ -8,7 +8,14 @@ import torch
 
 import kit
 from kit.analysis.features import mlp_activations
-from kit.analysis.snmf_report import SCHEMES, concept_feature, corpus, mean_gains, purity_table, steering_by_relation
+from kit.analysis.snmf_report import (
+    SCHEMES,
+    concept_feature,
+    corpus,
+    mean_gains,
+    purity_table,
+    steering_by_relation,
+)
 from kit.models import ZOO_DIR
 from kit.train.world import load_world
 
@@ -31,7 +38,7 @@ def measured():
 
 
 def test_token_labels_follow_the_world(measured):
-    model, world, corp, acts, _, _ = measured
+    _, world, corp, acts, _, _ = measured
     assert acts.n_tokens == len(corp.labels["relation"]) == len(corp.last_prompt)
     # one last-prompt token per sentence, and the token after it starts the answer
     assert int(corp.last_prompt.sum()) == len(corp.sentences)
@@ -67,7 +74,7 @@ def test_feature_steering_raises_the_concept_more_than_random_at_matched_kl(meas
             assert r.matched, r
     g = mean_gains(steering)
     assert g["feature"] > 1.25 * g["random"] > 0, g
-    wins = sum(list(res.values())[0].gain > list(res.values())[2].gain for res in steering.values())
+    wins = sum(res_feature.gain > res_random.gain for res_feature, _, res_random in map(dict.values, steering.values()))
     assert wins >= 4, steering
 
 

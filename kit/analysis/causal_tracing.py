@@ -24,6 +24,7 @@ Hooks sit on the real modules (blocks, attention, MLP) for one pass and are remo
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -138,7 +139,7 @@ class _FanOut:
         self.fan: dict[int, int] = {}  # fan-out point -> number of cells created there
         self.restore: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (kind, layer) -> rows, pos
         where: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        if any(a.start > b.start for a, b in zip(cells, cells[1:])):
+        if any(a.start > b.start for a, b in itertools.pairwise(cells)):
             raise ValueError("cells must come sorted by their fan-out point")
         for k, c in enumerate(cells):
             self.fan[c.start] = self.fan.get(c.start, 0) + 1

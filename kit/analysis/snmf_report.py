@@ -35,7 +35,13 @@ from dataclasses import dataclass
 import torch
 
 from ..models import Model
-from .features import MLPActivations, diff_means, label_purity, mlp_activations, random_sparse_like
+from .features import (
+    MLPActivations,
+    diff_means,
+    label_purity,
+    mlp_activations,
+    random_sparse_like,
+)
 from .snmf import Decomposition, nmf, snmf
 from .steering import SteeringResult, compare_steering
 
@@ -145,7 +151,7 @@ def purity_table(acts: MLPActivations, corp: Corpus, k: int = 50, top: int = 20,
     A, labels = acts.acts, corp.labels
     if A.shape[1] != len(labels["relation"]):
         raise ValueError(f"{A.shape[1]} activation columns for {len(labels['relation'])} labelled tokens")
-    fit = snmf(A, k, seed=seed, **snmf_kwargs)
+    fit = snmf(A, k, seed=seed, **{"progress": False, **snmf_kwargs})
     purity = {"SNMF features": _purities(fit.Y, labels, top)}
     base = None
     if with_nmf:
