@@ -14,6 +14,7 @@ the grids. A second line times all three kinds (residual, MLP, attention) traced
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -65,9 +66,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--model", default="facts-4l")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is less sensitive to other load)")
     args = ap.parse_args()
     reps = 1 if args.quick else args.reps
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     model = kit.load(args.model, device="cpu")
     from kit.train import load_world
 
@@ -90,7 +93,7 @@ def main() -> None:
     f, s = statistics.median(t_fast), statistics.median(t_slow)
     fa, sa = statistics.median(t_all_fast), statistics.median(t_all_slow)
     print(f"model {args.model}, prompt {prompt!r} ({n_tok} tokens), grid {model.n_layers}x{n_tok}, 10 noise samples, "
-          f"threads={torch.get_num_threads()}, reps={reps} (medians)")
+          f"threads={torch.get_num_threads()}, reps={reps} (medians), load average before {load:.2f}")
     print(f"residual grid:  batched causal_trace {f * 1e3:8.1f} ms | naive loop (1 forward per cell) {s * 1e3:8.1f} ms"
           f" | speed-up {s / f:.1f}x (target >= 5x) | max |difference| {err:.2e}")
     print(f"all three kinds: causal_traces     {fa * 1e3:8.1f} ms | three naive loops               {sa * 1e3:8.1f} ms"

@@ -16,7 +16,11 @@ that is provably the same:
    subject (in a causal model its state does not depend on the noise, so clean and corrupted states
    there are equal), and any position but the last in the last layer (no later position reads it).
    Restoring the whole residual at the last position of the last layer gives the clean value.
-4. **Only the last position's logits** are computed (``logits_to_keep=1``).
+4. **Only the last position is finished.** Logits are computed at the last position only
+   (``logits_to_keep=1``), and in the last block so are the attention output projection and the MLP
+   (pre-hooks pass them the last position; the block's residual sum broadcasts it, so the other
+   positions of the final hidden state hold values that nothing reads). The attention itself still
+   reads every position's keys and values.
 
 Hooks sit on the real modules (blocks, attention, MLP) for one pass and are removed after it.
 """
@@ -168,6 +172,8 @@ class _FanOut:
         hit = self.restore.get((kind, layer))
         if hit is not None:
             rows, pos = hit
+            if h.shape[1] == 1:  # the last block's sublayers see only the last position (see last_only)
+                pos = torch.zeros_like(pos)
             h[rows, pos] = h[0, pos]  # the clean row's state at each cell's position
 
     # hooks -------------------------------------------------------------------------------------
@@ -193,6 +199,14 @@ class _FanOut:
             return (h,) + tuple(output[1:]) if isinstance(output, tuple) else h
         return hook
 
+    @staticmethod
+    def last_only(module, args, kwargs):
+        """Pre-hook: pass a module only the last position of its input ``[batch, pos, width]``."""
+        if args:
+            return (args[0][:, -1:],) + tuple(args[1:]), kwargs
+        key = "hidden_states" if "hidden_states" in kwargs else next(iter(kwargs))
+        return args, {**kwargs, key: kwargs[key][:, -1:]}
+
     def sublayer(self, kind: str, layer: int):
         def hook(module, args, output):
             self._write(output[0] if isinstance(output, tuple) else output, kind, layer)
@@ -210,6 +224,8 @@ class _FanOut:
                     handles.append(a.mlp(l).register_forward_hook(self.sublayer("mlp", l)))
                 if ("attn", l) in self.restore:
                     handles.append(a.attn(l).register_forward_hook(self.sublayer("attn", l)))
+            for module in (a.o_proj(self.L - 1), a.mlp(self.L - 1)):  # the last block finishes the last position only
+                handles.append(module.register_forward_pre_hook(self.last_only, with_kwargs=True))
             yield
         finally:
             for h in handles:
