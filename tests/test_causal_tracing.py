@@ -38,7 +38,7 @@ def loop_grid(m, prompt, subject, kind, samples, window, answer, seed=0, positio
     return grid
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "gpt_neox_seq", "llama"])
 def test_every_cell_equals_a_forward_pass_per_cell(tiny_models, family):
     m = tiny_models[family]
     traces = A.causal_traces(m, PROMPT, SUBJECT, samples=3, window=2, batch_size=13)  # 3 cells per pass

@@ -84,6 +84,7 @@ class _Cell:
     pos: int
     layers: tuple[int, ...]
     start: int  # fan-out point: the input of block `start` (n_layers: after the last block)
+    delta: bool = False  # its first restore is added at the block's output as (clean - noised) sublayer output
 
 
 def default_window(kind: str, n_layers: int) -> int:
@@ -91,8 +92,14 @@ def default_window(kind: str, n_layers: int) -> int:
     return 1 if kind == "resid" else max(1, round(10 * n_layers / 48))
 
 
-def _plan(kind: str, L: int, T: int, first_subject: int, window: int):
-    """Split one kind's grid into cells to run and cells with a known value ("corrupted" / "clean")."""
+def _plan(kind: str, L: int, T: int, first_subject: int, window: int, parallel: bool = False):
+    """Split one kind's grid into cells to run and cells with a known value ("corrupted" / "clean").
+
+    A restored residual is written after its block, so its cell's rows start after that block. So do
+    a restored MLP output's (the block's output at that position changes by clean minus noised MLP
+    output, and nothing else in the block reads it), and an attention output's in a parallel block;
+    in a sequential block the MLP reads the attention output, so those rows start at the block's input.
+    """
     run: list[_Cell] = []
     known: dict[tuple[int, int], str] = {}
     for layer in range(L):
@@ -109,8 +116,9 @@ def _plan(kind: str, L: int, T: int, first_subject: int, window: int):
             if not eff:
                 known[layer, pos] = "corrupted"
                 continue
-            start = eff[0] + 1 if kind == "resid" else eff[0]  # a restored residual is written after its block
-            run.append(_Cell(kind, layer, pos, eff, start))
+            delta = kind == "mlp" or (kind == "attn" and parallel)
+            start = eff[0] + 1 if kind == "resid" or delta else eff[0]
+            run.append(_Cell(kind, layer, pos, eff, start, delta))
     return run, known
 
 
@@ -142,19 +150,24 @@ class _FanOut:
         self.n_in = 1 + samples
         self.src = torch.arange(self.n_in, device=dev)  # input row of every current row
         self.fan: dict[int, int] = {}  # fan-out point -> number of cells created there
-        self.restore: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (kind, layer) -> rows, pos
         where: dict[tuple[str, int], list[tuple[int, int]]] = {}
         if any(a.start > b.start for a, b in itertools.pairwise(cells)):
             raise ValueError("cells must come sorted by their fan-out point")
+        deltas: dict[tuple[str, int], list[tuple[int, int]]] = {}
         for k, c in enumerate(cells):
             self.fan[c.start] = self.fan.get(c.start, 0) + 1
-            for x in c.layers:
-                where.setdefault((c.kind, x), []).append((self.n_in + k * samples, c.pos))
-        for key, items in where.items():
+            for i, x in enumerate(c.layers):
+                to = deltas if c.delta and i == 0 else where
+                to.setdefault((c.kind, x), []).append((self.n_in + k * samples, c.pos))
+
+        def rows_pos(items: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
             first = torch.tensor([r for r, _ in items], device=dev)
             rows = (first[:, None] + torch.arange(samples, device=dev)).flatten()  # [cell * sample]
-            pos = torch.tensor([p for _, p in items], device=dev).repeat_interleave(samples)
-            self.restore[key] = rows, pos
+            return rows, torch.tensor([p for _, p in items], device=dev).repeat_interleave(samples)
+
+        self.restore = {key: rows_pos(items) for key, items in where.items()}
+        self.delta = {key: rows_pos(items) for key, items in deltas.items()}  # added after block `layer`
+        self.stash: dict[tuple[str, int], torch.Tensor] = {}  # sublayer outputs of the clean and noised rows
         self.noised = torch.arange(1, self.n_in, device=dev)  # the rows a new cell copies
         self.L = L
 
@@ -167,6 +180,19 @@ class _FanOut:
         new = self.noised.repeat(n)
         self.src = torch.cat([self.src, new])
         return torch.cat([h, h.index_select(0, new)])
+
+    def _add_deltas(self, h: torch.Tensor, layer: int) -> None:
+        """Block output of cells whose first restore is at ``layer``'s MLP (or parallel attention):
+        add the clean minus the noised sublayer output at their position."""
+        for kind in ("mlp", "attn"):
+            hit = self.delta.get((kind, layer))
+            if hit is None:
+                continue
+            rows, pos = hit
+            out = self.stash[kind, layer]  # [1 + S, pos or 1, d_model]
+            at = torch.zeros_like(pos) if out.shape[1] == 1 else pos  # the last block: the last position only
+            sample = torch.arange(1, self.n_in, device=rows.device).repeat(len(rows) // self.S)
+            h[rows, pos] += (out[0, at] - out[sample, at]).to(h.dtype)
 
     def _write(self, h: torch.Tensor, kind: str, layer: int) -> None:
         hit = self.restore.get((kind, layer))
@@ -196,6 +222,7 @@ class _FanOut:
             h = output[0] if isinstance(output, tuple) else output
             h = self._grow(h, layer + 1)
             self._write(h, "resid", layer)
+            self._add_deltas(h, layer)
             return (h,) + tuple(output[1:]) if isinstance(output, tuple) else h
         return hook
 
@@ -209,7 +236,10 @@ class _FanOut:
 
     def sublayer(self, kind: str, layer: int):
         def hook(module, args, output):
-            self._write(output[0] if isinstance(output, tuple) else output, kind, layer)
+            h = output[0] if isinstance(output, tuple) else output
+            if (kind, layer) in self.delta:
+                self.stash[kind, layer] = h[: self.n_in].clone()
+            self._write(h, kind, layer)
         return hook
 
     @contextlib.contextmanager
@@ -220,9 +250,9 @@ class _FanOut:
             for l in range(self.L):
                 handles.append(a.blocks[l].register_forward_pre_hook(self.block_pre(l), with_kwargs=True))
                 handles.append(a.blocks[l].register_forward_hook(self.block_post(l)))
-                if ("mlp", l) in self.restore:
+                if ("mlp", l) in self.restore or ("mlp", l) in self.delta:
                     handles.append(a.mlp(l).register_forward_hook(self.sublayer("mlp", l)))
-                if ("attn", l) in self.restore:
+                if ("attn", l) in self.restore or ("attn", l) in self.delta:
                     handles.append(a.attn(l).register_forward_hook(self.sublayer("attn", l)))
             for module in (a.o_proj(self.L - 1), a.mlp(self.L - 1)):  # the last block finishes the last position only
                 handles.append(module.register_forward_pre_hook(self.last_only, with_kwargs=True))
@@ -263,7 +293,7 @@ def causal_traces(model: Model, prompt: str, subject: str | Sequence[int], answe
     if not subj or min(subj) < 0 or max(subj) >= T:
         raise ValueError(f"subject positions {subj} must lie in 0..{T - 1}")
     windows = {k: default_window(k, L) if window is None else window for k in kinds}
-    plans = {k: _plan(k, L, T, subj[0], windows[k]) for k in kinds}
+    plans = {k: _plan(k, L, T, subj[0], windows[k], model.adapter.parallel) for k in kinds}
 
     g = torch.Generator().manual_seed(seed)
     std = float(model.adapter.embed.weight.detach().float().std())
