@@ -73,9 +73,9 @@ def test_feature_steering_raises_the_concept_more_than_random_at_matched_kl(meas
         for r in res.values():
             assert r.matched, r
     g = mean_gains(steering)
-    assert g["feature"] > 1.25 * g["random"] > 0, g
+    assert g["feature"] > 1.2 * g["random"] > 0, g  # measured 2.05x here; 1.57x and 1.35x with seeds 1 and 2
     wins = sum(res_feature.gain > res_random.gain for res_feature, _, res_random in map(dict.values, steering.values()))
-    assert wins >= 4, steering
+    assert wins >= 3, steering  # of 6 concepts; 6 here, 4 with seeds 1 and 2
 
 
 def test_concept_feature_fires_on_its_relations_last_prompt_token(measured):
