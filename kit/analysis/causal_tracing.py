@@ -11,7 +11,9 @@ that is provably the same:
    and corrupted runs are never repeated, and all kinds can share them (:func:`causal_traces`).
 2. **Fan-out.** Below the first layer a cell restores, its rows equal the corrupted rows, so they
    are not computed: a hook copies the corrupted rows when the pass reaches that layer, and the batch
-   grows on the way up (a cell restoring late costs only its last layers).
+   grows on the way up (a cell restoring late costs only its last layers). A restored residual or
+   MLP output (and an attention output in a parallel block) only changes the block's output at the
+   cell's position, by a difference the pass already holds, so those rows start after that block.
 3. **Cells that restore nothing** score the corrupted baseline without running: a position before the
    subject (in a causal model its state does not depend on the noise, so clean and corrupted states
    there are equal), and any position but the last in the last layer (no later position reads it).
