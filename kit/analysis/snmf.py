@@ -118,7 +118,9 @@ def _check_acts(acts: torch.Tensor, k: int) -> torch.Tensor:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= min(acts.shape):
         raise ValueError(f"k must be an integer in 1..{min(acts.shape)} for acts of shape {list(acts.shape)}, "
                          f"got {k!r}")
-    if acts.numel() and not all(map(math.isfinite, (float(v) for v in torch.aminmax(acts)))):  # one pass, no copy
+    finite = (not acts.is_floating_point() or not acts.numel()
+              or all(math.isfinite(float(v)) for v in torch.aminmax(acts)))  # one pass, no copy: NaN propagates
+    if not finite:
         raise ValueError("acts contains NaN or infinite values")
     return acts
 
