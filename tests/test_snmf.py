@@ -148,3 +148,18 @@ def test_nmf_baseline_is_nonnegative_and_worse_on_signed_activations():
     ours = snmf(A, k=6, density=4 / 128)
     nmf_on_signed = float((A - base.Z @ base.Y).norm() / A.norm())
     assert ours.loss < 0.5 * nmf_on_signed  # signed features: NMF cannot represent the negative half
+
+
+def test_bounded_search_of_the_greedy_start_equals_a_top_k_over_every_token():
+    import importlib
+
+    S = importlib.import_module("kit.analysis.snmf")
+    g = torch.Generator().manual_seed(3)
+    for keep in (1, 4, 30):
+        for planted_token in (False, True):
+            Rt = torch.randn(300, 64, generator=g) * torch.rand(300, 1, generator=g)  # tokens of varied energy
+            if planted_token:
+                Rt[7, :keep] += 5.0  # one token concentrated on `keep` neurons
+            top = Rt.abs().topk(keep, dim=1).values.pow(2).sum(1)
+            brute = int((top * top / (Rt * Rt).sum(1)).argmax())
+            assert S._most_concentrated(Rt, Rt * Rt, keep, chunk=8) == brute

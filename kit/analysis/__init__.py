@@ -18,7 +18,8 @@ from .head_scores import (
 from .logit_lens import LogitLens, logit_lens
 from .neurons import NeuronDecoding, clamp_effect, decode_neurons, top_activating
 from .patching import (
-    CausalTrace, PatchingResult, activation_patching, attention_knockout, causal_trace, subject_positions,
+    CausalTrace, PatchingResult, activation_patching, attention_knockout, causal_trace, causal_traces,
+    subject_positions,
 )
 from .snmf import Decomposition, nmf, snmf
 from .steering import SteeringResult, compare_steering, concept_ids, steer_at_matched_kl, steering_table
@@ -29,7 +30,7 @@ __all__ = [
     "prev_token_scores", "induction_scores", "copying_scores", "composition_scores", "repeated_tokens",
     "logit_lens", "LogitLens",
     "direct_logit_attribution", "Attribution",
-    "activation_patching", "PatchingResult", "causal_trace", "CausalTrace", "attention_knockout",
+    "activation_patching", "PatchingResult", "causal_trace", "causal_traces", "CausalTrace", "attention_knockout",
     "subject_positions",
     "decode_neurons", "NeuronDecoding", "top_activating", "clamp_effect",
     "active_layers", "skip_voids",

@@ -63,3 +63,26 @@ def last_positions(tr: Trace, pos: int | Sequence[int] = -1) -> torch.Tensor:
             raise ValueError(f"position {p} is out of range for a prompt of {n} tokens")
         out.append(p % n)
     return torch.tensor(out)
+
+
+def one_prompt(model: Model, prompt) -> torch.Tensor:
+    """``ids[1, pos]`` of exactly one prompt (a string or one id sequence)."""
+    ids, _ = model.tokenize(prompt)
+    if ids.shape[0] != 1:
+        raise ValueError("pass one prompt (a string or one id sequence)")
+    return ids
+
+
+def subject_positions(model: Model, prompt: str, subject: str) -> list[int]:
+    """Token positions of ``prompt`` that overlap the first occurrence of ``subject``."""
+    if not isinstance(subject, str) or not subject.strip():
+        raise ValueError(f"subject is empty; give the text of the subject as it appears in the prompt {prompt!r}")
+    start = prompt.find(subject)
+    if start < 0:
+        raise ValueError(f"subject {subject!r} does not occur in the prompt {prompt!r}")
+    end = start + len(subject)
+    enc = model.tokenizer(prompt, return_offsets_mapping=True)
+    pos = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start and b > a]
+    if not pos:
+        raise ValueError(f"subject {subject!r} covers no token of {prompt!r}")
+    return pos

@@ -1,8 +1,8 @@
-"""Activation patching, attention knockout and causal tracing, batched.
+"""Activation patching and attention knockout, batched; causal tracing lives in :mod:`.causal_tracing`.
 
-Every grid here is computed by stacking its cells along the batch axis and running a few large
-forward passes, never one forward pass per cell. Each cell's edit is an ordinary kit intervention
-(:class:`kit.Edit`) restricted to its own batch rows.
+Every patching grid here is computed by stacking its cells along the batch axis and running a few
+large forward passes, never one forward pass per cell. Each cell's edit is an ordinary kit
+intervention (:class:`kit.Edit`) restricted to its own batch rows.
 """
 
 from __future__ import annotations
@@ -16,36 +16,16 @@ from tqdm.auto import tqdm
 from .._validate import check_int, check_model, check_number
 from ..interventions import Edit, Knockout
 from ..models import Model
-from ._common import token_id
+from ._common import one_prompt as _one
+from ._common import subject_positions, token_id
+from .causal_tracing import CausalTrace, causal_trace, causal_traces
 
 __all__ = [
-    "PatchingResult", "activation_patching", "CausalTrace", "causal_trace", "subject_positions",
+    "PatchingResult", "activation_patching", "CausalTrace", "causal_trace", "causal_traces", "subject_positions",
     "attention_knockout",
 ]
 
 _KIND_POINT = {"resid": "resid_pre", "attn": "attn_out", "mlp": "mlp_out", "heads": "z"}
-
-
-def subject_positions(model: Model, prompt: str, subject: str) -> list[int]:
-    """Token positions of ``prompt`` that overlap the first occurrence of ``subject``."""
-    if not isinstance(subject, str) or not subject.strip():
-        raise ValueError(f"subject is empty; give the text of the subject as it appears in the prompt {prompt!r}")
-    start = prompt.find(subject)
-    if start < 0:
-        raise ValueError(f"subject {subject!r} does not occur in the prompt {prompt!r}")
-    end = start + len(subject)
-    enc = model.tokenizer(prompt, return_offsets_mapping=True)
-    pos = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start and b > a]
-    if not pos:
-        raise ValueError(f"subject {subject!r} covers no token of {prompt!r}")
-    return pos
-
-
-def _one(model: Model, prompt) -> torch.Tensor:
-    ids, _ = model.tokenize(prompt)
-    if ids.shape[0] != 1:
-        raise ValueError("pass one prompt (a string or one id sequence)")
-    return ids
 
 
 def _metric(logits: torch.Tensor, answer: int, contrast: int | None) -> torch.Tensor:
@@ -136,105 +116,6 @@ def activation_patching(model: Model, clean: str | torch.Tensor, corrupted: str 
                           float(_metric(base.logits, a_id, c_id)), kind,
                           "logit_diff" if c_id is not None else "prob",
                           model.to_str_tokens(c_ids[0]), model.to_str_tokens(x_ids[0]))
-
-
-@dataclass
-class CausalTrace:
-    """``scores[layer, pos]``: p(answer) with the subject corrupted by noise and one state restored
-    (averaged over noise samples). ``clean`` is p(answer) on the clean prompt, ``corrupted`` with
-    noise and nothing restored."""
-
-    scores: torch.Tensor
-    clean: float
-    corrupted: float
-    kind: str
-    window: int
-    subject: list[int]
-    tokens: list[str]
-    answer: int
-
-    @property
-    def effect(self) -> torch.Tensor:
-        """Indirect effect of each state: ``scores - corrupted``."""
-        return self.scores - self.corrupted
-
-    def peak(self) -> tuple[int, int]:
-        """``(layer, pos)`` of the largest restored probability."""
-        i = int(self.scores.argmax())
-        return i // self.scores.shape[1], i % self.scores.shape[1]
-
-    def __repr__(self) -> str:
-        return (f"CausalTrace(kind={self.kind!r}, window={self.window}, grid={list(self.scores.shape)}, "
-                f"clean={self.clean:.4g}, corrupted={self.corrupted:.4g}, peak={self.peak()})")
-
-
-@torch.no_grad()
-def causal_trace(model: Model, prompt: str, subject: str | Sequence[int], answer: int | str | None = None,
-                 kind: str = "resid", noise: float = 3.0, samples: int = 10, window: int | None = None,
-                 seed: int = 0, batch_size: int = 512, progress: bool = False) -> CausalTrace:
-    """Causal tracing after Meng et al. (2022).
-
-    Adds Gaussian noise of ``noise`` times the embedding standard deviation to the subject's token
-    embeddings (``samples`` seeded draws), then for every (layer, position) restores the clean state
-    and measures p(answer) at the last position. ``kind="resid"`` restores the residual stream after
-    the layer; ``"mlp"`` / ``"attn"`` restore that sublayer's output over a ``window`` of neighbouring
-    layers centred on the layer (default: the paper's 10 of 48 layers, scaled to this model's depth).
-    All cells run batched: ``layers * positions * samples`` rows, ``batch_size`` rows per pass.
-    """
-    check_model(model, "causal_trace")
-    if kind not in ("resid", "mlp", "attn"):
-        raise ValueError(f"kind={kind!r}; valid kinds: 'resid', 'mlp', 'attn'")
-    check_int(samples, "samples", low=1)
-    check_number(noise, "noise", low=0.0)
-    check_int(batch_size, "batch_size", low=1)
-    if window is not None:
-        check_int(window, "window", low=1, high=model.n_layers)
-    ids = _one(model, prompt)
-    T, L, d = ids.shape[1], model.n_layers, model.d_model
-    subj = subject_positions(model, prompt, subject) if isinstance(subject, str) else sorted(set(subject))
-    if not subj or min(subj) < 0 or max(subj) >= T:
-        raise ValueError(f"subject positions {subj} must lie in 0..{T - 1}")
-    if window is None:
-        window = 1 if kind == "resid" else max(1, round(10 * L / 48))
-    point = {"resid": "resid_post", "mlp": "mlp_out", "attn": "attn_out"}[kind]
-    clean = model.trace(ids, capture=[point])
-    a_id = int(clean.logits[0, -1].argmax()) if answer is None else token_id(model, answer)
-    p_clean = float(clean.logits[0, -1].float().softmax(-1)[a_id])
-
-    g = torch.Generator().manual_seed(seed)
-    std = float(model.adapter.embed.weight.detach().float().std())
-    eps = (torch.randn(samples, len(subj), d, generator=g) * noise * std).to(model.device)
-    subj_t = torch.tensor(subj, device=model.device)
-
-    def corrupt(x: torch.Tensor) -> torch.Tensor:  # resid_pre[0]: embeddings (+ positions)
-        x = x.clone()
-        reps = x.shape[0] // samples
-        x[:, subj_t] += eps.repeat(reps, 1, 1).to(x.dtype)
-        return x
-
-    base = model.trace(ids.expand(samples, -1), capture=[], interventions=[Edit("resid_pre", 0, corrupt)])
-    p_corrupt = float(base.logits[:, -1].float().softmax(-1)[:, a_id].mean())
-
-    cells = torch.cartesian_prod(torch.arange(L), torch.arange(T))  # [cell, (layer, pos)]
-    per_pass = max(1, batch_size // samples)
-    scores = torch.empty(len(cells))
-    for start in tqdm(range(0, len(cells), per_pass), desc=f"causal trace ({kind})", disable=not progress):
-        chunk = cells[start:start + per_pass]
-        n = len(chunk)
-        row_cell = torch.arange(n * samples, device=model.device) // samples  # rows: cell-major, then sample
-        edits = [Edit("resid_pre", 0, corrupt)]
-        for l in range(L):
-            lo, hi = chunk[:, 0] - window // 2, chunk[:, 0] - window // 2 + window  # layers each cell restores
-            hit = ((lo <= l) & (l < hi)).to(model.device)  # [cell]
-            if not hit.any():
-                continue
-            rows = hit[row_cell].nonzero().flatten()
-            where = chunk[:, 1].to(model.device)[row_cell[rows]]
-            edits.append(Edit(point, l, _restore(point, rows, where, clean[point, l], by_head=False)))
-        out = model.trace(ids.expand(n * samples, -1), capture=[], interventions=edits)
-        p = out.logits[:, -1].float().softmax(-1)[:, a_id].view(n, samples).mean(1)
-        scores[start:start + n] = p.cpu()
-    return CausalTrace(scores.view(L, T), p_clean, p_corrupt, kind, window, subj, model.to_str_tokens(ids[0]), a_id)
 
 
 @torch.no_grad()

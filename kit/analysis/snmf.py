@@ -119,7 +119,9 @@ def _check_acts(acts: torch.Tensor, k: int) -> torch.Tensor:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= min(acts.shape):
         raise ValueError(f"k must be an integer in 1..{min(acts.shape)} for acts of shape {list(acts.shape)}, "
                          f"got {k!r}")
-    if not torch.isfinite(acts).all():
+    finite = (not acts.is_floating_point() or not acts.numel()
+              or all(math.isfinite(float(v)) for v in torch.aminmax(acts)))  # one pass, no copy: NaN propagates
+    if not finite:
         raise ValueError("acts contains NaN or infinite values")
     return acts
 
@@ -153,11 +155,45 @@ def _refit(Z: torch.Tensor, AYt: torch.Tensor, gram: torch.Tensor) -> torch.Tens
     return out
 
 
+def _column_energy(A: torch.Tensor, rows: int = 256) -> torch.Tensor:
+    """``(A * A).sum(0)``: ``[n_tokens]``, in blocks of rows (no full-size temporary; ~3x faster on CPU)."""
+    out = torch.zeros(A.shape[1], dtype=A.dtype, device=A.device)
+    for i in range(0, A.shape[0], rows):
+        out += A[i:i + rows].square().sum(0)
+    return out
+
+
 def _AtZ(A: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
     """``Aᵀ Z`` ``[n_tokens, k]``; a sparse product when ``Z`` is sparse (the usual case, ~50x fewer flops)."""
-    if (Z != 0).float().mean() > 0.1:
+    if (Z != 0).float().mean() > 0.13:  # the measured break-even of the sparse product on CPU
         return A.T @ Z
     return torch.sparse.mm(Z.T.to_sparse(), A).T
+
+
+def _most_concentrated(Rt: torch.Tensor, sq: torch.Tensor, keep: int, chunk: int = 32) -> int:
+    """The token ``t`` (a row of ``Rt[pool, d_mlp]``, ``sq = Rt²``) with the largest ``top(t)² / total(t)``:
+    ``top`` is the energy of its ``keep`` largest-magnitude entries, ``total`` its whole energy (first
+    index on ties).
+
+    Exact, but computes ``top`` (a top-k, the costly part) only where it can matter: ``top`` is at most
+    ``min(total, keep · max²)``, so tokens are visited by that bound, best first, until the best score
+    found beats every remaining bound.
+    """
+    total = sq.sum(1).clamp_min(1e-30)  # [pool]
+    bound = torch.minimum(total, keep * sq.amax(1))
+    bound = bound * bound / total * (1 + 1e-5)  # a margin for rounding in the sums
+    order = bound.argsort(descending=True)
+    best, best_t = -math.inf, -1
+    for s in range(0, len(order), chunk):
+        rows = order[s:s + chunk]
+        if best > float(bound[rows[0]]):
+            break
+        top = Rt[rows].abs().topk(keep, dim=1).values.pow(2).sum(1)  # [chunk]
+        score = top * top / total[rows]
+        for v, t in zip(score.tolist(), rows.tolist()):
+            if v > best or (v == best and t < best_t):
+                best, best_t = v, t
+    return best_t
 
 
 def _greedy_init(A: torch.Tensor, k: int, keep: int, gen: torch.Generator, pool: int = 1024) -> torch.Tensor:
@@ -168,19 +204,21 @@ def _greedy_init(A: torch.Tensor, k: int, keep: int, gen: torch.Generator, pool:
     residual as ``z`` and ``relu(residualᵀ z)`` over all tokens as ``y``; subtract; repeat.
     """
     d, n = A.shape
+    keep = min(keep, d)
     cand = torch.randperm(n, generator=gen)[:pool].to(A.device) if n > pool else torch.arange(n, device=A.device)
-    R = A[:, cand].clone()  # [d_mlp, pool] residual of the candidate tokens
+    Rt = A[:, cand].T.contiguous()  # [pool, d_mlp] residual of the candidate tokens (a row per token)
+    sq = Rt * Rt  # [pool, d_mlp], kept up to date where Rt changes
     Z = torch.zeros(d, k, dtype=A.dtype, device=A.device)
     Y = torch.zeros(k, n, dtype=A.dtype, device=A.device)
     for j in range(k):
-        top = R.abs().topk(min(keep, d), dim=0).values.pow(2).sum(0)  # [pool]
-        t = int((top * top / (R * R).sum(0).clamp_min(1e-30)).argmax())
-        idx = R[:, t].abs().topk(min(keep, d)).indices  # the token's top neurons
+        t = _most_concentrated(Rt, sq, keep)
+        idx = Rt[t].abs().topk(keep).indices  # the token's top neurons
         z = torch.zeros(d, dtype=A.dtype, device=A.device)
-        z[idx] = R[idx, t] / R[idx, t].norm().clamp_min(1e-30)
+        z[idx] = Rt[t, idx] / Rt[t, idx].norm().clamp_min(1e-30)
         Y[j] = (A[idx].T @ z[idx] - Y.T @ (Z.T @ z)).clamp_min(0)  # relu(residualᵀ z), all tokens
         Z[:, j] = z
-        R -= z[:, None] * Y[j, cand][None, :]
+        Rt[:, idx] -= Y[j, cand][:, None] * z[idx][None, :]  # z is zero outside idx
+        sq[:, idx] = Rt[:, idx] ** 2
     return Y + 1e-3 * Y.max().clamp_min(1e-30)  # strictly positive: multiplicative updates cannot revive zeros
 
 
@@ -215,11 +253,13 @@ def _restart(A: torch.Tensor, col2: torch.Tensor, Z: torch.Tensor, Y: torch.Tens
 
 
 def _pos(X: torch.Tensor) -> torch.Tensor:
-    return (X.abs() + X) / 2
+    """``X⁺ = (|X| + X) / 2``."""
+    return X.clamp_min(0)
 
 
 def _neg(X: torch.Tensor) -> torch.Tensor:
-    return (X.abs() - X) / 2
+    """``X⁻ = (|X| − X) / 2``."""
+    return (-X).clamp_min(0)
 
 
 def _z_step(AYt: torch.Tensor, Y: torch.Tensor, lam: float, keep: int, refit: bool) -> torch.Tensor:
@@ -267,7 +307,8 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
     A = acts.detach().to(dev, dtype)  # [d_mlp, n_tokens]
     d, n = A.shape
     keep = max(1, math.ceil(density * d - 1e-9))
-    norm2 = (A * A).sum().double()
+    col2 = _column_energy(A)  # [n_tokens] squared norm of each token's activations
+    norm2 = col2.sum().double()
     if norm2 == 0:
         raise ValueError("acts is all zeros: nothing to factor")
     gen = torch.Generator().manual_seed(seed)
@@ -283,7 +324,6 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
     else:
         raise ValueError(f"init must be 'greedy', 'random' or a tensor Y0[k, n_tokens], got {init!r}")
 
-    col2 = (A * A).sum(0)  # [n_tokens] squared norm of each token's activations
     eps = torch.finfo(dtype).tiny ** 0.5
     losses: list[float] = []
     best_loss, best_Z, best_Y, best_iter, last_gain, ref_loss = math.inf, None, None, -1, 0, math.inf
@@ -310,7 +350,9 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
         Q = Z.T @ Z  # [k, k]
         # G step (G = Yᵀ [n_tokens, k]): multiplicative update of Ding et al. (2010)
         G = Y.T
-        G = G * torch.sqrt((_pos(P) + G @ _neg(Q)) / (_neg(P) + G @ _pos(Q)).clamp_min(eps))
+        num = torch.addmm(_pos(P), G, _neg(Q))  # P⁺ + G Q⁻  [n_tokens, k]
+        den = torch.addmm(_neg(P), G, _pos(Q)).clamp_min_(eps)  # P⁻ + G Q⁺
+        G = G * num.div_(den).sqrt_()
         Y = G.T.contiguous()
         # exact loss of (Z, Y) from quantities at hand: ‖A‖² − 2⟨AᵀZ, G⟩ + ⟨ZᵀZ, GᵀG⟩
         err2 = norm2 - 2 * (P * G).sum().double() + (Q * (G.T @ G)).sum().double()
