@@ -13,6 +13,7 @@ displayed with their offline page as the ``text/html`` fallback (``KIT_WIDGET_FA
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,8 @@ def parse(text: str) -> nbformat.NotebookNode:
             if "hide-input" in cell.metadata["tags"]:
                 cell.metadata["jupyter"] = {"source_hidden": True}
         nb.cells.append(cell)
+    for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only what changed
+        cell.id = hashlib.sha1(f"{i}:{cell.source}".encode()).hexdigest()[:8]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb
