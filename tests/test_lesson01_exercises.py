@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 import kit
+from tests.lesson_solutions import load_solution
 from kit.lessons.attention import (
     check_first_top1_layer, check_most_attended, check_residual_from_parts, check_top_component,
     component_effects,
@@ -16,13 +16,6 @@ from kit.train import load_world
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "01_attention_and_the_residual_stream.py"
 
-
-def load_solution(path: Path):
-    """Import a lesson's solution file by path (its name starts with a digit, so no plain import)."""
-    spec = importlib.util.spec_from_file_location(f"solution_{path.stem[:2]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 import kit
+from tests.lesson_solutions import load_solution
 from kit.lessons.induction import (
     check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score, parse_head,
 )
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "02_induction_heads.py"
 
-
-def load_solution(path: Path):
-    """Import a lesson's solution file by path (its name starts with a digit, so no plain import)."""
-    spec = importlib.util.spec_from_file_location(f"solution_{path.stem[:2]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ SOLUTIONS = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "03_
 pytestmark = pytest.mark.skipif(not (ZOO_DIR / "facts-4l" / "config.json").is_file(), reason="facts-4l is not shipped")
 
 
+@functools.lru_cache(maxsize=1)  # shared by the exercise and claim tests: computed once
 def lesson03_setup() -> SimpleNamespace:
     """The lesson's state before its exercises: model, world, facts, the first fact and its causal traces."""
     torch.manual_seed(0)
