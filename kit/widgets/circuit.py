@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
@@ -113,6 +114,15 @@ class CircuitDiagram(KitWidget):
         self._L, self._H = L, H
         if trace is not None and not 0 <= batch_index < trace.batch:
             raise ValueError(f"batch_index must be in 0..{trace.batch - 1}; got {batch_index}")
+        if trace is not None:  # a position is checked, never wrapped around silently
+            n_pos = int(trace.lengths[batch_index])
+            try:
+                pos = operator.index(pos)  # ints and numpy integers
+            except TypeError:
+                raise TypeError(f"pos must be an integer position; got {type(pos).__name__}") from None
+            if not -n_pos <= pos < n_pos:
+                raise ValueError(f"position {pos!r} is out of range: the prompt has {n_pos} tokens "
+                                 f"(valid positions {-n_pos}..{n_pos - 1})")
         if attribution is None and patching is None and mlp_patching is None and weights is None:
             if trace is None:
                 raise ValueError("CircuitDiagram(model) needs a prompt, or weights=/attribution=/patching= to draw")

@@ -97,6 +97,7 @@ CONSTRUCTORS = [
     ("CircuitDiagram", "empty prompt", lambda c: CircuitDiagram(c.m, "  "), ValueError, "whitespace"),
     ("CircuitDiagram", "answer id out of range", lambda c: CircuitDiagram(c.tr, answer=300), ValueError, r"0\.\.299"),
     ("CircuitDiagram", "position out of range", lambda c: CircuitDiagram(c.tr, pos=12), ValueError, r"position 12 is out of range.*12 tokens"),
+    ("CircuitDiagram", "position out of range with given weights", lambda c: CircuitDiagram(c.tr, weights={"heads": torch.ones(3, 4)}, pos=40), ValueError, r"position 40 is out of range.*12 tokens"),
     ("CircuitDiagram", "threshold above 1", lambda c: CircuitDiagram(c.tr, threshold=2.0), traitlets.TraitError, r"0\.\.1"),
     ("CircuitDiagram", "node out of range", lambda c: CircuitDiagram(c.tr, node="L3.H0"), traitlets.TraitError, "L<layer>"),
     ("CircuitDiagram", "weights of the wrong shape", lambda c: CircuitDiagram(c.m, weights={"heads": torch.ones(2, 2)}), ValueError, r"\[3, 4\]"),
