@@ -59,11 +59,7 @@ class AttentionViewer(KitWidget):
         height: int = 0,
         **unknown: Any,
     ) -> None:
-        refuse_unknown(
-            "AttentionViewer",
-            unknown,
-            ["prompt", "batch_index", "scores", "layer", "head", "token", "theme", "height"],
-        )
+        refuse_unknown(AttentionViewer, unknown)
         attention = from_source(source, prompt, batch_index)
         self._attention = attention
         self._score_tensors = check_scores(scores, attention.n_layers, attention.n_heads)

@@ -85,29 +85,7 @@ class CircuitDiagram(KitWidget):
         height: int = 0,
         **unknown: Any,
     ) -> None:
-        refuse_unknown(
-            "CircuitDiagram",
-            unknown,
-            [
-                "prompt",
-                "answer",
-                "contrast",
-                "attribution",
-                "patching",
-                "mlp_patching",
-                "weights",
-                "pos",
-                "batch_index",
-                "threshold",
-                "max_edges",
-                "node",
-                "layer",
-                "head",
-                "token",
-                "theme",
-                "height",
-            ],
-        )
+        refuse_unknown(CircuitDiagram, unknown)
         model, trace = self._model_and_trace(source, prompt)
         self._model, self._trace, self._b = model, trace, batch_index
         L, H = model.n_layers, model.n_heads

@@ -30,7 +30,7 @@ class Dashboard(ipywidgets.GridBox):
     """
 
     def __init__(self, *views: KitWidget, link: Sequence[str] = SHARED, columns: int = 2, **unknown: Any) -> None:
-        refuse_unknown("Dashboard", unknown, ["link", "columns"])
+        refuse_unknown(Dashboard, unknown)
         if len(views) == 1 and isinstance(views[0], (list, tuple)):
             views = tuple(views[0])
         if not views:

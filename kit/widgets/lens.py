@@ -71,11 +71,7 @@ class ResidualLens(KitWidget):
         height: int = 0,
         **unknown: Any,
     ) -> None:
-        refuse_unknown(
-            "ResidualLens",
-            unknown,
-            ["prompt", "target", "batch_index", "k", "color", "layer", "head", "token", "theme", "height"],
-        )
+        refuse_unknown(ResidualLens, unknown)
         tr = self._trace_of(source, prompt)
         if not 0 <= batch_index < tr.batch:
             raise ValueError(

@@ -121,23 +121,7 @@ class PatchingHeatmap(KitWidget):
         height: int = 0,
         **unknown: Any,
     ) -> None:
-        refuse_unknown(
-            "PatchingHeatmap",
-            unknown,
-            [
-                "value",
-                "tokens",
-                "corrupted_tokens",
-                "vmax",
-                "title",
-                "layer",
-                "head",
-                "token",
-                "view",
-                "theme",
-                "height",
-            ],
-        )
+        refuse_unknown(PatchingHeatmap, unknown)
         if value not in _VALUES:
             raise ValueError(f"value={value!r}; valid values: {', '.join(_VALUES)}")
         results = dict(result) if isinstance(result, dict) else {"": result}

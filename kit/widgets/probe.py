@@ -86,11 +86,7 @@ class NeuronProbe(KitWidget):
         height: int = 0,
         **unknown: Any,
     ) -> None:
-        refuse_unknown(
-            "NeuronProbe",
-            unknown,
-            ["layer", "neuron", "features", "feature", "mode", "prompt", "clamp", "text", "token", "theme", "height"],
-        )
+        refuse_unknown(NeuronProbe, unknown)
         if not callable(getattr(model, "trace", None)) or not hasattr(model, "d_mlp"):
             raise TypeError(
                 f"NeuronProbe needs a kit model (from kit.load) as its first argument; got {type(model).__name__}"
