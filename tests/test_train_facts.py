@@ -83,3 +83,20 @@ def test_answer_accuracy_reads_the_last_real_position(world, tok):
     stub = OracleStub(tok, known)
     assert answer_accuracy(stub, tok, prompts, batch_size=16) == pytest.approx(0.5)
     assert answer_accuracy(stub, tok, prompts[::2], batch_size=7) == pytest.approx(1.0)
+
+
+def test_per_subject_sequences_state_several_relations_of_one_subject(world, tok):
+    task = FactsTask(world.prompts("train"), tok, n_ctx=64, per_subject=4)
+    rows = task._subject_picks(200, torch.Generator().manual_seed(0))
+    for row in rows:
+        assert 2 <= len(row) <= 4 and len(set(row)) == len(row)
+        assert len({task.prompts[i].subject for i in row}) == 1
+        relations = [task.prompts[i].relation for i in row]
+        n_own = len({p.relation for p in task.prompts if p.subject == task.prompts[row[0]].subject})
+        assert len(set(relations)) == min(len(row), n_own)  # different relations before repeats
+    assert {len(r) for r in rows} == {2, 3, 4}
+    b = task.batch(8, torch.Generator().manual_seed(0))
+    assert (b.groups["answer"].sum(1) >= 2).all()
+    with pytest.raises(ValueError, match="per_subject"):
+        FactsTask(world.prompts("train"), tok, n_ctx=64, per_subject=1)
+    assert "per_subject" not in FactsRecipe().to_dict() and FactsRecipe(per_subject=4).to_dict()["per_subject"] == 4

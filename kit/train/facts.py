@@ -52,6 +52,10 @@ class FactsRecipe:
     d_mlp: int = 512
     n_ctx: int = 64
     max_sentences: int = 3  # per training sequence
+    # 0 (shipped): a sequence's sentences are drawn at random; n >= 2: each sequence
+    # states 2 to n different training sentences about ONE subject (an experiment, see
+    # docs/factual_recall_experiments.md)
+    per_subject: int = 0
     init_std: float = 0.02
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
@@ -66,7 +70,11 @@ class FactsRecipe:
         return build_world(self.world_seed, n_countries=self.n_countries, n_people=self.n_people)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; ``per_subject`` only where set (the shipped figures predate it)."""
+        out = asdict(self)
+        if not out["per_subject"]:
+            del out["per_subject"]
+        return out
 
 
 def _without_subject(prompt: Prompt) -> str:
@@ -91,10 +99,20 @@ class FactsTask:
     ``<|eos|>``: so subjects appear after varied context and at varied
     positions, not only right after ``<|bos|>``. Loss group ``"answer"``: the
     first token of every sentence's answer.
+
+    With ``per_subject`` n >= 2, a sequence instead states 2 to n different
+    sentences (relations or templates) about one random subject.
     """
 
-    def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast, n_ctx: int, max_sentences: int = 3):
-        self.prompts, self.n_ctx, self.max_sentences = prompts, n_ctx, max_sentences
+    def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast, n_ctx: int, max_sentences: int = 3,
+                 per_subject: int = 0):
+        if per_subject == 1 or per_subject < 0:
+            raise ValueError(f"per_subject must be 0 (random sentences) or at least 2, not {per_subject}")
+        self.prompts, self.n_ctx, self.max_sentences, self.per_subject = prompts, n_ctx, max_sentences, per_subject
+        by_subject: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            by_subject.setdefault(p.subject, []).append(i)
+        self.by_subject = [by_subject[k] for k in sorted(by_subject)]  # [subject] -> prompt indices
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
         # per sentence, two spellings: first in the sequence (no leading space) and following another (" ...")
         self.first: list[tuple[list[int], int]] = []
@@ -125,10 +143,28 @@ class FactsTask:
             ids += sent
         return (ids + [self.eos])[: self.n_ctx], answers
 
+    def _subject_picks(self, n: int, generator: torch.Generator) -> list[list[int]]:
+        """Per row, 2 to ``per_subject`` distinct prompt indices of one random subject (different relations first)."""
+        counts = torch.randint(2, self.per_subject + 1, (n,), generator=generator).tolist()
+        subjects = torch.randint(0, len(self.by_subject), (n,), generator=generator).tolist()
+        rows = []
+        for count, subject in zip(counts, subjects):
+            own = self.by_subject[subject]
+            shuffled = [own[k] for k in torch.randperm(len(own), generator=generator).tolist()]
+            seen: set[str] = set()
+            first_of_relation = [i for i in shuffled
+                                 if not (self.prompts[i].relation in seen or seen.add(self.prompts[i].relation))]
+            rest = [i for i in shuffled if i not in first_of_relation]
+            rows.append((first_of_relation + rest)[:count])  # different relations first
+        return rows
+
     def batch(self, n: int, generator: torch.Generator) -> Batch:
-        counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
-        picks = torch.randint(0, len(self.prompts), (n, self.max_sentences), generator=generator).tolist()
-        seqs = [self.sequence(picks[row][: counts[row]]) for row in range(n)]
+        if self.per_subject:
+            seqs = [self.sequence(row) for row in self._subject_picks(n, generator)]
+        else:
+            counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
+            picks = torch.randint(0, len(self.prompts), (n, self.max_sentences), generator=generator).tolist()
+            seqs = [self.sequence(picks[row][: counts[row]]) for row in range(n)]
         width = max(len(ids) for ids, _ in seqs)
         ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
         mask = torch.zeros(n, width, dtype=torch.long)
@@ -205,7 +241,7 @@ def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = Non
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     world = recipe.world()
     tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
-    task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences)
+    task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences, recipe.per_subject)
     model = build_facts_model(recipe, len(tokenizer))
     log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l",
                 checkpoint=checkpoint)
