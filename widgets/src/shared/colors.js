@@ -15,19 +15,7 @@ function hexRgb(hex) {
 
 /** RGB of the scale at t in [0, 1]. */
 export function rampColor(theme, t) {
-  const stops = RAMPS[theme] ?? RAMPS.light;
-  const x = Math.min(1, Math.max(0, t));
-  for (let i = 1; i < stops.length; i++) {
-    const [p1, c1] = stops[i];
-    const [p0, c0] = stops[i - 1];
-    if (x <= p1) {
-      const u = (x - p0) / (p1 - p0);
-      const a = hexRgb(c0);
-      const b = hexRgb(c1);
-      return a.map((v, j) => Math.round(v + (b[j] - v) * u));
-    }
-  }
-  return hexRgb(stops[stops.length - 1][1]);
+  return interpolate(RAMPS[theme] ?? RAMPS.light, Math.min(1, Math.max(0, t)));
 }
 
 /**
@@ -110,6 +98,7 @@ const DIVERGING = {
   dark: { neg: [[0, "#15171c"], [0.35, "#6b2b2b"], [0.7, "#c4504a"], [1, "#ffb3a0"]], pos: [[0, "#15171c"], [0.35, "#1f4a6e"], [0.7, "#3d8fd1"], [1, "#b3dcff"]] },
 };
 
+/** RGB at x along piecewise-linear (position, hex) stops. */
 function interpolate(stops, x) {
   for (let i = 1; i < stops.length; i++) {
     const [p1, c1] = stops[i];
