@@ -5,7 +5,8 @@
 
 - trace: a 12-layer GPT-2-small-shape model (d_model 768, 12 heads, d_mlp 3072, vocab 50257, random
   weights), batch 4 x 1024 tokens: plain HF forward vs ``model.trace`` (everything captured);
-  tokens per second and the ratio.
+  tokens per second and the ratio; also everything but the attention patterns (capturing a
+  pattern means materialising [batch, head, query, key] per layer instead of a fused attention kernel).
 - causal tracing: one 16-token prompt, every (layer, position) cell with 10 noise samples, batched
   ``causal_trace`` vs one forward per cell (on a sample of the cells, scaled up); cells per second.
 - SNMF: k = 50 on activations of 3072 x 100000 (random sparse nonnegative plus noise), seconds to
@@ -25,6 +26,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 import kit
 from kit.analysis import causal_trace, snmf
+from kit.names import NAMES
 
 from causal_tracing import naive_grid  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
@@ -80,10 +82,13 @@ def main() -> None:
         with torch.no_grad():
             model.hf(input_ids=ids, use_cache=False)
 
+    no_pattern = [n for n in NAMES if n != "pattern"]
     t_plain, t_trace = timed(plain, reps), timed(lambda: model.trace(ids), reps)
+    t_no_pattern = timed(lambda: model.trace(ids, capture=no_pattern), reps)
     tokens = batch * n_tok
     print(f"trace {batch} x {n_tok} tokens: plain HF {t_plain * 1e3:.1f} ms ({tokens / t_plain:,.0f} tok/s), "
-          f"trace everything {t_trace * 1e3:.1f} ms ({tokens / t_trace:,.0f} tok/s), ratio {t_trace / t_plain:.2f}")
+          f"trace everything {t_trace * 1e3:.1f} ms ({tokens / t_trace:,.0f} tok/s), ratio {t_trace / t_plain:.2f}; "
+          f"everything but attention patterns {t_no_pattern * 1e3:.1f} ms, ratio {t_no_pattern / t_plain:.2f}")
 
     prompt = " ".join(f"w{i}" for i in range(1, 17))  # 16 tokens, subject at positions 2..4
     batched = lambda: causal_trace(model, prompt, "w3 w4 w5", answer=7, kind="resid", samples=10)  # noqa: E731
