@@ -26,12 +26,17 @@ def story():
     return recall_story(model, prompts, subjects, answers)
 
 
-def test_mlp_causal_effect_peaks_inside_the_subject_but_not_at_its_last_token(story):
-    # What the shipped facts-4l does (its model card records it): restoring an MLP at an earlier,
-    # distinctive subject token brings the answer back most; the subject's last token (a shared
-    # syllable of the invented names) matters little, unlike GPT-2 XL in Meng et al. (2022).
-    assert story.mlp_other > story.mlp_last
-    assert story.mlp_other > 2 * story.mlp_subject_last
+def test_mlp_causal_effect_peaks_at_the_subjects_last_token(story):
+    # Meng et al. (2022): restoring one MLP's output at the subject's last token brings the answer
+    # back more than anywhere else. facts-4l shows it because of the entity records in its training
+    # text (docs/factual_recall_experiments.md); by a clear margin, not a tie.
+    assert story.mlp_subject_last > 1.3 * story.mlp_other
+    assert story.mlp_subject_last > 2 * story.mlp_last
+
+
+def test_model_card_says_where_the_mlp_effect_peaks(story):
+    card = (FACTS / "MODEL_CARD.md").read_text()
+    assert "The MLP causal effect peaks at the subject's last token" in card
 
 
 def test_residual_effect_is_at_the_last_position_in_late_layers(story):
@@ -57,3 +62,14 @@ def test_model_card_states_the_measured_figures(story):
         assert float(match.group(1)) == pytest.approx(value, abs=2e-3), name
     sign = "negative" if story.summary.final_block_effect < 0 else "positive"
     assert f"direct effect on the correct answer's logit is {sign}" in card
+
+
+def test_peak_sentence_names_where_the_mlp_effect_peaks():
+    from types import SimpleNamespace
+
+    from kit.train.story import _peak_sentence
+
+    at = lambda s, o, last: _peak_sentence(SimpleNamespace(mlp_subject_last=s, mlp_other=o, mlp_last=last))  # noqa: E731
+    assert at(0.34, 0.19, 0.12).startswith("The MLP causal effect peaks at the subject's last token")
+    assert "does not peak" in at(0.04, 0.36, 0.13) and "an earlier token" in at(0.04, 0.36, 0.13)
+    assert "but at the last token" in at(0.02, 0.10, 0.40)

@@ -100,3 +100,34 @@ def test_per_subject_sequences_state_several_relations_of_one_subject(world, tok
     with pytest.raises(ValueError, match="per_subject"):
         FactsTask(world.prompts("train"), tok, n_ctx=64, per_subject=1)
     assert "per_subject" not in FactsRecipe().to_dict() and FactsRecipe(per_subject=4).to_dict()["per_subject"] == 4
+
+
+def test_record_sequences_follow_each_name_with_all_its_answers(world, tok):
+    task = FactsTask(world.prompts("train"), tok, n_ctx=64, records=1.0)
+    entities = {e["name"]: e for e in world.countries + world.people}
+    b = task.batch(64, torch.Generator().manual_seed(0))
+    assert not b.groups["answer"].any()  # records have no template answers
+    for row in range(64):
+        text = tok.decode(b.input_ids[row][b.attention_mask[row].bool()], skip_special_tokens=True)
+        for record in text.split("."):
+            if not record.strip():
+                continue
+            name = next(n for n in sorted(entities, key=len, reverse=True) if record.strip().startswith(n))
+            answers = record.strip()[len(name):].split()
+            expected = [v for k, v in entities[name].items() if k != "name"]
+            assert sorted(answers) == sorted(expected), record
+    # every order of the answers occurs: the token after a name is any one of its answers
+    firsts = {tok.decode(task.record_sequence([0], [order])[len(task.record_names[0][0]) + 1: ][:1])
+              for order in ([0, 1, 2, 3], [1, 0, 2, 3], [2, 1, 0, 3], [3, 1, 2, 0])}
+    assert len(firsts) == 4
+
+
+def test_records_fraction_is_validated_and_sets_the_share_of_record_sequences(world, tok):
+    with pytest.raises(ValueError, match="records"):
+        FactsTask(world.prompts("train"), tok, n_ctx=64, records=1.5)
+    mixed = FactsTask(world.prompts("train"), tok, n_ctx=64, records=0.5).batch(256, torch.Generator().manual_seed(3))
+    n_records = int((mixed.groups["answer"].sum(1) == 0).sum())
+    assert 80 <= n_records <= 176  # about half of 256
+    plain = FactsTask(world.prompts("train"), tok, n_ctx=64, records=0.0).batch(64, torch.Generator().manual_seed(3))
+    assert (plain.groups["answer"].sum(1) > 0).all()
+    assert "records" not in FactsRecipe(records=0.0).to_dict() and FactsRecipe().to_dict()["records"] == 0.5

@@ -3,6 +3,9 @@
 Data: every fact of ``kit.train.world`` stated in each of its relation's
 *training* templates; each sequence packs 1 to 3 random sentences (``<|bos|> The
 capital of Niria is Branton. ... <|eos|>``); the held-out templates are never trained on.
+Half of the sequences (``FactsRecipe.records``) are entity records instead
+(``<|bos|> Niria Branton Grudainian Toumairica sakar. ... <|eos|>``): a name, then
+all its answers in random order.
 Tokenizer: byte-level BPE trained on the training sentences, where template
 words and answers count once per sentence and subject names once in all, so
 answers (cities, languages, currencies, continents, professions) are single
@@ -56,9 +59,14 @@ class FactsRecipe:
     # states 2 to n different training sentences about ONE subject (an experiment, see
     # docs/factual_recall_experiments.md)
     per_subject: int = 0
+    # a fraction of sequences are entity records instead of template sentences: "Niria Branton
+    # Velish Asteria dinar." (the subject, then its answers in random order), so the token after a
+    # subject's name is one of its attributes (0.0: template sentences only; see
+    # docs/factual_recall_experiments.md for what this does to where facts are looked up)
+    records: float = 0.5
     init_std: float = 0.02
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1200, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
+        steps=2400, batch_size=32, lr=2e-3, warmup_steps=100, min_lr_ratio=0.1,
         weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=100,
     ))
 
@@ -70,10 +78,11 @@ class FactsRecipe:
         return build_world(self.world_seed, n_countries=self.n_countries, n_people=self.n_people)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``per_subject`` only where set (the shipped figures predate it)."""
+        """The fields as a dict; ``per_subject`` and ``records`` only where set (the shipped figures predate them)."""
         out = asdict(self)
-        if not out["per_subject"]:
-            del out["per_subject"]
+        for optional in ("per_subject", "records"):
+            if not out[optional]:
+                del out[optional]
         return out
 
 
@@ -101,18 +110,25 @@ class FactsTask:
     first token of every sentence's answer.
 
     With ``per_subject`` n >= 2, a sequence instead states 2 to n different
-    sentences (relations or templates) about one random subject.
+    sentences (relations or templates) about one random subject. With ``records``
+    r > 0, a fraction r of the sequences are 1 to ``max_sentences`` entity records
+    (a subject's name, then all its answers in random order, then "."), with no
+    ``"answer"`` positions.
     """
 
     def __init__(self, prompts: list[Prompt], tokenizer: PreTrainedTokenizerFast, n_ctx: int, max_sentences: int = 3,
-                 per_subject: int = 0):
+                 per_subject: int = 0, records: float = 0.0):
         if per_subject == 1 or per_subject < 0:
             raise ValueError(f"per_subject must be 0 (random sentences) or at least 2, not {per_subject}")
+        if not 0.0 <= records <= 1.0:
+            raise ValueError(f"records is a fraction of sequences, between 0 and 1, not {records}")
         self.prompts, self.n_ctx, self.max_sentences, self.per_subject = prompts, n_ctx, max_sentences, per_subject
+        self.records = records
         by_subject: dict[str, list[int]] = {}
         for i, p in enumerate(prompts):
             by_subject.setdefault(p.subject, []).append(i)
         self.by_subject = [by_subject[k] for k in sorted(by_subject)]  # [subject] -> prompt indices
+        self._encode_records(tokenizer)
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
         # per sentence, two spellings: first in the sequence (no leading space) and following another (" ...")
         self.first: list[tuple[list[int], int]] = []
@@ -120,6 +136,40 @@ class FactsTask:
         for p in prompts:
             self.first.append(self._encode(tokenizer, p.text, p.sentence))
             self.after.append(self._encode(tokenizer, " " + p.text, " " + p.sentence))
+
+    def _encode_records(self, tokenizer: PreTrainedTokenizerFast) -> None:
+        """Per subject (sorted), its name's ids (first in a sequence / after a space) and each answer's ids."""
+        encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        self.record_names: list[tuple[list[int], list[int]]] = []
+        self.record_answers: list[list[list[int]]] = []
+        for indices in self.by_subject:
+            subject = self.prompts[indices[0]].subject
+            answers = sorted({(self.prompts[i].relation, self.prompts[i].answer) for i in indices})
+            self.record_names.append((encode(subject), encode(" " + subject)))
+            self.record_answers.append([encode(answer) for _, answer in answers])
+        self.full_stop = encode(".")
+
+    def record_sequence(self, subjects: list[int], orders: list[list[int]]) -> list[int]:
+        """``<|bos|>`` + one record per subject (name, then its answers in ``orders[k]``, then ".") + ``<|eos|>``."""
+        ids = [self.bos]
+        for k, (subject, order) in enumerate(zip(subjects, orders)):
+            record = list(self.record_names[subject][0 if k == 0 else 1])
+            for j in order:
+                record += self.record_answers[subject][j]
+            record += self.full_stop
+            if k > 0 and len(ids) + len(record) + 1 > self.n_ctx:
+                break
+            ids += record
+        return (ids + [self.eos])[: self.n_ctx]
+
+    def _record_rows(self, n: int, generator: torch.Generator) -> list[tuple[list[int], list[int]]]:
+        counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
+        rows = []
+        for count in counts:
+            subjects = torch.randint(0, len(self.by_subject), (count,), generator=generator).tolist()
+            orders = [torch.randperm(len(self.record_answers[s]), generator=generator).tolist() for s in subjects]
+            rows.append((self.record_sequence(subjects, orders), []))
+        return rows
 
     @staticmethod
     def _encode(tokenizer: PreTrainedTokenizerFast, prompt: str, sentence: str) -> tuple[list[int], int]:
@@ -165,6 +215,10 @@ class FactsTask:
             counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
             picks = torch.randint(0, len(self.prompts), (n, self.max_sentences), generator=generator).tolist()
             seqs = [self.sequence(picks[row][: counts[row]]) for row in range(n)]
+        if self.records:
+            is_record = (torch.rand(n, generator=generator) < self.records).tolist()
+            records = iter(self._record_rows(sum(is_record), generator))
+            seqs = [next(records) if flag else seq for seq, flag in zip(seqs, is_record)]
         width = max(len(ids) for ids, _ in seqs)
         ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
         mask = torch.zeros(n, width, dtype=torch.long)
@@ -241,7 +295,8 @@ def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = Non
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     world = recipe.world()
     tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
-    task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences, recipe.per_subject)
+    task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences, recipe.per_subject,
+                     recipe.records)
     model = build_facts_model(recipe, len(tokenizer))
     log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l",
                 checkpoint=checkpoint)

@@ -57,12 +57,15 @@ def write_story(directory: str | Path, n: int = 60) -> str:
 
 def _peak_sentence(story) -> str:
     """Where the MLP causal effect peaks, compared with ROME's finding."""
-    s = story.summary
-    if s.mlp_subject_last >= max(s.mlp_other, s.mlp_last):
-        return "The MLP causal effect peaks at the subject's last token, as Meng et al. (2022) found in GPT-2 XL."
-    return ("The MLP causal effect does not peak at the subject's last token, as Meng et al. (2022) found in GPT-2 "
-            "XL, but at an earlier subject token: the token at which the invented name becomes distinctive. "
-            "`docs/factual_recall_experiments.md` records six world designs tried to move it, and why none did.")
+    if story.mlp_subject_last >= max(story.mlp_other, story.mlp_last):
+        return ("The MLP causal effect peaks at the subject's last token, as Meng et al. (2022) found in GPT-2 XL. "
+                "It does so because of the entity records in the training text (see Data), and not for every "
+                "training seed: `docs/factual_recall_experiments.md` gives the runs, per relation and per seed.")
+    where = ("an earlier token (for a subject, the token at which its invented name becomes distinctive)"
+             if story.mlp_other >= story.mlp_last else "the last token")
+    return (f"The MLP causal effect does not peak at the subject's last token, as Meng et al. (2022) found in "
+            f"GPT-2 XL, but at {where}. `docs/factual_recall_experiments.md` records the training designs tried "
+            "to move it.")
 
 
 if __name__ == "__main__":
