@@ -42,17 +42,21 @@ def test_the_subject_spans_several_tokens(subject):
 
 
 def test_several_late_heads_look_from_the_last_token_at_the_subject(model, tr, subject):
-    looking = [(l, h) for l in (2, 3) for h in range(model.n_heads)
+    looking = [(l, h) for l in (1, 2, 3) for h in range(model.n_heads)
                if int(tr["pattern", l][0, h, -1].argmax()) in subject]
-    assert len(looking) >= 3, looking
-    # the head whose row the lesson prints puts most of its attention on the subject
-    assert float(tr["pattern", 2][0, 3, -1, subject].sum()) > 0.5
+    assert len(looking) >= 3 and {l for l, _ in looking} == {1, 2, 3}, looking
+    # the head whose row the lesson prints (L1H0) puts most of its attention on the subject
+    assert float(tr["pattern", 1][0, 0, -1, subject].sum()) > 0.5
 
 
-def test_the_answer_becomes_top1_only_in_the_last_layer_from_far_down(model, tr, fact):
-    ranks = logit_lens(tr, k=1, target=fact[1]).target_rank[:, 0, -1].tolist()
-    assert ranks[-1] == 0 and all(r > 0 for r in ranks[:-1])
-    assert ranks[0] > 10  # "far down the list"
+def test_the_answer_climbs_from_far_down_to_the_top_after_layer_2_and_the_last_block_firms_it_up(model, tr, fact):
+    # "climbs from far down the list after layer 0 to the top after layer 2, before the last block;
+    # the last block then makes it confident"
+    lens = logit_lens(tr, k=1, target=fact[1])
+    ranks = lens.target_rank[:, 0, -1].tolist()
+    assert ranks[0] > 10 and ranks[1] > 0 and ranks[2] == 0 and ranks[3] == 0, ranks
+    probs = lens.target_prob[:, 0, -1].tolist()
+    assert probs[3] > probs[2] + 0.2, probs
 
 
 def test_the_last_row_of_the_lens_is_the_models_output(model, tr):

@@ -85,6 +85,15 @@ def test_mlp_causal_effect_is_larger_inside_the_subject_than_at_the_last_token(b
     assert mlp[:3].max() > mlp[5]
 
 
+def test_mlp_causal_effect_peaks_at_the_subjects_last_token_in_the_first_layer(by_role):
+    # "In facts-4l the MLP effect peaks at the subject's last token ... here in the first layer"
+    mlp = by_role["mlp"].nan_to_num(float("-inf"))
+    best = mlp.max(0).values  # [role]
+    assert int(best.argmax()) == lesson.ROLES.index("last subject token")
+    assert best[2] > 1.5 * max(best[0], best[1], best[5])
+    assert int(mlp[:, 2].argmax()) == 0
+
+
 def test_knocking_out_attention_to_the_subject_at_least_halves_p_answer(s):
     keys = [subject_positions(s.model, f.text, f.subject) for f in s.facts]
     ko = attention_knockout(s.model, [f.text for f in s.facts], key=keys, answer=[f.answer for f in s.facts])

@@ -22,13 +22,13 @@ pytestmark = pytest.mark.skipif(not (ZOO_DIR / "facts-4l" / "config.json").is_fi
 
 @functools.lru_cache(maxsize=1)  # shared by the exercise and claim tests: computed once
 def lesson04_setup() -> SimpleNamespace:
-    """The lesson's state before its exercises: activations of the last MLP over the world's sentences,
+    """The lesson's state before its exercises: activations of the first MLP over the world's sentences,
     token labels, the concept mask, DiffMeans, SNMF (k=40, as the lesson fits it) and its concept feature."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = kit.load("facts-4l", device="cpu")
     world = load_world()
-    layer = model.n_layers - 1
+    layer = 0  # the lesson's LAYER
     prompts = lesson.world_sentences(world, per_relation=60)
     col = mlp_activations(model, [p.sentence for p in prompts], layer)
     per_prompt = lesson.token_labels(model, world, prompts)

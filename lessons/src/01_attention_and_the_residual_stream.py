@@ -119,12 +119,12 @@ viewer = AttentionViewer(tr)
 viewer
 
 # %% [markdown]
-# Several heads of layers 2 and 3 look from the last token (` is`) back at the country's name: that is
-# where the fact must come from. Here is the row of one head, L2H3, for the last token: one weight per key, summing to 1.
+# Several heads of layers 1 to 3 look from the last token (` is`) back at the country's name: that is
+# where the fact must come from. Here is the row of one head, L1H0, for the last token: one weight per key, summing to 1.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-row = tr["pattern", 2][0, 3, -1]  # [key]: batch 0, head 3, query = the last token
+row = tr["pattern", 1][0, 0, -1]  # [key]: batch 0, head 0, query = the last token
 for pos, (token, weight) in enumerate(zip(tr.tokens[0], row)):
     print(f"{pos} {token!r:>12} {float(weight):.2f}")
 print("sums to 1:", abs(float(row.sum()) - 1) < 1e-4)
@@ -168,8 +168,9 @@ for l in range(model.n_layers):
     print(f"after layer {l}: top-3 {top}, rank of {answer!r}: {int(lens.target_rank[l, 0, -1])}")
 
 # %% [markdown]
-# For this prompt the answer climbs from far down the list to the top only in the last layer: the last
-# block does most of the work of writing it. The last row of the lens is exactly the model's own output.
+# For this prompt the answer climbs from far down the list after layer 0 to the top after layer 2,
+# before the last block; the last block then makes it confident (the lens view shows its probability
+# per layer). The last row of the lens is exactly the model's own output.
 #
 # ### Exercise 1.3: read the logit lens
 #
@@ -265,8 +266,8 @@ AttentionViewer(small.trace(f"{segment} {segment}"))
 #   can be split into what each component wrote.
 # - An attention pattern `[batch, head, query, key]` says where each position reads from; the
 #   `AttentionViewer` shows every head at once.
-# - The logit lens reads the residual stream after each layer as a prediction; here the answer forms
-#   late, in the last block.
+# - The logit lens reads the residual stream after each layer as a prediction; here the answer reaches
+#   the top in the middle layers and the last block makes it confident.
 # - Direct logit attribution splits a logit into the direct effects of the embeddings, heads and MLPs,
 #   which add up to it exactly.
 #

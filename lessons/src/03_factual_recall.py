@@ -270,12 +270,16 @@ print("MLP effect larger inside the subject than at the last token:", bool(mlp[:
 print("MLP effect peaks at the subject's last token, as in ROME:", subject_best == "last subject token")
 
 # %% [markdown]
-# Read the last two lines. If the MLP effect peaks at the subject's last token, this model stores its
-# facts where GPT-2 XL does (ROME). If it peaks at an earlier subject token instead, the distinctive
-# part of an invented name is where the lookup happens: in this world the last token of a name is often
-# a common ending shared by many names, which identifies nobody. Either way, the residual grid shows the
-# information leaving the subject and arriving at the last position in later layers, carried by the
-# attention we found in step 1.
+# Read the last two lines. In `facts-4l` the MLP effect peaks at the subject's last token, where ROME
+# found it in GPT-2 XL, here in the first layer (a 4-layer model has no "middle"). That is not a given
+# for a small model. Trained on the template sentences alone, an earlier version of this model looked
+# its facts up at an earlier subject token instead: the syllable at which an invented name becomes
+# distinctive (later syllables are endings shared by many names). What moved the lookup was training
+# text in which the token after a name has to predict the entity's attributes, as in the lists and
+# tables of real text (`Niria Branton Grudainian ...`); `docs/factual_recall_experiments.md` has the
+# runs, and how much the outcome depends on the training seed. Either way, the residual grid shows
+# the information leaving the subject and arriving at the last position in later layers, carried by
+# the attention we found in step 1.
 #
 # ## Attention knockout
 #

@@ -40,7 +40,7 @@ torch.set_num_threads(1)  # the model is tiny: one thread is fastest, above all 
 threadpool_limits(1)  # the same for numpy's BLAS (scikit-learn's NMF below)
 model = kit.load("facts-4l", device="cpu")
 world = load_world()
-LAYER = model.n_layers - 1  # the last MLP: in lesson 03 it named the answer best
+LAYER = 0  # the first MLP: lesson 03's causal trace found the facts looked up there
 print(f"layer {LAYER}: {model.d_mlp} neurons, each writing a direction of the {model.d_model}-dim residual stream")
 
 # %% [markdown]
@@ -198,7 +198,7 @@ lesson.check_diff_means(answer_3, col.acts, mask)
 # %% [markdown]
 # ## Steering at matched KL
 #
-# Add `α · u` (`u` a unit direction of the MLP's neuron space) to the last MLP's activations at the
+# Add `α · u` (`u` a unit direction of the MLP's neuron space) to this MLP's activations at the
 # last token of prompts about another relation, and see whether the model now says a currency. A
 # bigger `α` always disrupts more, so methods are compared at the same disruption: the `α` at which the
 # mean KL divergence between the clean and the steered next-token distributions reaches a target,
