@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
 
-PROMPTS = ["The capital of Niria is"]
+PROMPTS = ["The capital of Fusuvaria is"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,7 +83,7 @@ def test_causal_tracing_agrees(pair):
     cpu, gpu = pair
     if cpu.name != "facts-4l":
         pytest.skip("causal tracing needs a subject: facts-4l")
-    a = A.causal_trace(cpu, PROMPTS[0], "Niria", kind="mlp", samples=3)
-    b = A.causal_trace(gpu, PROMPTS[0], "Niria", kind="mlp", samples=3)
+    a = A.causal_trace(cpu, PROMPTS[0], "Fusuvaria", kind="mlp", samples=3)
+    b = A.causal_trace(gpu, PROMPTS[0], "Fusuvaria", kind="mlp", samples=3)
     _close(a.scores, b.scores, 1e-4, "causal trace")
     assert abs(a.clean - b.clean) <= 1e-4 and abs(a.corrupted - b.corrupted) <= 1e-4

@@ -49,14 +49,13 @@ def test_several_late_heads_look_from_the_last_token_at_the_subject(model, tr, s
     assert float(tr["pattern", 1][0, 0, -1, subject].sum()) > 0.5
 
 
-def test_the_answer_climbs_from_far_down_to_the_top_after_layer_2_and_the_last_block_firms_it_up(model, tr, fact):
-    # "climbs from far down the list after layer 0 to the top after layer 2, before the last block;
-    # the last block then makes it confident"
+def test_the_answer_climbs_from_far_down_to_the_top_after_layer_2_before_the_last_block(model, tr, fact):
+    # "climbs from far down the list after layer 0 to the top after layer 2, already with a high
+    # probability: the fact is found before the last block"
     lens = logit_lens(tr, k=1, target=fact[1])
     ranks = lens.target_rank[:, 0, -1].tolist()
     assert ranks[0] > 10 and ranks[1] > 0 and ranks[2] == 0 and ranks[3] == 0, ranks
-    probs = lens.target_prob[:, 0, -1].tolist()
-    assert probs[3] > probs[2] + 0.2, probs
+    assert float(lens.target_prob[2, 0, -1]) > 0.5
 
 
 def test_the_last_row_of_the_lens_is_the_models_output(model, tr):
@@ -71,7 +70,7 @@ def test_direct_effects_add_up_to_the_logit(tr, fact):
 
 def test_the_exercise_answers_are_not_the_tour_answers(model, world):
     # exercise 1.3/1.4 use another prompt, whose answers the tour does not give away
-    person = next(p for p in world.people if p["name"] == "Lenina Graidine")
+    person = world.people[0]  # as the lesson picks it
     prompt, answer = f"{person['name']} works as a", " " + person["profession"]
     tr = model.trace(prompt)
     assert int(tr.logits[0, -1].argmax()) == model.tokenizer(answer, add_special_tokens=False)["input_ids"][0]

@@ -84,12 +84,12 @@ def test_building_and_exporting_every_widget_opens_no_connection(tmp_path):
         from kit.analysis import activation_patching
         from kit.widgets import AttentionViewer, CircuitDiagram, Dashboard, NeuronProbe, PatchingHeatmap, ResidualLens
         model = kit.load("facts-4l", device="cpu")
-        prompt = "The capital of Niria is"
+        prompt = "The capital of Fusuvaria is"
         tr = model.trace(prompt)
         views = [
-            AttentionViewer(tr), AttentionViewer(model, prompt), ResidualLens(tr, target=" Branton"),
-            PatchingHeatmap(activation_patching(model, prompt, "The capital of Raidistan is", " Branton")),
-            NeuronProbe(model, [prompt, "Branton is the capital of"], layer=2, clamp=1.0,
+            AttentionViewer(tr), AttentionViewer(model, prompt), ResidualLens(tr, target=" Gregrostton"),
+            PatchingHeatmap(activation_patching(model, prompt, "The capital of Grermark is", " Gregrostton")),
+            NeuronProbe(model, [prompt, "Gregrostton is the capital of"], layer=2, clamp=1.0,
                         features={2: torch.rand(model.d_mlp, 3)}),
             CircuitDiagram(tr),
         ]

@@ -1,7 +1,7 @@
 """SNMF on ``facts-4l``, measured: label purity of features vs neurons, NMF and DiffMeans; steering at matched KL.
 
     python -m kit.analysis.snmf_report            # the tables of docs/snmf.md (every layer; a few minutes)
-    python -m kit.analysis.snmf_report --quick    # layers 0 and 1, 40 sentences per relation (what the test runs)
+    python -m kit.analysis.snmf_report --quick    # layers 0 and 2, 40 sentences per relation (what the test runs)
 
 Everything is computed from the model and its world (``kit.train.load_world``); nothing is tied to
 one set of weights. The corpus is the world's training sentences (prompt, answer, full stop). Each
@@ -218,8 +218,8 @@ def mean_gains(results: dict[str, dict[str, SteeringResult]]) -> dict[str, float
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="SNMF on facts-4l: purity and steering tables")
     ap.add_argument("--model", default="facts-4l")
-    ap.add_argument("--quick", action="store_true", help="layers 0 and 1, 40 sentences per relation (the test's setting)")
-    ap.add_argument("--layers", type=int, nargs="*", help="MLP layers (default: all; --quick: 0 1)")
+    ap.add_argument("--quick", action="store_true", help="layers 0 and 2, 40 sentences per relation (the test's setting)")
+    ap.add_argument("--layers", type=int, nargs="*", help="MLP layers (default: all; --quick: 0 2)")
     ap.add_argument("-k", type=int, default=50)
     ap.add_argument("--target-kl", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=1)
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     t0 = time.perf_counter()
     model, world = load(args.model, device="cpu"), load_world()
     corp = corpus(model, world, per_relation=40 if args.quick else None)
-    layers = args.layers if args.layers else ([0, 1] if args.quick else list(range(model.n_layers)))
+    layers = args.layers if args.layers else ([0, 2] if args.quick else list(range(model.n_layers)))
     print(f"{args.model}: {len(corp.sentences)} training sentences, {len(corp.last_prompt)} tokens, k={args.k}, "
           f"top {20} tokens per unit\n")
     for layer in layers:

@@ -152,8 +152,8 @@ def _facts_card(fig: dict) -> list[str]:
         (f"- Training text: each fact in each training template; each sequence packs 1 to 3 random sentences "
         f"(`<|bos|>` sentence `.` ... `<|eos|>`): {w['train_sentences']} sentences."
         + (f" A fraction {r['records']} of the sequences are entity records instead: 1 to 3 records, each an "
-           "entity's name followed by all its answers in random order (`Niria Branton Grudainian Toumairica "
-           "sakar.`), so the token after a name has to predict the entity's attributes, as in the lists and "
+           "entity's name followed by all its answers in random order (`Fusuvaria Gregrostton Grailodese "
+           "Stizekasia stounar.`), so the token after a name has to predict the entity's attributes, as in the lists and "
            "tables of real text; this is what moves the fact lookup to the subject's last token "
            "(`docs/factual_recall_experiments.md`)." if r.get("records") else "")),
         (f"- Tokenizer: byte-level BPE (GPT-2 style, leading-space convention), vocabulary {r['vocab_size']}, "

@@ -2,9 +2,9 @@
 
 Data: every fact of ``kit.train.world`` stated in each of its relation's
 *training* templates; each sequence packs 1 to 3 random sentences (``<|bos|> The
-capital of Niria is Branton. ... <|eos|>``); the held-out templates are never trained on.
+capital of Fusuvaria is Gregrostton. ... <|eos|>``); the held-out templates are never trained on.
 Half of the sequences (``FactsRecipe.records``) are entity records instead
-(``<|bos|> Niria Branton Grudainian Toumairica sakar. ... <|eos|>``): a name, then
+(``<|bos|> Fusuvaria Gregrostton Grailodese Stizekasia stounar. ... <|eos|>``): a name, then
 all its answers in random order.
 Tokenizer: byte-level BPE trained on the training sentences, where template
 words and answers count once per sentence and subject names once in all, so
@@ -45,7 +45,7 @@ __all__ = [
 class FactsRecipe:
     """Every choice that defines ``facts-4l`` (the defaults are the shipped model's)."""
 
-    world_seed: int = 0
+    world_seed: int = 2  # chosen among seeds 0-3 for the clearest fact lookup (docs/factual_recall_experiments.md)
     n_countries: int = 60
     n_people: int = 150
     vocab_size: int = 1280
@@ -59,8 +59,8 @@ class FactsRecipe:
     # states 2 to n different training sentences about ONE subject (an experiment, see
     # docs/factual_recall_experiments.md)
     per_subject: int = 0
-    # a fraction of sequences are entity records instead of template sentences: "Niria Branton
-    # Velish Asteria dinar." (the subject, then its answers in random order), so the token after a
+    # a fraction of sequences are entity records instead of template sentences: "Fusuvaria
+    # Gregrostton Grailodese Stizekasia stounar." (the subject, then its answers in random order), so the token after a
     # subject's name is one of its attributes (0.0: template sentences only; see
     # docs/factual_recall_experiments.md for what this does to where facts are looked up)
     records: float = 0.5

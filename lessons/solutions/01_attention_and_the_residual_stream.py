@@ -24,7 +24,7 @@ def most_attended(tr, layer, head):
 
 # Exercises 1.3 and 1.4 are about one prompt of facts-4l
 _model = kit.load("facts-4l", device="cpu")
-_person = next(p for p in load_world().people if p["name"] == "Lenina Graidine")
+_person = load_world().people[0]
 _prompt, _answer = f"{_person['name']} works as a", " " + _person["profession"]
 _tr = _model.trace(_prompt)
 

@@ -169,8 +169,8 @@ for l in range(model.n_layers):
 
 # %% [markdown]
 # For this prompt the answer climbs from far down the list after layer 0 to the top after layer 2,
-# before the last block; the last block then makes it confident (the lens view shows its probability
-# per layer). The last row of the lens is exactly the model's own output.
+# already with a high probability (the lens view shows it per layer): the fact is found before the
+# last block. The last row of the lens is exactly the model's own output.
 #
 # ### Exercise 1.3: read the logit lens
 #
@@ -181,7 +181,7 @@ for l in range(model.n_layers):
 # Solution: `lessons/solutions/01_attention_and_the_residual_stream.py`.
 
 # %%
-person = next(p for p in world.people if p["name"] == "Lenina Graidine")
+person = world.people[0]
 prompt2 = f"{person['name']} works as a"
 answer2 = " " + person["profession"]
 print(f"{prompt2!r} -> {answer2!r}")
@@ -267,7 +267,7 @@ AttentionViewer(small.trace(f"{segment} {segment}"))
 # - An attention pattern `[batch, head, query, key]` says where each position reads from; the
 #   `AttentionViewer` shows every head at once.
 # - The logit lens reads the residual stream after each layer as a prediction; here the answer reaches
-#   the top in the middle layers and the last block makes it confident.
+#   the top in the middle layers, before the last block.
 # - Direct logit attribution splits a logit into the direct effects of the embeddings, heads and MLPs,
 #   which add up to it exactly.
 #

@@ -276,7 +276,7 @@ print("MLP effect peaks at the subject's last token, as in ROME:", subject_best 
 # its facts up at an earlier subject token instead: the syllable at which an invented name becomes
 # distinctive (later syllables are endings shared by many names). What moved the lookup was training
 # text in which the token after a name has to predict the entity's attributes, as in the lists and
-# tables of real text (`Niria Branton Grudainian ...`); `docs/factual_recall_experiments.md` has the
+# tables of real text (`Fusuvaria Gregrostton Grailodese ...`); `docs/factual_recall_experiments.md` has the
 # runs, and how much the outcome depends on the training seed. Either way, the residual grid shows
 # the information leaving the subject and arriving at the last position in later layers, carried by
 # the attention we found in step 1.
