@@ -39,16 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from synthetic_attention import synthetic_trace  # noqa: E402
 
 from kit.widgets import AttentionViewer  # noqa: E402
+from tests.browser.browser_helpers import CHROMIUM_ARGS, chromium_path  # noqa: E402  (the browser tests' launch flags)
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 V8_MAX_STRING = (1 << 29) - 24  # characters; a page larger than this cannot even be parsed
 
 # Runs in the CircuitsVis virtualenv: attention .npy + tokens .json -> HTML (offline bundle inlined).
@@ -299,7 +291,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="128 tokens, one load each: keeps the script working in CI")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a render counts as failed")
-    parser.add_argument("--chromium", default=os.environ.get("TMK_CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--chromium", default=chromium_path() or "/usr/bin/chromium")
     parser.add_argument("--keep", type=Path, help="keep the generated HTML files in this folder")
     args = parser.parse_args()
     if args.quick:
