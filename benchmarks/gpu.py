@@ -88,7 +88,8 @@ def main() -> None:
     tokens = batch * n_tok
     print(f"trace {batch} x {n_tok} tokens: plain HF {t_plain * 1e3:.1f} ms ({tokens / t_plain:,.0f} tok/s), "
           f"trace everything {t_trace * 1e3:.1f} ms ({tokens / t_trace:,.0f} tok/s), ratio {t_trace / t_plain:.2f}; "
-          f"everything but attention patterns {t_no_pattern * 1e3:.1f} ms, ratio {t_no_pattern / t_plain:.2f}")
+          f"everything but attention patterns {t_no_pattern * 1e3:.1f} ms, "
+          f"ratio {t_no_pattern / t_plain:.2f}")
 
     prompt = " ".join(f"w{i}" for i in range(1, 17))  # 16 tokens, subject at positions 2..4
     batched = lambda: causal_trace(model, prompt, "w3 w4 w5", answer=7, kind="resid", samples=10)  # noqa: E731

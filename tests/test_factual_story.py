@@ -69,7 +69,9 @@ def test_peak_sentence_names_where_the_mlp_effect_peaks():
 
     from kit.train.story import _peak_sentence
 
-    at = lambda s, o, last: _peak_sentence(SimpleNamespace(mlp_subject_last=s, mlp_other=o, mlp_last=last))  # noqa: E731
+    def at(subject_last, other, last):
+        return _peak_sentence(SimpleNamespace(mlp_subject_last=subject_last, mlp_other=other, mlp_last=last))
+
     assert at(0.34, 0.19, 0.12).startswith("The MLP causal effect peaks at the subject's last token")
     assert "does not peak" in at(0.04, 0.36, 0.13) and "an earlier token" in at(0.04, 0.36, 0.13)
     assert "but at the last token" in at(0.02, 0.10, 0.40)

@@ -151,11 +151,11 @@ def _facts_card(fig: dict) -> list[str]:
         "the last position."),
         (f"- Training text: each fact in each training template; each sequence packs 1 to 3 random sentences "
         f"(`<|bos|>` sentence `.` ... `<|eos|>`): {w['train_sentences']} sentences."
-        + (f" A fraction {r['records']} of the sequences are entity records instead: 1 to 3 records, each an "
-           "entity's name followed by all its answers in random order (`Fusuvaria Gregrostton Grailodese "
-           "Stizekasia stounar.`), so the token after a name has to predict the entity's attributes, as in the lists and "
-           "tables of real text; this is what moves the fact lookup to the subject's last token "
-           "(`docs/factual_recall_experiments.md`)." if r.get("records") else "")),
+        + (f" A fraction {r['records']} of the sequences are entity records instead: 1 to {r['max_sentences']} "
+           "records, each an entity's name followed by all its answers in random order (`<country> <capital> "
+           "<language> <continent> <currency>.`, shuffled), so the token after a name has to predict the "
+           "entity's attributes, as in the lists and tables of real text; this is what moves the fact lookup "
+           "to the subject's last token (`docs/factual_recall_experiments.md`)." if r.get("records") else "")),
         (f"- Tokenizer: byte-level BPE (GPT-2 style, leading-space convention), vocabulary {r['vocab_size']}, "
         "trained on the training sentences with template words and answers counted per sentence and subject names "
         f"once: answers are single tokens, subjects span {_f(w['subject_tokens_mean'], 2)} tokens on average "

@@ -60,9 +60,9 @@ class FactsRecipe:
     # docs/factual_recall_experiments.md)
     per_subject: int = 0
     # a fraction of sequences are entity records instead of template sentences: "Fusuvaria
-    # Gregrostton Grailodese Stizekasia stounar." (the subject, then its answers in random order), so the token after a
-    # subject's name is one of its attributes (0.0: template sentences only; see
-    # docs/factual_recall_experiments.md for what this does to where facts are looked up)
+    # Gregrostton Grailodese Stizekasia stounar." (the subject, then its answers in random
+    # order), so the token after a subject's name is one of its attributes (0.0: template
+    # sentences only; docs/factual_recall_experiments.md: what this does to where facts are looked up)
     records: float = 0.5
     init_std: float = 0.02
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -78,7 +78,8 @@ class FactsRecipe:
         return build_world(self.world_seed, n_countries=self.n_countries, n_people=self.n_people)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``per_subject`` and ``records`` only where set (the shipped figures predate them)."""
+        """The fields as a dict; ``per_subject`` and ``records`` only where set (so recipes without them
+        keep their form)."""
         out = asdict(self)
         for optional in ("per_subject", "records"):
             if not out[optional]:

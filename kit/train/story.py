@@ -60,7 +60,8 @@ def _peak_sentence(story) -> str:
     if story.mlp_subject_last >= max(story.mlp_other, story.mlp_last):
         return ("The MLP causal effect peaks at the subject's last token, as Meng et al. (2022) found in GPT-2 XL. "
                 "It does so because of the entity records in the training text (see Data), and not for every "
-                "training seed: `docs/factual_recall_experiments.md` gives the runs, per relation and per seed.")
+                "training seed or invented world: `docs/factual_recall_experiments.md` gives the runs, per relation "
+                "and per seed.")
     where = ("an earlier token (for a subject, the token at which its invented name becomes distinctive)"
              if story.mlp_other >= story.mlp_last else "the last token")
     return (f"The MLP causal effect does not peak at the subject's last token, as Meng et al. (2022) found in "
