@@ -152,16 +152,23 @@ class FactsTask:
 
     def record_sequence(self, subjects: list[int], orders: list[list[int]]) -> list[int]:
         """``<|bos|>`` + one record per subject (name, then its answers in ``orders[k]``, then ".") + ``<|eos|>``."""
-        ids = [self.bos]
+        records = []
         for k, (subject, order) in enumerate(zip(subjects, orders)):
-            record = list(self.record_names[subject][0 if k == 0 else 1])
-            for j in order:
-                record += self.record_answers[subject][j]
-            record += self.full_stop
-            if k > 0 and len(ids) + len(record) + 1 > self.n_ctx:
+            name = self.record_names[subject][0 if k == 0 else 1]
+            answers = [t for j in order for t in self.record_answers[subject][j]]
+            records.append(name + answers + self.full_stop)
+        return self._pack(records)[0]
+
+    def _pack(self, pieces: list[list[int]]) -> tuple[list[int], list[int]]:
+        """``<|bos|>`` + the leading ``pieces`` that fit in ``n_ctx`` (the first always) + ``<|eos|>``, cut
+        to ``n_ctx``; and where each packed piece starts."""
+        ids, starts = [self.bos], []
+        for k, piece in enumerate(pieces):
+            if k > 0 and len(ids) + len(piece) + 1 > self.n_ctx:
                 break
-            ids += record
-        return (ids + [self.eos])[: self.n_ctx]
+            starts.append(len(ids))
+            ids += piece
+        return (ids + [self.eos])[: self.n_ctx], starts
 
     def _record_rows(self, n: int, generator: torch.Generator) -> list[tuple[list[int], list[int]]]:
         counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
@@ -185,14 +192,9 @@ class FactsTask:
 
     def sequence(self, indices: list[int]) -> tuple[list[int], list[int]]:
         """Token ids of ``<|bos|>`` + the sentences ``indices`` (those that fit) + ``<|eos|>``, and answer positions."""
-        ids, answers = [self.bos], []
-        for k, i in enumerate(indices):
-            sent, answer_at = (self.first if k == 0 else self.after)[i]
-            if k > 0 and len(ids) + len(sent) + 1 > self.n_ctx:
-                break
-            answers.append(len(ids) + answer_at)
-            ids += sent
-        return (ids + [self.eos])[: self.n_ctx], answers
+        spelled = [(self.first if k == 0 else self.after)[i] for k, i in enumerate(indices)]
+        ids, starts = self._pack([sent for sent, _ in spelled])
+        return ids, [start + answer_at for start, (_, answer_at) in zip(starts, spelled)]
 
     def _subject_picks(self, n: int, generator: torch.Generator) -> list[list[int]]:
         """Per row, 2 to ``per_subject`` distinct prompt indices of one random subject (different relations first)."""
@@ -211,15 +213,15 @@ class FactsTask:
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
         if self.per_subject:
-            seqs = [self.sequence(row) for row in self._subject_picks(n, generator)]
+            rows = self._subject_picks(n, generator)
         else:
             counts = torch.randint(1, self.max_sentences + 1, (n,), generator=generator).tolist()
             picks = torch.randint(0, len(self.prompts), (n, self.max_sentences), generator=generator).tolist()
-            seqs = [self.sequence(picks[row][: counts[row]]) for row in range(n)]
-        if self.records:
-            is_record = (torch.rand(n, generator=generator) < self.records).tolist()
-            records = iter(self._record_rows(sum(is_record), generator))
-            seqs = [next(records) if flag else seq for seq, flag in zip(seqs, is_record)]
+            rows = [picks[row][: counts[row]] for row in range(n)]
+        # drawn only when records are on, so a recipe without them keeps its random stream
+        is_record = (torch.rand(n, generator=generator) < self.records).tolist() if self.records else [False] * n
+        records = iter(self._record_rows(sum(is_record), generator))
+        seqs = [next(records) if flag else self.sequence(row) for row, flag in zip(rows, is_record)]
         width = max(len(ids) for ids, _ in seqs)
         ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
         mask = torch.zeros(n, width, dtype=torch.long)
