@@ -1,11 +1,12 @@
 """The kit's attention function, registered with ``transformers`` as implementation ``"kit"``.
 
-It computes ordinary (eager) attention, and lets the active hook session read the attention
+For the layers a trace observes it computes ordinary (eager) attention, and lets the active hook session read the attention
 probabilities and edit the pre-softmax scores (knockout) or the probabilities (patching). A query
 left with no visible key after an edit of the scores attends to nothing (a zero pattern row), never
 to the future. The
-tracer switches a model to it only for a trace that needs patterns; every other trace runs the
-model's own (SDPA) attention untouched.
+tracer switches a model to it only for a trace that needs patterns, scores, queries, keys or
+values; layers of such a trace that need none of them still run the model's own SDPA kernel, and
+every other trace runs the model's own attention untouched.
 """
 
 from __future__ import annotations
@@ -17,13 +18,45 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
 IMPLEMENTATION = "kit"
 
-# The active session's callback: (module, scores[batch, head, q, k]) edited scores, and
-# (module, pattern) edited pattern. Set by the tracer for the duration of one forward pass.
-_observer: list[Any] = []
+# The active session (observer) and the implementation the model had before, for the duration
+# of one forward pass. The observer maps a module to its layer and says what that layer needs.
+_observer: list[tuple[Any, str]] = []
+
+
+def _math(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+          attention_mask: torch.Tensor | None, scaling: float, softcap: float | None, dropout: float,
+          observer: Any, layer: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eager attention, grouped-query heads without copying keys and values."""
+    B, H, T, D = query.shape
+    kv, S = key.shape[1], key.shape[2]
+    rep = H // kv
+    # [batch, kv_head, rep, q, d_head] @ [batch, kv_head, 1, d_head, k]: query head h uses kv head h // rep
+    scores = torch.matmul(query.view(B, kv, rep, T, D), key[:, :, None].transpose(-1, -2)).view(B, H, T, S)
+    scores = scores * scaling
+    if softcap is not None:  # Gemma 2 / 3: logit soft-capping before the mask
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is not None:
+        scores = scores + attention_mask[..., :S]
+    blocked = None
+    if observer is not None and layer is not None:
+        if observer.edits_scores(layer):  # an edit (knockout) may block every key a query could see
+            scores = observer.on_scores(layer, scores)
+            blocked = blocked_queries(scores)
+        else:
+            scores = observer.on_scores(layer, scores)
+    pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    if blocked is not None:
+        pattern = pattern.masked_fill(blocked, 0.0)
+    if observer is not None and layer is not None:
+        pattern = observer.on_pattern(layer, pattern)
+    used = nn.functional.dropout(pattern, p=dropout, training=module.training)
+    out = torch.matmul(used.reshape(B, kv, rep, T, S), value[:, :, None]).reshape(B, H, T, value.shape[-1])
+    return out.transpose(1, 2).contiguous(), pattern
 
 
 def kit_attention(
@@ -34,34 +67,25 @@ def kit_attention(
     attention_mask: torch.Tensor | None,  # additive float mask [batch, 1, q, k]
     scaling: float | None = None,
     dropout: float = 0.0,
+    softcap: float | None = None,
     **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager attention with observation points; returns ``(out[batch, q, head, d_head], pattern)``."""
-    n_rep = query.shape[1] // key.shape[1]
-    if n_rep > 1:  # grouped-query attention: each key/value head serves n_rep query heads
-        key = key.repeat_interleave(n_rep, dim=1)
-        value = value.repeat_interleave(n_rep, dim=1)
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention with observation points; returns ``(out[batch, q, head, d_head], pattern or None)``.
+
+    Layers whose patterns, scores or queries/keys/values nobody asked for run the model's own
+    SDPA kernel (when it had one and no soft-capping is needed); the others run eager attention.
+    """
+    observer, before = _observer[-1] if _observer else (None, "eager")
+    layer = observer.layer_of(module) if observer is not None else None
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # [batch, head, q, k]
-    if attention_mask is not None:
-        scores = scores + attention_mask[..., : key.shape[-2]]
-    observer = _observer[-1] if _observer else None
-    blocked = None
-    if observer is not None:
-        if observer.edits_scores(module):  # an edit (knockout) may block every key a query could see
-            scores = observer.on_scores(module, scores)
-            blocked = blocked_queries(scores)
-        else:
-            scores = observer.on_scores(module, scores)
-    pattern = torch.softmax(scores.float(), dim=-1).to(value.dtype)
-    if blocked is not None:
-        pattern = pattern.masked_fill(blocked, 0.0)
-    if observer is not None:
-        pattern = observer.on_pattern(module, pattern)
-    pattern_used = nn.functional.dropout(pattern, p=dropout, training=module.training)
-    out = torch.matmul(pattern_used, value).transpose(1, 2).contiguous()
-    return out, pattern
+    if layer is not None:
+        observer.on_qkv(layer, query, key, value)
+    needs_math = layer is not None and observer.needs_pattern(layer)
+    if not needs_math and softcap is None and before == "sdpa":
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    return _math(module, query, key, value, attention_mask, scaling, softcap, dropout, observer, layer)
 
 
 def blocked_queries(scores: torch.Tensor) -> torch.Tensor:
@@ -94,7 +118,7 @@ def observing(hf: nn.Module, observer: Any) -> Iterator[None]:
     """Run ``hf`` with kit attention and ``observer`` for the duration of the block."""
     configs = _configs(hf)
     before = [cfg._attn_implementation for cfg in configs]
-    _observer.append(observer)
+    _observer.append((observer, before[0] if before else "eager"))
     try:
         for cfg in configs:
             cfg._attn_implementation = IMPLEMENTATION

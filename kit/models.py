@@ -163,9 +163,12 @@ class Model:
                          interventions=interventions, grad=grad, max_bytes=max_bytes, owner=self)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
-        """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``."""
+        """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``.
+
+        Gemma 2/3's final logit soft-capping is applied too, so ``unembed(tr["resid_post", -1])``
+        equals ``tr.logits``."""
         with torch.no_grad():
-            return self.hf.get_output_embeddings()(self.adapter.final_norm(resid.to(self.device)))
+            return self.adapter.logits(resid.to(self.device))
 
 
 def _check_local_dir(path: Path) -> None:

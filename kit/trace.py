@@ -17,7 +17,9 @@ import torch
 from ._session import HookSession, edits_by_point
 from .arch import Adapter
 from .interventions import Context, Intervention, compile_intervention
-from .names import NAMES, check_index, check_name
+from .names import (
+    ALL, LAYER_NAMES, MODEL_NAMES, NAMES, check_index, check_name, from_transformerlens, is_transformerlens,
+)
 
 __all__ = ["Trace", "run_trace", "capture_bytes"]
 
@@ -28,7 +30,8 @@ class Trace:
     """Activations captured in one forward pass of a batch of prompts.
 
     Index it as ``tr[name, layer]`` (see :mod:`kit.names` for names and shapes), e.g.
-    ``tr["pattern", 1]`` is ``[batch, head, query, key]``. ``tr.logits`` is ``[batch, pos, vocab]``,
+    ``tr["pattern", 1]`` is ``[batch, head, query, key]``; model-level names as ``tr["embed"]``;
+    TransformerLens hook names as they are, e.g. ``tr["blocks.1.attn.hook_pattern"]``. ``tr.logits`` is ``[batch, pos, vocab]``,
     ``tr.tokens`` the token texts per prompt, ``tr.mask`` ``[batch, pos]`` True on real tokens
     (padding is on the right, so real tokens sit at the same positions as in a one-prompt trace).
     """
@@ -68,32 +71,53 @@ class Trace:
     def n_pos(self) -> int:
         return self.input_ids.shape[1]
 
-    def __getitem__(self, key: tuple[str, int]) -> torch.Tensor:
+    def _resolve(self, key) -> tuple[str, int | None]:
+        """``(kit name, layer or None)`` of an index: ``(name, layer)``, a model-level name, or a TL hook name."""
+        if isinstance(key, str):
+            if is_transformerlens(key):
+                return from_transformerlens(key, rotary=self.adapter.rotary)
+            check_name(key, ALL)
+            if key in MODEL_NAMES:
+                return key, None
+            raise ValueError(f"{key!r} is per layer: index it as tr[name, layer], e.g. tr[{key!r}, 0]")
         if not (isinstance(key, tuple) and len(key) == 2):
             raise ValueError(f"index a trace as tr[name, layer], e.g. tr['resid_post', 0]; got {key!r}")
         name, layer = key
-        check_name(name, NAMES)
+        if isinstance(name, str) and is_transformerlens(name):
+            name, _ = from_transformerlens(name.replace("{l}", "0"), rotary=self.adapter.rotary)
+        check_name(name, ALL)
+        if name in MODEL_NAMES:
+            if layer is None:
+                return name, None
+            raise ValueError(f"{name!r} has no layer: index it as tr[{name!r}]")
+        return name, check_index(layer, self.adapter.n_layers, "layer")
+
+    def __getitem__(self, key) -> torch.Tensor:
+        name, layer = self._resolve(key)
         if name not in self.names:
             raise ValueError(
                 f"{name!r} was not captured in this trace; captured: {', '.join(self.names) or 'nothing but logits'}. "
-                f"Trace again with capture=[..., {name!r}] (or capture=None for everything)."
+                f"Trace again with capture=[..., {name!r}] (capture=None: the defaults; kit.names.ALL: everything)."
             )
-        layer = check_index(layer, self.adapter.n_layers, "layer")
-        if layer not in self.layers:
+        if layer is not None and layer not in self.layers:
             raise ValueError(f"layer {layer} was not captured; captured layers: {list(self.layers)}")
         if name == "head_out":
-            z = self._store[("z", layer)]  # [batch, pos, head, d_head]
-            W_O = self.adapter.W_O(layer).detach()  # [head, d_head, d_model]
-            return torch.einsum("bphd,hdm->bphm", z, W_O.to(z.dtype))
-        return self._store[(name, layer)]
+            return self.adapter.head_out(self._store[("z", layer)], layer, self._store.get(("_attn_post_scale", layer)))
+        x = self._store[(name, layer)]
+        if name == "pos_embed":  # learned positions are shared by the batch
+            x = x.expand(self.batch, -1, -1)
+        return x
 
     def stack(self, name: str) -> torch.Tensor:
         """All captured layers of one activation stacked: ``[layer, ...]``."""
         return torch.stack([self[name, l] for l in self.layers])
 
-    def __contains__(self, key: tuple[str, int]) -> bool:
-        name, layer = key
-        return name in self.names and layer in self.layers
+    def __contains__(self, key) -> bool:
+        try:
+            name, layer = self._resolve(key)
+        except ValueError:
+            return False
+        return name in self.names and (layer is None or layer in self.layers)
 
     def __repr__(self) -> str:
         prompts = ", ".join(repr("".join(t))[:40] for t in self.tokens[:3]) + (", ..." if self.batch > 3 else "")
@@ -102,7 +126,8 @@ class Trace:
                 f"prompts=[{prompts}])")
 
 
-def _capture_names(capture: Iterable[str] | str | None) -> tuple[str, ...]:
+def _capture_names(capture: Iterable[str] | str | None, adapter: Adapter) -> tuple[str, ...]:
+    """The kit names to capture (TransformerLens hook names accepted), checked against the family."""
     if capture is None:
         return NAMES
     if isinstance(capture, str):
@@ -111,12 +136,27 @@ def _capture_names(capture: Iterable[str] | str | None) -> tuple[str, ...]:
     for name in capture:
         if name == "logits":  # always captured; accepted for readability
             continue
-        check_name(name, NAMES + ("logits",))
+        if is_transformerlens(name):
+            name, _ = from_transformerlens(name.replace("{l}", "0"), rotary=adapter.rotary)
+        check_name(name, ALL + ("logits",))
         if name not in names:
             names.append(name)
     if "head_out" in names and "z" not in names:  # head_out is computed from z, so z is kept too
         names.append("z")
-    return tuple(n for n in NAMES if n in names)
+    fam = adapter.family
+    missing = {
+        "resid_mid": (fam.resid_mid_at is None, "its blocks are parallel: attention and MLP both read resid_pre"),
+        "attn_normalized": (fam.attn_norm is None, "its attention reads the raw residual stream (no norm before it)"),
+        "attn_scale": (fam.attn_norm is None, "its attention reads the raw residual stream (no norm before it)"),
+        "mlp_normalized": (fam.mlp_norm is None, "its MLP reads the raw residual stream (no norm before it)"),
+        "mlp_scale": (fam.mlp_norm is None, "its MLP reads the raw residual stream (no norm before it)"),
+        "pos_embed": (fam.pos_embed is None, "it has no learned position embedding (positions are rotary)"),
+    }
+    for name in names:
+        absent, why = missing.get(name, (False, ""))
+        if absent:
+            raise ValueError(f"{name!r} does not exist in a {fam.name} model: {why}")
+    return tuple(n for n in ALL if n in names)
 
 
 DEFAULT_MAX_BYTES = 4 * 2**30
@@ -127,14 +167,22 @@ def capture_bytes(model: Any, batch: int, n_pos: int, names: Sequence[str], n_la
 
     ``model``: anything with the dimensions ``n_heads, d_head, d_model, d_mlp`` (an Adapter or a Model).
     """
+    kv = getattr(model, "n_kv_heads", model.n_heads)
     per_layer = {
         "pattern": model.n_heads * n_pos * n_pos,
+        "attn_scores": model.n_heads * n_pos * n_pos,
         "z": n_pos * model.n_heads * model.d_head,
+        "q": n_pos * model.n_heads * model.d_head,
+        "k": n_pos * kv * model.d_head,
+        "v": n_pos * kv * model.d_head,
         "mlp_post": n_pos * model.d_mlp,
+        "mlp_pre": n_pos * model.d_mlp,
+        "attn_scale": n_pos, "mlp_scale": n_pos, "final_scale": n_pos,
         "head_out": 0,  # computed on access from z
     }
-    elems = sum(per_layer.get(n, n_pos * model.d_model) for n in names)
-    return 4 * batch * n_layers * elems
+    elems = sum(per_layer.get(n, n_pos * model.d_model) for n in names if n not in MODEL_NAMES)
+    elems_model = sum(per_layer.get(n, n_pos * model.d_model) for n in names if n in MODEL_NAMES)
+    return 4 * batch * (n_layers * elems + elems_model)
 
 
 def _check_budget(model: Any, batch: int, n_pos: int, names: Sequence[str], layers: Sequence[int],
@@ -161,7 +209,7 @@ def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, 
     token texts. Every check happens before any hook is attached (and before any activation is
     allocated); hooks are removed on exit, also on error.
     """
-    names = _capture_names(capture)
+    names = _capture_names(capture, adapter)
     if layers is None:
         layer_list = list(range(adapter.n_layers))
     else:
@@ -175,8 +223,9 @@ def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, 
                   input_ids.shape[1], input_ids.device)
     compiled = [e for iv in interventions for e in compile_intervention(iv, ctx)]
     points = {"head_out": "z"}
-    capture_keys = {(points.get(n, n), l) for n in names for l in layer_list}
-    session = HookSession(a, capture_keys, edits_by_point(compiled))
+    capture_keys = {(points.get(n, n), l) for n in names if n in LAYER_NAMES for l in layer_list}
+    capture_keys |= {(n, None) for n in names if n in MODEL_NAMES}
+    session = HookSession(a, capture_keys, edits_by_point(compiled), tuple(input_ids.shape))
     with torch.set_grad_enabled(grad), session:
         out = a.hf(input_ids=input_ids, attention_mask=mask.long(), use_cache=False)
     logits = out.logits if grad else out.logits.detach()
