@@ -31,7 +31,8 @@ class HookSession:
     ``capture`` is the set of ``(name, layer)`` to record (``head_out`` is recorded as ``z``);
     ``edits`` maps ``(name, layer)`` to the functions applied there, in order.
     After the pass, ``store`` maps each captured key to its detached tensor, and post-norm scales
-    needed for ``head_out`` under ``("_attn_post_scale", layer)``.
+    needed for ``head_out`` and neuron contributions under ``("_attn_post_scale", layer)`` and
+    ``("_mlp_post_scale", layer)``.
     """
 
     def __init__(self, adapter: Adapter, capture: Iterable[Key], edits: dict[Key, list[EditFn]],
@@ -177,6 +178,9 @@ class HookSession:
                         self._hook(norm, "pre_args", self._post_scale(("_attn_post_scale", l), norm))
                 if self._needs("mlp_post", l):
                     self._hook(a.down_proj(l), "pre", self._input("mlp_post", l))
+                    if ("mlp_post", l) in self.capture and a.mlp_post_norm(l) is not None:
+                        norm = a.mlp_post_norm(l)
+                        self._hook(norm, "pre_args", self._post_scale(("_mlp_post_scale", l), norm))
                 if self._needs("mlp_pre", l):
                     self._hook(a.mlp_in(l), "post", self._first_chunk("mlp_pre", l, a.family.fused_mlp_in))
                 if self._needs("resid_mid", l):

@@ -21,7 +21,7 @@ from .names import (
     ALL, LAYER_NAMES, MODEL_NAMES, NAMES, check_index, check_name, from_transformerlens, is_transformerlens,
 )
 
-__all__ = ["Trace", "run_trace", "capture_bytes"]
+__all__ = ["Trace", "run_trace", "capture_bytes", "available_names"]
 
 Decoder = Callable[[Sequence[int]], list[str]]  # token ids -> one text per token
 
@@ -108,6 +108,27 @@ class Trace:
             x = x.expand(self.batch, -1, -1)
         return x
 
+    def post_norm_factor(self, kind: str, layer: int) -> torch.Tensor | None:
+        """``factor[batch, pos, d_model]`` of the norm applied after attention or the MLP, or None.
+
+        In Gemma 2/3 and OLMo 2 a block normalises what attention (``kind="attn"``) or the MLP
+        (``kind="mlp"``) writes before adding it to the stream; with its scale frozen at this
+        trace, that norm multiplies each part by ``factor = gain / scale``. So a neuron adds
+        ``mlp_post[..., n] * W_out[n] * factor`` to ``mlp_out``. None where the block has no such norm.
+        """
+        check_name(kind, ("attn", "mlp"), "kind")
+        layer = check_index(layer, self.adapter.n_layers, "layer")
+        norm = self.adapter.attn_post_norm(layer) if kind == "attn" else self.adapter.mlp_post_norm(layer)
+        if norm is None:
+            return None
+        scale = self._store.get((f"_{kind}_post_scale", layer))
+        if scale is None:
+            raise ValueError(f"post_norm_factor({kind!r}, {layer}) needs a trace that captured "
+                             f"{'z' if kind == 'attn' else 'mlp_post'} at layer {layer}")
+        gain = self.adapter.norm_gain(norm)
+        gain = torch.ones(self.adapter.d_model, device=scale.device) if gain is None else gain.to(scale.device)
+        return gain / scale
+
     def stack(self, name: str) -> torch.Tensor:
         """All captured layers of one activation stacked: ``[layer, ...]``."""
         return torch.stack([self[name, l] for l in self.layers])
@@ -124,6 +145,26 @@ class Trace:
         return (f"Trace(batch={self.batch}, pos={self.n_pos}, captured={list(self.names)}, "
                 f"layers={len(self.layers)}/{self.adapter.n_layers}, interventions={len(self.interventions)}, "
                 f"prompts=[{prompts}])")
+
+
+def _absent(adapter: Adapter) -> dict[str, str]:
+    """Names this family's blocks do not have, each with the reason."""
+    fam, out = adapter.family, {}
+    if fam.resid_mid_at is None:
+        out["resid_mid"] = "its blocks are parallel: attention and MLP both read resid_pre"
+    if fam.attn_norm is None:
+        out["attn_normalized"] = out["attn_scale"] = "its attention reads the raw residual stream (no norm before it)"
+    if fam.mlp_norm is None:
+        out["mlp_normalized"] = out["mlp_scale"] = "its MLP reads the raw residual stream (no norm before it)"
+    if fam.pos_embed is None:
+        out["pos_embed"] = "it has no learned position embedding (positions are rotary)"
+    return out
+
+
+def available_names(adapter: Adapter) -> tuple[str, ...]:
+    """Every name (:data:`kit.names.ALL`) that a model of this adapter's family can capture."""
+    absent = _absent(adapter)
+    return tuple(n for n in ALL if n not in absent)
 
 
 def _capture_names(capture: Iterable[str] | str | None, adapter: Adapter) -> tuple[str, ...]:
@@ -143,19 +184,10 @@ def _capture_names(capture: Iterable[str] | str | None, adapter: Adapter) -> tup
             names.append(name)
     if "head_out" in names and "z" not in names:  # head_out is computed from z, so z is kept too
         names.append("z")
-    fam = adapter.family
-    missing = {
-        "resid_mid": (fam.resid_mid_at is None, "its blocks are parallel: attention and MLP both read resid_pre"),
-        "attn_normalized": (fam.attn_norm is None, "its attention reads the raw residual stream (no norm before it)"),
-        "attn_scale": (fam.attn_norm is None, "its attention reads the raw residual stream (no norm before it)"),
-        "mlp_normalized": (fam.mlp_norm is None, "its MLP reads the raw residual stream (no norm before it)"),
-        "mlp_scale": (fam.mlp_norm is None, "its MLP reads the raw residual stream (no norm before it)"),
-        "pos_embed": (fam.pos_embed is None, "it has no learned position embedding (positions are rotary)"),
-    }
     for name in names:
-        absent, why = missing.get(name, (False, ""))
-        if absent:
-            raise ValueError(f"{name!r} does not exist in a {fam.name} model: {why}")
+        why = _absent(adapter).get(name)
+        if why:
+            raise ValueError(f"{name!r} does not exist in a {adapter.family.name} model: {why}")
     return tuple(n for n in ALL if n in names)
 
 

@@ -4,7 +4,8 @@ The final residual stream is a sum of parts: the embeddings, each head's output,
 output bias, each MLP output (each neuron's ``mlp_post * W_out`` plus the MLP bias). The final norm
 is linear once its scale is frozen at the value of the actual forward pass, so each part's direct
 effect is ``norm_linear(part) @ W_U[:, token]``; the parts plus the norm's and unembedding's biases
-sum to the logit exactly.
+sum to the logit exactly. Gemma 2/3 soft-cap their final logits: there the parts sum to the
+logit before soft-capping (``total`` is that logit).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def direct_logit_attribution(tr: Trace, token: int | str | list, contrast: int |
         direction = direction - a.W_U.float()[:, c].T
         b_U = b_U - (a.b_U.float()[c] if a.b_U is not None else 0)
     final = tr["resid_post", -1][rows, p]  # [batch, d_model]
-    linear, norm_bias = frozen_norm(a.final_norm, final)
+    linear, norm_bias = a.frozen_final_norm(final)  # Gemma's 1 + weight gain included
 
     def effect(part: torch.Tensor) -> torch.Tensor:  # part [batch, ..., d_model] -> [batch, ...]
         shape = part.shape
@@ -110,12 +111,19 @@ def direct_logit_attribution(tr: Trace, token: int | str | list, contrast: int |
     neuron_fx = None
     if neurons:
         # effect is linear: neuron n contributes mlp_post[n] * effect(W_out[n])
-        per = [tr["mlp_post", l][rows, p].float() * effect(a.W_out(l).float().expand(B, -1, -1)) for l in range(L)]
+        # (times the frozen post-MLP norm's factor where the block has one: Gemma 2/3, OLMo 2)
+        factors = [tr.post_norm_factor("mlp", l) for l in range(L)]
+        per = [tr["mlp_post", l][rows, p].float() * effect(a.W_out(l).float().expand(B, -1, -1) if f is None
+                                                          else a.W_out(l).float()[None] * f[rows, p][:, None])
+               for l, f in enumerate(factors)]
         neuron_fx = torch.stack(per, 1)
     bias = (norm_bias * direction).sum(-1) + b_U
-    total = tr.logits[rows, p].float().gather(-1, t[:, None])[:, 0]
+    logits = tr.logits[rows, p].float()
+    if a.final_softcap is not None:  # Gemma 2/3: attribute to the logits before the final soft-capping
+        logits = torch.atanh(logits / a.final_softcap) * a.final_softcap
+    total = logits.gather(-1, t[:, None])[:, 0]
     if contrast is not None:
-        total = total - tr.logits[rows, p].float().gather(-1, c[:, None])[:, 0]
+        total = total - logits.gather(-1, c[:, None])[:, 0]
     cpu = lambda x: None if x is None else x.cpu()  # noqa: E731
     return Attribution(cpu(embed), cpu(heads), cpu(attn_bias), cpu(mlps), cpu(neuron_fx), cpu(mlp_bias),
                        cpu(bias), cpu(total))

@@ -231,8 +231,13 @@ class _FanOut:
 
     @staticmethod
     def last_only(module, args, kwargs):
-        """Pre-hook: pass a module only the last position of its input ``[batch, pos, width]``."""
+        """Pre-hook: pass a module only the last position of its input ``[batch, pos, width]``.
+
+        A flattened ``[batch * pos, width]`` input (OPT's MLP) is passed whole: still exact at the
+        last position, only not shortened."""
         if args:
+            if args[0].ndim == 2:
+                return None
             return (args[0][:, -1:],) + tuple(args[1:]), kwargs
         key = "hidden_states" if "hidden_states" in kwargs else next(iter(kwargs))
         return args, {**kwargs, key: kwargs[key][:, -1:]}
