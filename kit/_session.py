@@ -36,11 +36,12 @@ class HookSession:
     """
 
     def __init__(self, adapter: Adapter, capture: Iterable[Key], edits: dict[Key, list[EditFn]],
-                 shape: tuple[int, int]):
+                 shape: tuple[int, int], capture_device: torch.device | None = None):
         self.adapter = adapter
         self.capture = set(capture)
         self.edits = edits
         self.shape = shape  # (batch, pos): flattened [batch * pos, width] activations are viewed back
+        self.capture_device = capture_device  # where captures land (None: where they are computed)
         self.store: dict[Key, torch.Tensor] = {}
         self._handles: list[Any] = []
         self._stack = contextlib.ExitStack()
@@ -50,6 +51,9 @@ class HookSession:
     # the one place where an activation is edited, then recorded ------------------------------
     def _record(self, key: Key, x: torch.Tensor) -> None:
         x = x.detach()
+        if self.capture_device is not None and x.device != self.capture_device:
+            self.store[key] = x.to(self.capture_device)  # a copy: in-place edits of x cannot reach it
+            return
         self.store[key] = x.clone() if self._clone else x
 
     def _visit(self, name: str, layer: int | None, x: torch.Tensor) -> torch.Tensor | None:

@@ -7,8 +7,10 @@ tokenizer, an architecture adapter, the model's dimensions, and ``.trace(...)``.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
@@ -52,12 +54,18 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 class Model:
     """A causal LM ready for tracing.
 
-    Attributes: ``hf`` (the ``transformers`` model), ``tokenizer``, ``device``, ``name``,
-    ``family`` ("gpt2" | "gpt_neox" | "llama"), ``adapter`` (module access), and the dimensions
+    Wrap any already-loaded ``transformers`` causal LM of a supported family (with adapters,
+    quantised weights, or sharded by ``device_map``): ``kit.Model(hf_model, tokenizer)``.
+
+    Attributes: ``hf`` (the ``transformers`` model), ``tokenizer``, ``device`` (where token ids
+    go: the input embedding's device), ``capture_device`` (where captures and logits land; None:
+    where they are computed, or the CPU for a model sharded over several devices), ``name``,
+    ``family`` (a row of ``kit.arch.FAMILIES``), ``adapter`` (module access), and the dimensions
     ``n_layers, n_heads, n_kv_heads, d_head, d_model, d_mlp, n_ctx, vocab_size``.
     """
 
-    def __init__(self, hf: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, name: str = ""):
+    def __init__(self, hf: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, name: str = "",
+                 capture_device: str | torch.device | None = None):
         self.hf = hf.eval()
         self.tokenizer = tokenizer
         self.name = name or getattr(hf.config, "_name_or_path", "") or type(hf).__name__
@@ -70,10 +78,15 @@ class Model:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token or tokenizer.convert_ids_to_tokens(0)
         tokenizer.padding_side = "right"
+        devices = {str(d) for d in (getattr(hf, "hf_device_map", None) or {}).values()}
+        if capture_device is None and len(devices) > 1:  # sharded: gather captures in host memory
+            capture_device = "cpu"
+        self.capture_device = None if capture_device is None else torch.device(capture_device)
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where token ids go: the device of the input embedding."""
+        return self.adapter.embed.weight.device
 
     def __repr__(self) -> str:
         return (f"Model({self.name!r}, family={self.family}, n_layers={self.n_layers}, n_heads={self.n_heads}, "
@@ -150,17 +163,20 @@ class Model:
         """Run one forward pass and capture activations (see :mod:`kit.names`).
 
         ``prompts``: a string, a list of strings (padded on the right), or token ids.
-        ``capture``: names to keep (default: all of them; ``[]`` keeps only logits).
+        ``capture``: names to keep (default: the eight default names of :mod:`kit.names`;
+        ``kit.names.ALL`` for everything; TransformerLens hook names accepted; ``[]`` keeps only logits).
         ``layers``: layers to capture (default: all).
         ``interventions``: :class:`kit.Ablate`, :class:`kit.Patch`, :class:`kit.Clamp`,
         :class:`kit.Steer`, :class:`kit.Knockout` or :class:`kit.Edit`, applied during the pass.
         ``grad``: keep the autograd graph (for gradient-based attribution).
         ``max_bytes``: refuse (``MemoryError``, before allocating) a capture larger than this
-        (default 4 GiB, or the ``KIT_MAX_TRACE_BYTES`` environment variable).
+        (default 4 GiB, or the ``KIT_MAX_TRACE_BYTES`` environment variable). On a GPU a trace whose
+        captures and working memory exceed the free memory is refused too, before allocating.
         """
         input_ids, mask = self.tokenize(prompts)
         return run_trace(self.adapter, input_ids, mask, decode=self.to_str_tokens, capture=capture, layers=layers,
-                         interventions=interventions, grad=grad, max_bytes=max_bytes, owner=self)
+                         interventions=interventions, grad=grad, max_bytes=max_bytes, owner=self,
+                         capture_device=self.capture_device)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``.
@@ -188,25 +204,73 @@ def _check_local_dir(path: Path) -> None:
         raise FileNotFoundError(f"{str(path)!r} has no *.safetensors weights file")
 
 
-def _from_pretrained(source: str, device: torch.device, dtype: torch.dtype | None, trust_remote_code: bool,
-                     revision: str | None) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype.removeprefix("torch.") not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)} (or torch.float32, ...)")
+        return DTYPES[dtype.removeprefix("torch.")]
+    if dtype not in DTYPES.values():
+        raise ValueError(f"dtype {dtype} is not supported; valid: torch.float32, torch.float16, torch.bfloat16")
+    return dtype
+
+
+def _from_pretrained(source: str, device: torch.device | None, dtype: torch.dtype, trust_remote_code: bool,
+                     revision: str | None, device_map=None, local_only: bool = False
+                     ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     kwargs = dict(trust_remote_code=trust_remote_code, revision=revision)
+    if local_only:
+        kwargs["local_files_only"] = True
     tok = AutoTokenizer.from_pretrained(source, **kwargs)
-    hf = AutoModelForCausalLM.from_pretrained(
-        source, use_safetensors=True, dtype=dtype or torch.float32, attn_implementation="sdpa", **kwargs)
-    return hf.to(device), tok
+    extra = {} if device_map is None else {"device_map": device_map}
+    # weights load straight in ``dtype`` (no float32 copy), onto the devices of device_map if given
+    hf = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, dtype=dtype, attn_implementation="sdpa",
+                                              **extra, **kwargs)
+    return (hf if device_map is not None else hf.to(device)), tok
 
 
-def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto", dtype: torch.dtype | None = None,
-         trust_remote_code: bool = False, revision: str | None = None) -> Model:
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached (one quick connection attempt), or None if it can."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        return f"{constants.ENDPOINT} cannot be reached ({err})"
+    return None
+
+
+def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto", dtype: torch.dtype | str | None = None,
+         trust_remote_code: bool = False, revision: str | None = None, device_map: str | dict | None = None,
+         capture_device: str | torch.device | None = None) -> Model:
     """Load a model for tracing.
 
     ``name_or_path``: a shipped teaching model (``kit.models()``), a local Hugging Face directory,
-    or a hub id such as ``"gpt2"`` (needs the network or the local hub cache).
-    ``device``: ``"auto"`` (cuda, then mps, then cpu) or explicit. ``dtype``: default float32.
+    or a hub id such as ``"gpt2"`` (needs the network or the local hub cache; the cache is tried
+    first, and an unreachable hub is reported within seconds).
+    ``device``: ``"auto"`` (cuda, then mps, then cpu) or explicit. ``dtype``: ``torch.float32``
+    (default), ``torch.bfloat16`` or ``torch.float16``: the weights load straight in that precision.
+    ``device_map``: ``accelerate``'s placement (``"auto"``, or ``{module: device}``), for a model
+    sharded over several GPUs or offloaded; ``device`` is then ignored. ``capture_device``: where
+    captures land (default: where computed; the CPU for a model spread over several devices).
     Weights load from safetensors only; ``trust_remote_code`` stays off unless you turn it on.
     """
-    dev = pick_device(device)
+    dt = _dtype(dtype)
+    dev = None if device_map is not None else pick_device(device)
+    if device_map is not None:
+        try:
+            import accelerate  # noqa: F401
+        except ImportError as err:
+            raise ValueError("device_map needs the accelerate package: pip install accelerate "
+                             "(or pip install 'kit[scale]')") from err
     name = os.fspath(name_or_path)
     if not name.strip():
         raise ValueError(f"empty model name; shipped models: {models()}")
@@ -222,12 +286,20 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto", d
     if path is not None:
         _check_local_dir(path)
         try:
-            hf, tok = _from_pretrained(str(path), dev, dtype, trust_remote_code, revision)
+            hf, tok = _from_pretrained(str(path), dev, dt, trust_remote_code, revision, device_map)
         except Exception as err:  # corrupt safetensors, bad config, missing tokenizer, ...
             raise ValueError(f"could not load the model directory {str(path)!r}: {err}") from err
-        return Model(hf, tok, name=name if name in shipped else str(path))
+        return Model(hf, tok, name=name if name in shipped else str(path), capture_device=capture_device)
+    try:  # the local hub cache first: no network, no retries
+        hf, tok = _from_pretrained(name, dev, dt, trust_remote_code, revision, device_map, local_only=True)
+        return Model(hf, tok, name=name, capture_device=capture_device)
+    except (OSError, ValueError):
+        pass
+    why = hub_unreachable()
     try:
-        hf, tok = _from_pretrained(name, dev, dtype, trust_remote_code, revision)
+        if why is not None:
+            raise OSError(f"not in the local cache, and {why}")
+        hf, tok = _from_pretrained(name, dev, dt, trust_remote_code, revision, device_map)
     except (OSError, ValueError) as err:
         raise FileNotFoundError(
             f"could not load {name!r}: it is not a shipped teaching model, not a local directory, and the "
@@ -235,4 +307,4 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto", d
             f"{str(err).splitlines()[0] if str(err) else type(err).__name__}). Shipped models, which work "
             f"offline: {shipped}.{hint(name, shipped)}"
         ) from err
-    return Model(hf, tok, name=name)
+    return Model(hf, tok, name=name, capture_device=capture_device)

@@ -194,8 +194,8 @@ def _capture_names(capture: Iterable[str] | str | None, adapter: Adapter) -> tup
 DEFAULT_MAX_BYTES = 4 * 2**30
 
 
-def capture_bytes(model: Any, batch: int, n_pos: int, names: Sequence[str], n_layers: int) -> int:
-    """Bytes that capturing ``names`` at ``n_layers`` layers will hold (float32, before computing).
+def capture_bytes(model: Any, batch: int, n_pos: int, names: Sequence[str], n_layers: int, itemsize: int = 4) -> int:
+    """Bytes that capturing ``names`` at ``n_layers`` layers will hold (``itemsize`` bytes per value).
 
     ``model``: anything with the dimensions ``n_heads, d_head, d_model, d_mlp`` (an Adapter or a Model).
     """
@@ -214,7 +214,39 @@ def capture_bytes(model: Any, batch: int, n_pos: int, names: Sequence[str], n_la
     }
     elems = sum(per_layer.get(n, n_pos * model.d_model) for n in names if n not in MODEL_NAMES)
     elems_model = sum(per_layer.get(n, n_pos * model.d_model) for n in names if n in MODEL_NAMES)
-    return 4 * batch * (n_layers * elems + elems_model)
+    return itemsize * batch * (n_layers * elems + elems_model)
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Free bytes on an accelerator (CUDA), or None where the kit does not check (CPU, MPS)."""
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def _check_device_memory(adapter: Adapter, batch: int, n_pos: int, names: Sequence[str], layers: Sequence[int],
+                         capture_device: torch.device, compute_device: torch.device, itemsize: int) -> None:
+    """Refuse, before allocating, a trace whose captures and working memory exceed free GPU memory."""
+    need_capture = capture_bytes(adapter, batch, n_pos, names, len(layers), itemsize)
+    # working memory of the widest step: one layer's float32 scores and pattern when patterns are computed
+    eager = any(n in names for n in ("pattern", "attn_scores"))
+    work = batch * adapter.n_heads * n_pos * n_pos * (4 + 4 + itemsize) if eager else 0
+    work += batch * n_pos * (4 * adapter.d_model + 2 * adapter.d_mlp) * 4
+    needs: dict[torch.device, int] = {}
+    needs[capture_device] = needs.get(capture_device, 0) + need_capture
+    needs[compute_device] = needs.get(compute_device, 0) + work
+    for device, total in needs.items():
+        free = free_memory(device)
+        if free is not None and total > free:
+            raise MemoryError(
+                f"this trace needs about {total / 2**30:.2f} GiB on {device} ({need_capture / 2**30:.2f} GiB of "
+                f"captures for {batch} prompt(s) x {n_pos} tokens, {len(layers)} layers of {', '.join(names)}, plus "
+                f"working memory), but only {free / 2**30:.2f} GiB is free there. Ways out: capture fewer names "
+                f"or layers (capture=[...], layers=[...]), leave out 'pattern' (the largest, [batch, head, pos, pos] "
+                f"per layer), keep captures on the CPU (kit.load(..., capture_device='cpu')), or trace fewer or "
+                f"shorter prompts."
+            )
 
 
 def _check_budget(model: Any, batch: int, n_pos: int, names: Sequence[str], layers: Sequence[int],
@@ -234,12 +266,14 @@ def _check_budget(model: Any, batch: int, n_pos: int, names: Sequence[str], laye
 
 def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, decode: Decoder,
               capture=None, layers=None, interventions: Intervention | Sequence[Intervention] = (),
-              grad: bool = False, max_bytes: int | None = None, owner: Any = None) -> Trace:
+              grad: bool = False, max_bytes: int | None = None, owner: Any = None,
+              capture_device: torch.device | None = None) -> Trace:
     """Validate, hook, run one forward pass of ``input_ids[batch, pos]`` and return its :class:`Trace`.
 
     ``mask[batch, pos]`` is True on real tokens (padding on the right); ``decode`` turns ids into
     token texts. Every check happens before any hook is attached (and before any activation is
-    allocated); hooks are removed on exit, also on error.
+    allocated); hooks are removed on exit, also on error. ``capture_device``: where captures and
+    logits land (default: where they are computed; a sharded model's captures are gathered there).
     """
     names = _capture_names(capture, adapter)
     if layers is None:
@@ -250,6 +284,10 @@ def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, 
     if not isinstance(interventions, (list, tuple)):
         interventions = [interventions]
     _check_budget(adapter, input_ids.shape[0], input_ids.shape[1], names, layer_list, max_bytes)
+    compute_device = input_ids.device
+    itemsize = adapter.unembed.weight.element_size()
+    _check_device_memory(adapter, input_ids.shape[0], input_ids.shape[1], names, layer_list,
+                         capture_device or compute_device, compute_device, itemsize)
     a = adapter
     ctx = Context(a.n_layers, a.n_heads, a.d_model, a.d_mlp, a.d_head, mask.sum(1).tolist(),
                   input_ids.shape[1], input_ids.device)
@@ -257,9 +295,11 @@ def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, 
     points = {"head_out": "z"}
     capture_keys = {(points.get(n, n), l) for n in names if n in LAYER_NAMES for l in layer_list}
     capture_keys |= {(n, None) for n in names if n in MODEL_NAMES}
-    session = HookSession(a, capture_keys, edits_by_point(compiled), tuple(input_ids.shape))
+    session = HookSession(a, capture_keys, edits_by_point(compiled), tuple(input_ids.shape), capture_device)
     with torch.set_grad_enabled(grad), session:
         out = a.hf(input_ids=input_ids, attention_mask=mask.long(), use_cache=False)
     logits = out.logits if grad else out.logits.detach()
+    if capture_device is not None:
+        logits, input_ids, mask = logits.to(capture_device), input_ids.to(capture_device), mask.to(capture_device)
     return Trace(input_ids, mask, logits, session.store, names, layer_list, adapter=a, decode=decode,
                  interventions=interventions, model=owner)

@@ -167,6 +167,10 @@ class Adapter:
         share is ``z_h W_O[h] * gain / post_scale``, so the heads sum to ``attn_out`` exactly.
         """
         W_O = self.W_O(layer).detach()
+        if W_O.is_meta:
+            raise ValueError(f"head_out of layer {layer} needs that layer's output projection, which device_map "
+                             f"offloaded (its weights are not in memory); read z instead, or load the model "
+                             f"without offloading that layer")
         out = torch.einsum("bphd,hdm->bphm", z, W_O.to(z.dtype))
         norm = self.attn_post_norm(layer)
         if norm is None:
