@@ -160,3 +160,19 @@ def test_no_run_blocks_need_the_hub_or_a_gpu():
             gpu = "cuda" in b.code
             assert hub or gpu, (f"{b.where}: a `python no-run` block must need a hub model or a GPU; this one "
                                 "can run here, so fence it as ```python (or as ```text if it is not code to run)")
+
+
+def test_quick_start_states_the_measured_figures():
+    # the Quick start's comments state what its last lines give on the shipped models
+    import kit
+
+    readme = (ROOT / "README.md").read_text()
+    model = kit.load("facts-4l", device="cpu")
+    top = model.tokenizer.decode(model.trace("The capital of Fusuvaria is", capture=[]).logits[0, -1].argmax())
+    assert f"# {top!r}: the capital it memorised" in readme
+    induction = kit.load("induction-2l", device="cpu")
+    seq, ti = "ba ke po mu ti ba ke po mu", induction.tokenizer.convert_tokens_to_ids("ti")
+    clean = induction.trace(seq, capture=[]).logits[0, -1].softmax(-1)[ti]
+    ablated = induction.trace(seq, capture=[], interventions=[kit.Ablate(layer=1, head=0)]).logits[0, -1].softmax(-1)[ti]
+    assert f"# {clean:.2f} -> {ablated:.2f}: L1H0 is its induction head" in readme
+    assert clean > 0.5 and ablated < clean / 2  # the head does the copying: not a tie
