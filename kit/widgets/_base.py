@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from ._fallback import fallback_html, static_fallback
@@ -43,6 +44,8 @@ class KitWidget(anywidget.AnyWidget):
 
     def __init__(self, **traits: Any) -> None:
         self._blob_cache: dict[str, Encoded] = {}
+        # never wider than the output area or grid cell it is given: its parts scroll inside it
+        traits.setdefault("layout", ipywidgets.Layout(min_width="0", max_width="100%"))
         super().__init__(**traits)
         self.on_msg(self._on_custom_msg)
 

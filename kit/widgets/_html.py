@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from ._wire import Encoded
 
 __all__ = [
-    "STATIC", "Exportable", "PageView", "html_page", "page_budget", "script_json", "split_buffers", "write_atomically",
+    "STATIC", "Exportable", "PageView", "grid_columns", "html_page", "page_budget", "script_json", "split_buffers", "write_atomically",
 ]
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -144,6 +144,18 @@ def _payload(view: PageView, widget_id: str, target: str, budget: _Budget) -> di
     }
 
 
+#: The narrowest column a grid of views gives a view before it puts the views one under another.
+MIN_COLUMN_PX = 420
+
+
+def grid_columns(columns: int, gap_px: int = 16) -> str:
+    """CSS ``grid-template-columns`` for at most ``columns`` views per row that wraps to fewer rows'
+    worth of columns (down to one) when the width given is too narrow for ``MIN_COLUMN_PX`` each."""
+    columns = int(columns)
+    share = f"(100% - {(columns - 1) * gap_px}px) / {columns}"
+    return f"repeat(auto-fit, minmax(min(100%, max({MIN_COLUMN_PX}px, calc({share}))), 1fr))"
+
+
 def _static_code(name: str) -> str:
     path = STATIC / f"{name}.js"
     if not path.exists():
@@ -203,8 +215,9 @@ def html_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>{html.escape(title)}</title>
-<style>body{{margin:16px;font-family:system-ui,sans-serif}}.tmk-host{{margin:0 0 16px;min-width:0}}
-.tmk-page{{display:grid;grid-template-columns:repeat({int(columns)},max-content);gap:0 16px;align-items:start}}</style>
+<style>:root{{color-scheme:light dark}}body{{margin:16px;font-family:system-ui,sans-serif}}
+.tmk-host{{margin:0 0 16px;min-width:0;max-width:100%}}
+.tmk-page{{display:grid;grid-template-columns:{grid_columns(columns)};gap:0 16px;align-items:start;justify-items:start}}</style>
 </head>
 <body>
 <div class="tmk-page">
