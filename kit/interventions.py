@@ -34,7 +34,9 @@ class Ablate:
 
     ``how="mean"`` uses the head's mean over the real tokens of ``reference`` (a Trace that
     captured ``z`` or ``head_out`` at this layer), or of the traced batch itself when no reference
-    is given.
+    is given. That batch mean is a statistic of the whole batch, later tokens included, so it is
+    the one intervention under which a position's output depends on later tokens; pass a
+    ``reference`` (a fixed set of prompts) for a strictly causal ablation.
     """
 
     layer: int
@@ -90,7 +92,10 @@ class Knockout:
     """Block attention from ``query`` positions to ``key`` positions in the chosen layers (and heads).
 
     The blocked scores get the same large negative bias as the causal mask before the softmax, so
-    each query redistributes its attention over the keys it may still see.
+    each query redistributes its attention over the keys it may still see. A query whose every
+    visible key is blocked (e.g. ``Knockout(layer, query=None, key=0)`` at position 0) attends to
+    **nothing**: its pattern row is all zeros and that head's output there is zero. Knocked-out
+    keys never unblock the causal mask, so no position ever sees a later one.
     """
 
     layer: Indices
