@@ -109,7 +109,8 @@ def seven_b_rows(quick: bool, device: str, reps: int) -> None:
     print(f"7B shape: {model!r}, dtype {next(model.hf.parameters()).dtype}")
     no_pattern = [n for n in NAMES if n != "pattern"]
     for n_tok in ((64, 256) if quick else (512, 2048)):
-        ids = torch.randint(1, model.vocab_size, (1, n_tok), generator=torch.Generator().manual_seed(0)).to(model.device)
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, model.vocab_size, (1, n_tok), generator=gen).to(model.device)
 
         def plain():
             with torch.no_grad():

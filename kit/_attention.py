@@ -1,7 +1,7 @@
 """The kit's attention function, registered with ``transformers`` as implementation ``"kit"``.
 
-For the layers a trace observes it computes ordinary (eager) attention, and lets the active hook session read the attention
-probabilities and edit the pre-softmax scores (knockout) or the probabilities (patching). A query
+For the layers a trace observes it computes ordinary (eager) attention, and lets the active hook
+session read the attention probabilities and edit the pre-softmax scores (knockout) or the probabilities (patching). A query
 left with no visible key after an edit of the scores attends to nothing (a zero pattern row), never
 to the future. The
 tracer switches a model to it only for a trace that needs patterns, scores, queries, keys or
@@ -82,10 +82,40 @@ def kit_attention(
     if layer is not None:
         observer.on_qkv(layer, query, key, value)
     needs_math = layer is not None and observer.needs_pattern(layer)
-    if not needs_math and softcap is None and before == "sdpa":
+    subset = observer.observed_heads(layer) if needs_math else None
+    if subset is not None:  # patterns of a few heads only: the output from the model's own kernel
+        out, _ = kit_attention_plain(module, query, key, value, attention_mask, scaling, softcap, dropout, before,
+                                     **kwargs)
+        _observe_heads(query, key, attention_mask, scaling, softcap, value.dtype, observer, layer, subset)
+        return out, None
+    if not needs_math:
+        return kit_attention_plain(module, query, key, value, attention_mask, scaling, softcap, dropout, before,
+                                   **kwargs)
+    return _math(module, query, key, value, attention_mask, scaling, softcap, dropout, observer, layer)
+
+
+def kit_attention_plain(module, query, key, value, attention_mask, scaling, softcap, dropout, before, **kwargs):
+    """The attention output as the model computes it: its SDPA kernel, or eager math when it has none."""
+    if softcap is None and before == "sdpa":
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    return _math(module, query, key, value, attention_mask, scaling, softcap, dropout, observer, layer)
+    return _math(module, query, key, value, attention_mask, scaling, softcap, dropout, None, None)
+
+
+def _observe_heads(query: torch.Tensor, key: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float,
+                   softcap: float | None, dtype: torch.dtype, observer: Any, layer: int, heads: list[int]) -> None:
+    """Scores and pattern ``[batch, len(heads), q, k]`` of the chosen query heads only."""
+    rep = query.shape[1] // key.shape[1]
+    idx = torch.tensor(heads, device=query.device)
+    q = query.index_select(1, idx)  # [batch, n, q, d_head]
+    k = key.index_select(1, idx // rep)  # each chosen head's key/value head
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is not None:
+        scores = scores + attention_mask[..., : k.shape[-2]]
+    observer.on_scores(layer, scores)
+    observer.on_pattern(layer, torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype))
 
 
 def blocked_queries(scores: torch.Tensor) -> torch.Tensor:

@@ -36,12 +36,14 @@ class HookSession:
     """
 
     def __init__(self, adapter: Adapter, capture: Iterable[Key], edits: dict[Key, list[EditFn]],
-                 shape: tuple[int, int], capture_device: torch.device | None = None):
+                 shape: tuple[int, int], capture_device: torch.device | None = None,
+                 pattern_heads: list[int] | None = None):
         self.adapter = adapter
         self.capture = set(capture)
         self.edits = edits
         self.shape = shape  # (batch, pos): flattened [batch * pos, width] activations are viewed back
         self.capture_device = capture_device  # where captures land (None: where they are computed)
+        self.pattern_heads = pattern_heads  # query heads whose patterns/scores are kept (None: all)
         self.store: dict[Key, torch.Tensor] = {}
         self._handles: list[Any] = []
         self._stack = contextlib.ExitStack()
@@ -64,7 +66,11 @@ class HookSession:
         for fn in fns:
             x = fn(x)
         if (name, layer) in self.capture:
-            self._record((name, layer), x)
+            if self.pattern_heads is not None and name in ("pattern", "attn_scores") and \
+                    x.shape[1] == self.adapter.n_heads != len(self.pattern_heads):
+                self._record((name, layer), x[:, self.pattern_heads])  # all heads were computed for an edit
+            else:
+                self._record((name, layer), x)
         if not fns:
             return None
         return x.reshape(-1, x.shape[-1]) if flat else x
@@ -75,6 +81,14 @@ class HookSession:
 
     def needs_pattern(self, layer: int) -> bool:
         return any(self._needs(n, layer) for n in ("pattern", "attn_scores"))
+
+    def observed_heads(self, layer: int) -> list[int] | None:
+        """The heads whose patterns are computed at ``layer``, or None for all of them.
+
+        Only when nothing edits this layer's scores or pattern (an edit needs every head)."""
+        if self.pattern_heads is None or ("pattern", layer) in self.edits or ("attn_scores", layer) in self.edits:
+            return None
+        return self.pattern_heads
 
     def edits_scores(self, layer: int) -> bool:
         """Whether an intervention edits this layer's pre-softmax scores."""

@@ -60,8 +60,8 @@ class Ablate:
 class Patch:
     """Overwrite an activation with the same activation from another trace (or a tensor).
 
-    ``source`` is a Trace (any :class:`Activations`) that captured ``name`` at ``layer`` (with as many positions as the traced
-    prompts), or a tensor of that activation's shape; a batch of 1 is broadcast. ``head`` limits
+    ``source`` is a Trace (any :class:`Activations`) that captured ``name`` at ``layer`` (with as
+    many positions as the traced prompts), or a tensor of that activation's shape; a batch of 1 is broadcast. ``head`` limits
     the patch to some heads (for ``z``, ``head_out`` and ``pattern``).
     """
 

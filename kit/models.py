@@ -158,7 +158,7 @@ class Model:
     # tracing -----------------------------------------------------------------------------------
     def trace(self, prompts, capture: Sequence[str] | str | None = None, layers: int | Sequence[int] | None = None,
               interventions: Intervention | Sequence[Intervention] = (), grad: bool = False,
-              max_bytes: int | None = None) -> Trace:
+              max_bytes: int | None = None, heads: int | Sequence[int] | None = None) -> Trace:
         """Run one forward pass and capture activations (see :mod:`kit.names`).
 
         ``prompts``: a string, a list of strings (padded on the right), or token ids.
@@ -168,6 +168,9 @@ class Model:
         ``interventions``: :class:`kit.Ablate`, :class:`kit.Patch`, :class:`kit.Clamp`,
         :class:`kit.Steer`, :class:`kit.Knockout` or :class:`kit.Edit`, applied during the pass.
         ``grad``: keep the autograd graph (for gradient-based attribution).
+        ``heads``: compute ``pattern`` / ``attn_scores`` of these query heads only (the attention
+        output still comes from the model's own kernel); ``tr["pattern", l]`` is then
+        ``[batch, len(heads), query, key]`` and ``tr.pattern_heads`` lists the heads in order.
         ``max_bytes``: refuse (``MemoryError``, before allocating) a capture larger than this
         (default 4 GiB, or the ``KIT_MAX_TRACE_BYTES`` environment variable). On a GPU a trace whose
         captures and working memory exceed the free memory is refused too, before allocating.
@@ -175,7 +178,7 @@ class Model:
         input_ids, mask = self.tokenize(prompts)
         return run_trace(self.adapter, input_ids, mask, decode=self.to_str_tokens, capture=capture, layers=layers,
                          interventions=interventions, grad=grad, max_bytes=max_bytes, owner=self,
-                         capture_device=self.capture_device)
+                         capture_device=self.capture_device, heads=heads)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``.

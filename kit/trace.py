@@ -31,14 +31,16 @@ class Trace:
 
     Index it as ``tr[name, layer]`` (see :mod:`kit.names` for names and shapes), e.g.
     ``tr["pattern", 1]`` is ``[batch, head, query, key]``; model-level names as ``tr["embed"]``;
-    TransformerLens hook names as they are, e.g. ``tr["blocks.1.attn.hook_pattern"]``. ``tr.logits`` is ``[batch, pos, vocab]``,
+    TransformerLens hook names as they are, e.g. ``tr["blocks.1.attn.hook_pattern"]``.
+    ``tr.logits`` is ``[batch, pos, vocab]``,
     ``tr.tokens`` the token texts per prompt, ``tr.mask`` ``[batch, pos]`` True on real tokens
     (padding is on the right, so real tokens sit at the same positions as in a one-prompt trace).
     """
 
     def __init__(self, input_ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor,
                  store: dict[tuple[str, int], torch.Tensor], names: Sequence[str], layers: Sequence[int], *,
-                 adapter: Adapter, decode: Decoder, interventions: Sequence[Intervention] = (), model: Any = None):
+                 adapter: Adapter, decode: Decoder, interventions: Sequence[Intervention] = (), model: Any = None,
+                 pattern_heads: Sequence[int] | None = None):
         self.adapter = adapter
         self.model = model  # the owner (a kit.Model), for the caller's convenience only
         self._decode = decode
@@ -49,6 +51,8 @@ class Trace:
         self.names = tuple(names)  # what was captured
         self.layers = tuple(layers)
         self.interventions = tuple(interventions)
+        # heads whose pattern / attn_scores were computed: tr["pattern", l][:, i] is head pattern_heads[i]
+        self.pattern_heads = None if pattern_heads is None else tuple(pattern_heads)
         self._tokens: list[list[str]] | None = None
 
     @property
@@ -161,6 +165,19 @@ def _absent(adapter: Adapter) -> dict[str, str]:
     return out
 
 
+def _pattern_heads(heads, adapter: Adapter, names: Sequence[str]) -> list[int] | None:
+    """Sorted query heads whose patterns to compute, or None for all."""
+    if heads is None:
+        return None
+    if not any(n in names for n in ("pattern", "attn_scores")):
+        raise ValueError("heads= chooses the heads whose 'pattern' / 'attn_scores' are computed; capture one of them")
+    items = [heads] if isinstance(heads, int) else list(heads)
+    if not items:
+        raise ValueError("heads= is empty; give at least one head, or None for all")
+    chosen = sorted({check_index(h, adapter.n_heads, "head") for h in items})
+    return None if len(chosen) == adapter.n_heads else chosen
+
+
 def available_names(adapter: Adapter) -> tuple[str, ...]:
     """Every name (:data:`kit.names.ALL`) that a model of this adapter's family can capture."""
     absent = _absent(adapter)
@@ -267,7 +284,7 @@ def _check_budget(model: Any, batch: int, n_pos: int, names: Sequence[str], laye
 def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, decode: Decoder,
               capture=None, layers=None, interventions: Intervention | Sequence[Intervention] = (),
               grad: bool = False, max_bytes: int | None = None, owner: Any = None,
-              capture_device: torch.device | None = None) -> Trace:
+              capture_device: torch.device | None = None, heads: int | Sequence[int] | None = None) -> Trace:
     """Validate, hook, run one forward pass of ``input_ids[batch, pos]`` and return its :class:`Trace`.
 
     ``mask[batch, pos]`` is True on real tokens (padding on the right); ``decode`` turns ids into
@@ -276,6 +293,7 @@ def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, 
     logits land (default: where they are computed; a sharded model's captures are gathered there).
     """
     names = _capture_names(capture, adapter)
+    pattern_heads = _pattern_heads(heads, adapter, names)
     if layers is None:
         layer_list = list(range(adapter.n_layers))
     else:
@@ -295,11 +313,12 @@ def run_trace(adapter: Adapter, input_ids: torch.Tensor, mask: torch.Tensor, *, 
     points = {"head_out": "z"}
     capture_keys = {(points.get(n, n), l) for n in names if n in LAYER_NAMES for l in layer_list}
     capture_keys |= {(n, None) for n in names if n in MODEL_NAMES}
-    session = HookSession(a, capture_keys, edits_by_point(compiled), tuple(input_ids.shape), capture_device)
+    session = HookSession(a, capture_keys, edits_by_point(compiled), tuple(input_ids.shape), capture_device,
+                          pattern_heads)
     with torch.set_grad_enabled(grad), session:
         out = a.hf(input_ids=input_ids, attention_mask=mask.long(), use_cache=False)
     logits = out.logits if grad else out.logits.detach()
     if capture_device is not None:
         logits, input_ids, mask = logits.to(capture_device), input_ids.to(capture_device), mask.to(capture_device)
     return Trace(input_ids, mask, logits, session.store, names, layer_list, adapter=a, decode=decode,
-                 interventions=interventions, model=owner)
+                 interventions=interventions, model=owner, pattern_heads=pattern_heads)

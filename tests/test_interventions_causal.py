@@ -25,7 +25,7 @@ def test_knockout_of_every_visible_key_attends_to_nothing(tiny_models):
     assert p[:, 0].abs().max() == 0  # query 0 attends to nothing
     assert tr["z", 0][0, 0].abs().max() == 0  # so every head's output there is zero
     assert p[:, 1:, 0].abs().max() == 0  # key 0 is blocked for the other queries too ...
-    torch.testing.assert_close(p[:, 1:].sum(-1), torch.ones(model.n_heads, 5), atol=1e-5, rtol=0)  # ... who see the rest
+    torch.testing.assert_close(p[:, 1:].sum(-1), torch.ones(model.n_heads, 5), atol=1e-5, rtol=0)  # others see the rest
     assert p.triu(1).abs().max() == 0
     torch.testing.assert_close(tr_later.logits[0, 0], tr.logits[0, 0], atol=0, rtol=0)
     # the knockout did change position 0 (its attention output is gone), so the test can tell

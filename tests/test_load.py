@@ -79,7 +79,8 @@ def test_device_map_with_disk_offload_traces_and_captures_land_on_the_chosen_dev
     assert model.hf.hf_device_map["model.layers.1"] == "disk"
     tr = model.trace("The cat sat on the mat.", capture=["resid_post", "pattern", "head_out"],
                      interventions=[kit.Ablate(1, 0)])
-    base = ref.trace("The cat sat on the mat.", capture=["resid_post", "pattern", "head_out"], interventions=[kit.Ablate(1, 0)])
+    base = ref.trace("The cat sat on the mat.", capture=["resid_post", "pattern", "head_out"],
+                     interventions=[kit.Ablate(1, 0)])
     torch.testing.assert_close(tr.logits, base.logits, atol=1e-5, rtol=0)
     for l in (0, 1):
         assert tr["resid_post", l].device.type == "cpu"

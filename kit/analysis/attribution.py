@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..arch import _norms
 from .._validate import check_finite_trace, check_trace
 from ..trace import Trace
 from ._common import last_positions, token_ids_per_prompt
@@ -49,22 +50,15 @@ class Attribution:
         return f"Attribution(batch={B}, layers={L}, heads={H}, total={self.total.tolist()})"
 
 
-def frozen_norm(norm: torch.nn.Module, x: torch.Tensor):
-    """The final norm as ``f(part) = weight * center(part) / scale`` with ``scale`` taken from ``x``.
+def frozen_norm(norm: torch.nn.Module, x: torch.Tensor, offset: float = 0.0):
+    """The final norm as ``f(part) = gain * center(part) / scale`` with ``scale`` taken from ``x``.
 
     Returns ``(linear, bias)``: ``linear(part)`` maps any residual part linearly and
-    ``norm(x) == linear(x) + bias``. Handles LayerNorm and RMSNorm (Llama-style, ``variance_epsilon``).
+    ``norm(x) == linear(x) + bias``. Handles LayerNorm and RMSNorm; ``offset`` is added to an
+    RMSNorm's weight (1 for Gemma's ``1 + weight``: ``model.adapter.frozen_final_norm(x)`` knows it).
+    One implementation: :func:`kit.arch._norms.frozen_norm`.
     """
-    weight = getattr(norm, "weight", None)
-    w = torch.ones(x.shape[-1], device=x.device) if weight is None else weight.float()
-    xf = x.float()
-    if isinstance(norm, torch.nn.LayerNorm):
-        scale = (xf.var(-1, unbiased=False, keepdim=True) + norm.eps).sqrt()
-        b = norm.bias.float() if norm.bias is not None else torch.zeros_like(w)
-        return (lambda part: w * (part.float() - part.float().mean(-1, keepdim=True)) / scale), b
-    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
-    scale = (xf.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-    return (lambda part: w * part.float() / scale), torch.zeros_like(w)
+    return _norms.frozen_norm(norm, x, offset)
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ import torch
 from .._validate import check_int, check_model, check_same_length
 from ..models import Model
 from ._common import last_positions, token_ids_per_prompt
-from .attribution import Attribution, direct_logit_attribution, frozen_norm
+from .attribution import Attribution, direct_logit_attribution
 from .patching import subject_positions
 
 __all__ = ["RecallSummary", "recall_summary", "RecallStory", "recall_story", "contrast_attribution",
@@ -237,7 +237,7 @@ def final_block_measures(model: Model, prompts: Sequence[str], answers: Sequence
     ids = token_ids_per_prompt(model, list(answers), B).to(model.device)
     a = model.adapter
     final = tr["resid_post", L - 1][rows, last]  # [batch, d_model]
-    linear, norm_bias = frozen_norm(a.final_norm, final)
+    linear, norm_bias = a.frozen_final_norm(final)  # the model's own gain (Gemma: 1 + weight)
     b_U = a.b_U.float() if a.b_U is not None else 0.0
     logits = lambda x: (linear(x) + norm_bias) @ a.W_U.float() + b_U  # noqa: E731
     without = final - tr["attn_out", L - 1][rows, last] - tr["mlp_out", L - 1][rows, last]

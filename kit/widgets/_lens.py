@@ -13,7 +13,6 @@ from typing import Any
 import torch
 
 from ..analysis import logit_lens
-from ..analysis.attribution import frozen_norm
 
 __all__ = ["LensData", "lens_data", "dla_by_position", "DLA_NEEDS", "target_stats", "residual_norms"]
 
@@ -74,7 +73,7 @@ def dla_by_position(tr: Any, b: int, ids: torch.Tensor) -> dict[str, torch.Tenso
     ids = ids.to(dev)
     direction = a.W_U.float()[:, ids].T  # [pos, d_model]
     final = tr["resid_post", model.n_layers - 1][b, :n]  # [pos, d_model]
-    linear, norm_bias = frozen_norm(a.final_norm, final)
+    linear, norm_bias = a.frozen_final_norm(final)  # the model's own gain (Gemma: 1 + weight)
 
     def effect(part: torch.Tensor) -> torch.Tensor:  # [pos, ..., d_model] -> [pos, ...]
         moved = part.float().movedim(0, -2)  # [..., pos, d_model]: the norm's scale is per position
