@@ -1,5 +1,7 @@
 """Cost of ``model.trace`` against a plain Hugging Face forward on the same prompts.
 
+Cases: a plain forward, a trace of logits only, of everything, of everything but the attention
+patterns, and of everything with the patterns of one head per layer (``heads=[0]``).
 A 4-layer model with GPT-2 small's shape (d_model 768, 12 heads, d_mlp 3072, vocab 50257), random
 weights, at 128 and 512 tokens. Runs are interleaved and the median of repeated runs is compared
 within this one process, so the ratios are robust to the machine's speed.
@@ -56,7 +58,8 @@ def main() -> None:
     model = build_model(args.device)
     print(f"model: 4-layer GPT-2-shape, {sum(p.numel() for p in model.hf.parameters()) / 1e6:.0f}M params, "
           f"device={model.device}, threads={torch.get_num_threads()}, batch={args.batch}, reps={reps}")
-    print(f"{'tokens':>6} {'plain HF (ms)':>14} {'trace logits (ms)':>18} {'ratio':>6} {'trace all (ms)':>15} {'ratio':>6}")
+    print(f"{'tokens':>6} {'plain HF (ms)':>14} {'trace logits (ms)':>18} {'ratio':>6} {'trace all (ms)':>15} {'ratio':>6} "
+          f"{'all but patterns':>17} {'ratio':>6} {'patterns of 1 head':>19} {'ratio':>6}")
     for n in (128, 512):
         ids = torch.randint(0, 50257, (args.batch, n), generator=torch.Generator().manual_seed(n)).to(model.device)
         mask = torch.ones_like(ids)
@@ -67,7 +70,9 @@ def main() -> None:
 
         cases = {"plain": plain,
                  "logits": lambda: model.trace(ids, capture=[]),
-                 "all": lambda: model.trace(ids)}
+                 "all": lambda: model.trace(ids),
+                 "no_pattern": lambda: model.trace(ids, capture=[n for n in kit.names.NAMES if n != "pattern"]),
+                 "one_head": lambda: model.trace(ids, heads=[0])}
         for fn in cases.values():  # warm-up
             fn()
         samples = {k: [] for k in cases}
@@ -76,7 +81,9 @@ def main() -> None:
                 samples[k].append(median_seconds(fn, 1))
         med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
         print(f"{n:>6} {med['plain']:>14.1f} {med['logits']:>18.1f} {med['logits'] / med['plain']:>6.2f} "
-              f"{med['all']:>15.1f} {med['all'] / med['plain']:>6.2f}")
+              f"{med['all']:>15.1f} {med['all'] / med['plain']:>6.2f} "
+              f"{med['no_pattern']:>17.1f} {med['no_pattern'] / med['plain']:>6.2f} "
+              f"{med['one_head']:>19.1f} {med['one_head'] / med['plain']:>6.2f}")
     print("targets: trace logits <= 1.10 x plain; trace all <= 1.5 x plain")
 
 
