@@ -1,11 +1,11 @@
 """The kit's attention function, registered with ``transformers`` as implementation ``"kit"``.
 
 For the layers a trace observes it computes ordinary (eager) attention, and lets the active hook
-session read the attention probabilities and edit the pre-softmax scores (knockout) or the probabilities (patching). A query
-left with no visible key after an edit of the scores attends to nothing (a zero pattern row), never
-to the future. The
-tracer switches a model to it only for a trace that needs patterns, scores, queries, keys or
-values; layers of such a trace that need none of them still run the model's own SDPA kernel, and
+session read the attention probabilities and edit the pre-softmax scores (knockout) or the
+probabilities (patching). A query left with no visible key after an edit of the scores attends to
+nothing (a zero pattern row), never to the future. The tracer switches a model to it only for a
+trace that needs patterns, scores, queries, keys or values; layers of such a trace that need none
+of them (and heads whose patterns were not asked for) still run the model's own SDPA kernel, and
 every other trace runs the model's own attention untouched.
 """
 
@@ -37,11 +37,11 @@ def _math(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torc
     rep = H // kv
     # [batch, kv_head, rep, q, d_head] @ [batch, kv_head, 1, d_head, k]: query head h uses kv head h // rep
     scores = torch.matmul(query.view(B, kv, rep, T, D), key[:, :, None].transpose(-1, -2)).view(B, H, T, S)
-    scores = scores * scaling
+    scores.mul_(scaling)  # in place: the [batch, head, q, k] tensors are the cost of eager attention
     if softcap is not None:  # Gemma 2 / 3: logit soft-capping before the mask
         scores = torch.tanh(scores / softcap) * softcap
     if attention_mask is not None:
-        scores = scores + attention_mask[..., :S]
+        scores.add_(attention_mask[..., :S])
     blocked = None
     if observer is not None and layer is not None:
         if observer.edits_scores(layer):  # an edit (knockout) may block every key a query could see

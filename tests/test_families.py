@@ -243,3 +243,13 @@ def test_names_a_family_lacks_are_refused_before_tracing():
     with pytest.raises(ValueError, match="no norm before"):
         model_of("olmo2").trace("Hi", capture=["attn_scale"])
     assert set(MODEL_NAMES) <= set(ALL)
+
+
+def test_gradients_flow_through_observed_and_edited_attention(variant):
+    model = model_of(variant)
+    model.hf.zero_grad()
+    tr = model.trace(PROMPTS[0], grad=True, interventions=[kit.Knockout(0, query=-1, key=0)])
+    tr.logits[0, -1, 5].backward()
+    grad = model.adapter.attn(0)
+    assert any(p.grad is not None and p.grad.abs().max() > 0 for p in grad.parameters())
+    model.hf.zero_grad()
