@@ -17,6 +17,8 @@ layer     decoder block index, 0-based
 Activation names. ``model.trace(prompt)`` captures the eight **default** names of every layer;
 the others are captured when named in ``capture=[...]`` (``capture=kit.names.ALL`` for all).
 Per-layer names are read as ``tr[name, layer]``; model-level names as ``tr[name]``.
+``model.trace(..., heads=[...])`` keeps ``pattern`` and ``attn_scores`` of those heads only:
+``[batch, len(heads), query, key]``, in the order of ``tr.pattern_heads``.
 
 ================  ============================  =====  ===============================================
 name              shape                         scope  meaning

@@ -14,10 +14,10 @@ KIT = Path(__file__).resolve().parents[1] / "kit"
 # lowest first; a module may import only modules of its own layer or below
 LAYERS = [
     {"kit.names", "kit._validate", "kit._attention", "kit.arch", "kit.arch._adapter", "kit.arch._families",
-     "kit.arch._norms", "kit.hooknames"},
+     "kit.arch._norms"},
     {"kit.interventions", "kit._session"},
     {"kit.trace"},
-    {"kit.models", "kit._loading"},
+    {"kit.models"},
 ]
 RANK = {mod: i for i, layer in enumerate(LAYERS) for mod in layer}
 
