@@ -70,3 +70,11 @@ def test_bad_heads_are_refused():
     with pytest.raises(ValueError, match="valid heads are 0..3"):
         model.trace("Hi", capture=["pattern"], heads=[4])
     assert model.trace("Hi", capture=["pattern"], heads=[0, 1, 2, 3]).pattern_heads is None  # all heads
+
+
+def test_a_view_of_every_head_refuses_a_trace_of_some_heads():
+    from kit.widgets import AttentionViewer
+
+    tr = model_of("gpt2").trace("Hi there", capture=["pattern"], heads=[1])
+    with pytest.raises(ValueError, match=r"heads \[1\] only"):
+        AttentionViewer(tr)

@@ -47,6 +47,9 @@ def resolve_source(
             )
         return Source(trace=source.trace(prompt, capture=list(capture)), model=source)
     if _is_trace(source):
+        if getattr(source, "pattern_heads", None) is not None and "pattern" in capture:
+            raise ValueError(f"{view} shows every head, but this trace computed the patterns of heads "
+                             f"{list(source.pattern_heads)} only: trace without heads= for this view")
         return Source(trace=source, model=getattr(source, "model", None))
     if _is_model(source):
         if model_alone is not None:
