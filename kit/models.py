@@ -157,8 +157,9 @@ class Model:
         ``max_bytes``: refuse (``MemoryError``, before allocating) a capture larger than this
         (default 4 GiB, or the ``KIT_MAX_TRACE_BYTES`` environment variable).
         """
-        return run_trace(self, prompts, capture=capture, layers=layers, interventions=interventions, grad=grad,
-                         max_bytes=max_bytes)
+        input_ids, mask = self.tokenize(prompts)
+        return run_trace(self.adapter, input_ids, mask, decode=self.to_str_tokens, capture=capture, layers=layers,
+                         interventions=interventions, grad=grad, max_bytes=max_bytes, owner=self)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``."""
