@@ -4,8 +4,9 @@ The convention for writers of the README and the docs:
 
 - A block fenced as ```python is code a user may paste. The blocks of one file run in the order they
   appear, in one namespace (as a user pasting them one after another into one notebook would), in a
-  fresh Python process per file, from the repository root, offline (``HF_HUB_OFFLINE=1``). So a later block may use what an earlier block of the same file defined, and every block must
-  run offline on the shipped teaching models in a few seconds.
+  fresh Python process per file, from the repository root, offline (``HF_HUB_OFFLINE=1``). So a
+  later block may use what an earlier block of the same file defined, and every block must run
+  offline on the shipped teaching models in a few seconds.
 - A block fenced as ```python no-run is shown but not run. Only for code that cannot run here: a hub
   model (``kit.load("gpt2")``) or a GPU (``device="cuda"``); ``test_no_run_blocks_need_the_hub_or_a_gpu``
   refuses any other. A signature or a sketch that is not meant to run is not Python to paste: fence it
