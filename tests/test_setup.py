@@ -95,9 +95,9 @@ def _refused_index() -> str:
 
 
 def run_script(*args: str, path_dirs: list[Path] = (), timeout: float = 60) -> tuple[list[str], str]:
-    """Run torch_install_args.py with only ``path_dirs`` and the system's basic tools on PATH:
-    ``(pip arguments, the reason on stderr)``."""
-    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"])}
+    """Run torch_install_args.py with only ``path_dirs`` on PATH (so a real ``nvidia-smi`` in /usr/bin
+    stays out of it): ``(pip arguments, the reason on stderr)``."""
+    env = {**os.environ, "PATH": os.pathsep.join(map(str, path_dirs)) or os.devnull}
     out = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env,
                          timeout=timeout, check=True)
     return shlex.split(out.stdout), out.stderr.strip()
@@ -158,7 +158,7 @@ def test_without_the_index_a_local_cpu_wheel_is_what_pip_installs(tmp_path):
             z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
             z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
             z.writestr(f"{info}/RECORD", "")
-    args, _ = run_script("--cpu-index", _refused_index(), "--probe-timeout", "1")
+    args, _ = run_script("--cpu-index", _refused_index(), "--probe-timeout", "1", path_dirs=[tmp_path])
     report = tmp_path / "report.json"
     subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed", "--no-deps", "--no-index",
                     "--find-links", str(wheels), "--report", str(report), "--quiet", *args],
