@@ -41,6 +41,14 @@ def _executable(path: Path, text: str) -> Path:
     return path
 
 
+def make_env(**extra: str) -> dict[str, str]:
+    """This process's environment without what an enclosing `make` passes down (`make test VENV=...`
+    would otherwise reach the makes these tests start), plus ``extra``."""
+    skip = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "VENV", "PYTEST_ARGS", "LAB_ARGS", "TORCH_SPEC",
+            "PIP_TORCH_ARGS", "TORCH_BUILD", "TORCH_VERSION"}
+    return {**{k: v for k, v in os.environ.items() if k not in skip}, **extra}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -210,7 +218,7 @@ def test_make_setup_passes_the_decision_to_pip(fake_venv, overrides, expected):
                 f'exec "{sys.executable}" "$@"\n')
     (fake_venv / ".installed").unlink()
     cmd = [MAKE, "-C", str(ROOT), "setup", f"VENV={fake_venv}", *(f"{k}={v}" for k, v in overrides.items())]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120, env=make_env())
     torch_line, kit_line = log.read_text().splitlines()
     assert torch_line.split() == ["install", "-q", *expected]
     assert kit_line.split() == ["install", "-q", "-e", ".[test]"]
@@ -227,8 +235,8 @@ def _get_json(url: str) -> dict:
 def _start_lab(fake_venv: Path, port: int, token: str, preexec=None) -> subprocess.Popen:
     home = Path(tempfile.mkdtemp(prefix="kit-lab-home-"))
     home.chmod(0o777)
-    env = {**os.environ, "HOME": str(home), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-           "JUPYTER_CONFIG_DIR": str(home / "config"), "PYTHONPATH": str(ROOT)}
+    env = make_env(HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_CONFIG_DIR=str(home / "config"),
+                   PYTHONPATH=str(ROOT))
     lab_args = f"--port {port} --no-browser --IdentityProvider.token={token} --ServerApp.port_retries=0"
     return subprocess.Popen([MAKE, "-C", str(ROOT), "lab", f"VENV={fake_venv}", f"LAB_ARGS={lab_args}"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -331,7 +339,7 @@ def test_ci_run_prints_pytests_summary_and_fails_when_a_test_fails(tmp_path, fak
     bin_dir = tmp_path / "bin"
     _executable(bin_dir / "npm", "#!/bin/sh\nexit 0\n")
     _executable(bin_dir / "chromium", "#!/bin/sh\nexit 0\n")
-    env = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), os.environ["PATH"]]), "VENV": str(fake_venv)}
+    env = make_env(PATH=os.pathsep.join([str(bin_dir), os.environ["PATH"]]), VENV=str(fake_venv))
     out = subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=300)
     if fails:
         assert out.returncode != 0
