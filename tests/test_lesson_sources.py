@@ -8,6 +8,7 @@ differs, and the command that rebuilds it.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def first_difference(built: list, committed: list) -> str | None:
     for i, (a, b) in enumerate(zip(built, committed)):
         if a != b:
             what = "type" if a[0] != b[0] else "source" if a[1] != b[1] else "tags"
-            return f"cell {i} differs in its {what}:\n--- from the source:\n{a[1][:400]}\n--- in the notebook:\n{b[1][:400]}"
+            diff = difflib.unified_diff(b[1].splitlines(), a[1].splitlines(), "in the notebook", "from the source",
+                                        lineterm="")
+            return f"cell {i} differs in its {what} ({b[0]} {b[2]} -> {a[0]} {a[2]}):\n" + "\n".join(list(diff)[:40])
     if len(built) != len(committed):
         return f"the source makes {len(built)} cells, the notebook has {len(committed)}"
     return None
@@ -56,8 +59,9 @@ def test_notebook_cells_are_the_sources_cells(src):
     if not notebook.exists():
         pytest.fail(f"{src.stem}: no notebook; build it with `python lessons/build.py {src.stem[:2]}`")
     diff = first_difference(cells(build.parse(src.read_text())), cells(nbformat.read(notebook, as_version=4)))
-    assert diff is None, f"{notebook.name} disagrees with src/{src.name}: {diff}\nRebuild it with " \
-                         f"`python lessons/build.py {src.stem[:2]}`"
+    if diff is not None:
+        pytest.fail(f"{notebook.name} disagrees with src/{src.name}: {diff}\nRebuild it with "
+                    f"`python lessons/build.py {src.stem[:2]}`", pytrace=False)
 
 
 def test_an_edited_source_is_caught():
