@@ -190,3 +190,13 @@ def test_quick_start_states_the_measured_figures():
     ablated = induction.trace(seq, capture=[], interventions=[kit.Ablate(layer=1, head=0)]).logits[0, -1].softmax(-1)[ti]
     assert f"# {clean:.2f} -> {ablated:.2f}: L1H0 is its induction head" in readme
     assert clean > 0.5 and ablated < clean / 2  # the head does the copying: not a tie
+
+
+def test_the_package_docstring_example_runs():
+    # `help(kit)` shows it first: it runs on a shipped model and prints what it says
+    import doctest
+
+    import kit
+
+    result = doctest.testmod(kit, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
