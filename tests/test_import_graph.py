@@ -193,3 +193,12 @@ def test_analysis_and_train_do_not_import_each_other(graph):
 
     there, back = edges("kit.analysis", "kit.train"), edges("kit.train", "kit.analysis")
     assert not (there and back), f"kit.analysis and kit.train import each other: {there} and {back}"
+
+
+def test_core_imports_none_of_the_packages_built_on_it(graph):
+    # the core (kit's top-level modules) is what analysis, train, lessons and widgets build on
+    upper = ("kit.analysis", "kit.train", "kit.lessons", "kit.widgets")
+    core = [m for m in graph if m.count(".") == 1 and not m.startswith(upper)]
+    assert "kit.models" in core and "kit.trace" in core
+    wrong = sorted(f"{m} -> {t}" for m in core for t in graph[m] if t.startswith(upper))
+    assert not wrong, f"the core imports packages built on it: {wrong}"

@@ -4,8 +4,9 @@ The convention for writers of the README and the docs:
 
 - A block fenced as ```python is code a user may paste. The blocks of one file run in the order they
   appear, in one namespace (as a user pasting them one after another into one notebook would), in a
-  fresh Python process per file, from the repository root, offline (``HF_HUB_OFFLINE=1``). So a later block may use what an earlier block of the same file defined, and every block must
-  run offline on the shipped teaching models in a few seconds.
+  fresh Python process per file, from the repository root, offline (``HF_HUB_OFFLINE=1``). So a
+  later block may use what an earlier block of the same file defined, and every block must run
+  offline on the shipped teaching models in a few seconds.
 - A block fenced as ```python no-run is shown but not run. Only for code that cannot run here: a hub
   model (``kit.load("gpt2")``) or a GPU (``device="cuda"``); ``test_no_run_blocks_need_the_hub_or_a_gpu``
   refuses any other. A signature or a sketch that is not meant to run is not Python to paste: fence it
@@ -147,19 +148,32 @@ def test_python_blocks_run_verbatim(path):
     assert result.stdout.count("ran ") == len(blocks)
 
 
+def unjustified_no_run(blocks: list[Block], shipped: set[str]) -> list[str]:
+    """Where a ``python no-run`` block needs neither a hub model (a ``load("...")`` of a name that is
+    not shipped, or ``from_pretrained``) nor a GPU (``cuda``)."""
+    out = []
+    for b in blocks:
+        if b.language != "python" or b.runs:
+            continue
+        hub = bool(set(re.findall(r"""load\(\s*["']([^"']+)["']""", b.code)) - shipped) or "from_pretrained" in b.code
+        if not (hub or "cuda" in b.code):
+            out.append(b.where)
+    return out
+
+
+def test_no_run_needs_a_reason(tmp_path):
+    md = tmp_path / "x.md"
+    md.write_text("```python no-run\nkit.load('gpt2')\n```\n```python no-run\nx = torch.ones(2, device='cuda')\n```\n"
+                  "```python no-run\nkit.load('facts-4l')\n```\n")
+    assert unjustified_no_run(code_blocks(md), {"facts-4l"}) == [f"{md}:8"]
+
+
 def test_no_run_blocks_need_the_hub_or_a_gpu():
     from kit.models import models
 
-    shipped = set(models())
-    for path in DOCS:
-        for b in code_blocks(path):
-            if b.language != "python" or b.runs:
-                continue
-            loads = set(re.findall(r"""load\(\s*["']([^"']+)["']""", b.code))
-            hub = bool(loads - shipped) or "from_pretrained" in b.code
-            gpu = "cuda" in b.code
-            assert hub or gpu, (f"{b.where}: a `python no-run` block must need a hub model or a GPU; this one "
-                                "can run here, so fence it as ```python (or as ```text if it is not code to run)")
+    wrong = [w for path in DOCS for w in unjustified_no_run(code_blocks(path), set(models()))]
+    assert not wrong, (f"`python no-run` blocks that could run here: {wrong}; fence them as ```python (or as "
+                       "```text if they are not code to run)")
 
 
 def test_quick_start_states_the_measured_figures():
@@ -176,3 +190,13 @@ def test_quick_start_states_the_measured_figures():
     ablated = induction.trace(seq, capture=[], interventions=[kit.Ablate(layer=1, head=0)]).logits[0, -1].softmax(-1)[ti]
     assert f"# {clean:.2f} -> {ablated:.2f}: L1H0 is its induction head" in readme
     assert clean > 0.5 and ablated < clean / 2  # the head does the copying: not a tie
+
+
+def test_the_package_docstring_example_runs():
+    # `help(kit)` shows it first: it runs on a shipped model and prints what it says
+    import doctest
+
+    import kit
+
+    result = doctest.testmod(kit, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0

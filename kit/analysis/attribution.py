@@ -95,7 +95,7 @@ def direct_logit_attribution(tr: Trace, token: int | str | list, contrast: int |
         lin = linear(flat.transpose(0, 1)).transpose(0, 1) if flat.shape[1] else flat  # scale per prompt
         return (lin * direction[:, None]).sum(-1).reshape(shape[:-1])
 
-    L, H = model.n_layers, model.n_heads
+    L = model.n_layers
     embed = effect(tr["resid_pre", 0][rows, p])
     heads = torch.stack([effect(tr["head_out", l][rows, p]) for l in range(L)], 1)  # [batch, layer, head]
     zeros = torch.zeros(B, model.d_model, device=dev)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_int, check_model, check_number
+from .._validate import check_int, check_model
 from ..interventions import Edit, Knockout
 from ..models import Model
 from ._common import one_prompt as _one
