@@ -1,5 +1,6 @@
-"""Every focusable part of every view works by keyboard in JupyterLab and in Notebook 7, and a
-Dashboard fits the output area it is given.
+"""JupyterLab and Notebook 7, driven in Chromium: every focusable part of every view works by
+keyboard, a Dashboard fits the output area it is given, and the notebook the user ran and saved
+exports (``jupyter nbconvert --to html``) with every view working offline, in the page's theme.
 
 Notebook 7 reads keys as notebook shortcuts before the page's elements see them (JupyterLab after
 them): an arrow key in a view must reach the view, never move the notebook to another cell or
@@ -9,6 +10,10 @@ into edit mode. One server for the module serves both front-ends. Network: only 
 from __future__ import annotations
 
 import pytest
+import json
+import time
+
+from browser_helpers import READY
 from jupyter_helpers import REPO, jupyterlab_server, notebook7_url, open_lab
 
 SETUP = """\
@@ -50,12 +55,12 @@ def server(browser, tiny_dirs, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keyboard")
     cells = [SETUP.format(repo=str(REPO), model=str(tiny_dirs["gpt2"])), *VIEWS]
     with jupyterlab_server(tmp, cells) as (url, base):
-        yield url, base
+        yield url, base, tmp
 
 
 @pytest.fixture(scope="module", params=["JupyterLab", "Notebook 7"])
 def host(request, browser, server):
-    url, base = server
+    url, base, _ = server
     url = url if request.param == "JupyterLab" else notebook7_url(url)
     context, page, errors = open_lab(browser, url, base)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -120,3 +125,35 @@ def test_a_dashboard_fits_its_output_area(host):
     )
     assert sizes["grid"] <= sizes["area"] + 1, f"{name}: the dashboard is {sizes['grid']} px wide in a {sizes['area']} px area"
     assert max(sizes["views"]) <= sizes["right"] + 1, sizes
+
+
+def test_the_saved_notebook_exports_with_every_view_working_offline_in_the_pages_theme(host, server, offline, tmp_path):
+    """The user's own path: run in the front-end, save, ``jupyter nbconvert --to html``, open with
+    no network while the OS is dark: every view renders in its frame, light like the page."""
+    from nbconvert import HTMLExporter
+    import nbformat
+
+    name, page, _ = host
+    saved = server[2] / "live.ipynb"
+    before = saved.stat().st_mtime_ns
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    deadline = time.monotonic() + 30
+    while saved.stat().st_mtime_ns == before:
+        assert time.monotonic() < deadline, f"{name} did not save the notebook"
+        page.wait_for_timeout(100)
+    nb = nbformat.read(saved, as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)  # what `jupyter nbconvert --to html` writes
+    o = offline(color_scheme="dark")
+    path = tmp_path / "exported.html"
+    path.write_text(body, encoding="utf-8")
+    o.page.goto(path.as_uri())
+    frames = o.page.locator("iframe.tmk-fallback")
+    assert frames.count() == 6, f"{name}: {frames.count()} views kept their offline copy; notes: " + json.dumps(
+        o.page.locator(".tmk-fallback-note").all_inner_texts())
+    for i in range(6):
+        frames.nth(i).scroll_into_view_if_needed()  # as a reader scrolls: browsers defer offscreen frames
+        roots = o.page.frame_locator("iframe.tmk-fallback").nth(i).locator(".tmk-root")
+        roots.first.and_(o.page.frame_locator("iframe.tmk-fallback").nth(i).locator(READY)).wait_for(timeout=20_000)
+        themes = {roots.nth(j).get_attribute("data-theme") for j in range(roots.count())}
+        assert themes == {"light"}, f"{name}: a view of the white page is {themes} in a dark OS"
+    assert [u for u in o.remote_requests if "tmk" in u or "kit" in u] == []
