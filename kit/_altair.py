@@ -2,11 +2,13 @@
 
 Altair's default renderer leaves the drawing to the front end, which loads vega from a CDN
 (``cdn.jsdelivr.net``) wherever it has no vega of its own for this Vega-Lite version: offline,
-the chart is an error. :func:`offline_charts` switches altair to its ``"svg"`` renderer instead:
-the kernel draws each chart to SVG with ``vl-convert`` (no browser, no network), and every host
-shows SVG as it is: JupyterLab, Notebook 7, VS Code, Colab, an nbconvert export, GitHub. What is
-lost is interactivity inside the chart (tooltips, zoom). marimo draws altair charts itself with
-the vega it ships, offline, and is left alone.
+the chart is an error. :func:`offline_charts` switches altair to the ``"kit-offline"`` renderer
+instead: the kernel draws each chart with ``vl-convert`` (no browser, no network) to SVG and to a
+PNG at twice the size (shown at its CSS size). Hosts show the SVG where they trust the notebook
+and the PNG where they do not (JupyterLab and Notebook 7 render no SVG of an untrusted notebook,
+such as a lesson opened from disk): JupyterLab, Notebook 7, VS Code, Colab, an nbconvert export,
+GitHub. What is lost is interactivity inside the chart (tooltips, zoom). marimo draws altair
+charts itself with the vega it ships, offline, and is left alone.
 
 Making a chart with the kit (``kit.charts``, ``TrainLog.chart()``) calls it, once, and only
 while altair's renderer is its default: a renderer you enabled yourself is kept.
@@ -14,9 +16,20 @@ while altair's renderer is its default: a renderer you enabled yourself is kept.
 
 from __future__ import annotations
 
-__all__ = ["offline_charts"]
+__all__ = ["offline_charts", "RENDERER"]
 
+RENDERER = "kit-offline"
 _done = False
+
+
+def _render(spec: dict, **metadata) -> tuple[dict, dict]:
+    """Altair renderer: ``image/svg+xml`` and a 2x ``image/png`` of the chart, drawn in the kernel."""
+    from altair.vegalite.v6.display import png_renderer, svg_renderer
+
+    svg = svg_renderer(spec, **metadata)
+    png = png_renderer(spec, **{"scale_factor": 2, **metadata})
+    png_data, png_meta = png if isinstance(png, tuple) else (png, {})
+    return {**png_data, **svg}, png_meta
 
 
 def offline_charts(force: bool = False) -> str:
@@ -35,6 +48,8 @@ def offline_charts(force: bool = False) -> str:
             raise ImportError(
                 "kit charts render offline through vl-convert: pip install vl-convert-python"
             ) from e
-        alt.renderers.enable("svg")
+        if RENDERER not in alt.renderers.names():
+            alt.renderers.register(RENDERER, _render)
+        alt.renderers.enable(RENDERER)
     _done = True
     return alt.renderers.active
