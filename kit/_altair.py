@@ -4,7 +4,7 @@ Altair's default renderer leaves the drawing to the front end, which loads vega 
 (``cdn.jsdelivr.net``) wherever it has no vega of its own for this Vega-Lite version: offline,
 the chart is an error. :func:`offline_charts` switches altair to the ``"kit-offline"`` renderer
 instead: the kernel draws each chart with ``vl-convert`` (no browser, no network) to SVG and to a
-PNG at twice the size (shown at its CSS size). Hosts show the SVG where they trust the notebook
+PNG. Hosts show the SVG where they trust the notebook
 and the PNG where they do not (JupyterLab and Notebook 7 render no SVG of an untrusted notebook,
 such as a lesson opened from disk): JupyterLab, Notebook 7, VS Code, Colab, an nbconvert export,
 GitHub. What is lost is interactivity inside the chart (tooltips, zoom). marimo draws altair
@@ -23,11 +23,11 @@ _done = False
 
 
 def _render(spec: dict, **metadata) -> tuple[dict, dict]:
-    """Altair renderer: ``image/svg+xml`` and a 2x ``image/png`` of the chart, drawn in the kernel."""
+    """Altair renderer: ``image/svg+xml`` and ``image/png`` of the chart, drawn in the kernel."""
     from altair.vegalite.v6.display import png_renderer, svg_renderer
 
     svg = svg_renderer(spec, **metadata)
-    png = png_renderer(spec, **{"scale_factor": 2, **metadata})
+    png = png_renderer(spec, **metadata)
     png_data, png_meta = png if isinstance(png, tuple) else (png, {})
     return {**png_data, **svg}, png_meta
 
