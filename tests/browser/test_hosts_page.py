@@ -4,7 +4,6 @@ focusable part, no serious or critical axe-core violations, and a theme that fol
 from __future__ import annotations
 
 import pytest
-from browser_helpers import READY
 from page_checks import NO_OVERFLOW, focus_rings, serious_violations
 
 from kit.analysis import activation_patching
@@ -79,12 +78,11 @@ def test_the_thumbnail_ring_is_visible_inside_its_scroll_box(offline, pages):
     root = o.open(pages["AttentionViewer"]).first
     root.locator(".tmk-grid").focus()
     o.page.keyboard.press("ArrowRight")  # keyboard use: :focus-visible applies
-    ring = o.page.evaluate("() => { const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth, s.outlineOffset]; }")
-    assert ring[0] == "solid" and float(ring[1][:-2]) >= 2 and float(ring[2][:-2]) <= -ring_width(ring)
-
-
-def ring_width(ring) -> float:
-    return float(ring[1][:-2])
+    style, width, offset = o.page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth), parseFloat(s.outlineOffset)]; }"
+    )
+    assert style == "solid" and width >= 2 and offset <= -width, "the ring must lie inside the scroll box"
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -98,4 +96,3 @@ def test_a_view_on_a_plain_white_page_is_light_whatever_the_os(offline, pages, s
     # our own page declares both schemes, so it follows the OS
     o2 = offline(color_scheme=scheme)
     assert o2.open(pages["PatchingHeatmap"]).first.get_attribute("data-theme") == scheme
-    assert READY
