@@ -1,5 +1,9 @@
 """Altair charts of analysis results: small grids (layers x heads, layers x positions) and bars.
 
+Importing this module switches altair to rendering SVG in the kernel (see :mod:`kit._altair`), so
+that these charts, and any other altair chart in the notebook, show with no network in every
+host and in exported pages; a renderer you enabled yourself is kept.
+
 Every chart here has far fewer than altair's 5,000-row default limit: a grid is ``layers x heads``
 or ``layers x positions``. Dense attention patterns belong in :class:`kit.widgets.AttentionViewer`.
 """
@@ -11,7 +15,11 @@ from collections.abc import Sequence
 import altair as alt
 import torch
 
-__all__ = ["head_heatmap", "layer_pos_heatmap", "causal_trace_chart", "patching_chart", "logit_lens_chart", "bars"]
+from ._altair import offline_charts
+
+offline_charts()
+
+__all__ = ["offline_charts", "head_heatmap", "layer_pos_heatmap", "causal_trace_chart", "patching_chart", "logit_lens_chart", "bars"]
 
 
 def _label(tokens: Sequence[str]) -> list[str]:

@@ -83,6 +83,10 @@ class TrainLog:
         """
         import altair as alt
 
+        from .._altair import offline_charts
+
+        offline_charts()
+
         names = self.metrics
         losses = list(losses) if losses is not None else [n for n in names if n.startswith("loss")]
         scores = list(scores) if scores is not None else [n for n in names if n not in losses and n != "lr"]

@@ -15,8 +15,10 @@ that renders with no network. ``html_page([w1, w2], path)`` puts several on one 
   top examples, and a clamp slider rerun in Python.
 - ``CircuitDiagram(trace)``: heads and MLPs as a graph weighted by attribution or patching.
 
-Where no kernel runs a notebook (nbconvert HTML, GitHub), a displayed widget falls back to a note
-or, with ``set_static_fallback("page")``, to its offline page in an iframe (see ``_fallback``).
+Where no kernel runs a notebook (nbconvert HTML, GitHub), a displayed widget falls back to its
+offline page in an iframe, or to a note with ``set_static_fallback("note")`` (see ``_fallback``).
+A view's first arguments (a trace, or a model and a prompt) are resolved in one place (``_source``).
+Hosts (JupyterLab, Notebook 7, marimo, VS Code, Colab, exports): docs/hosts.md.
 """
 
 from ._fallback import set_static_fallback, static_fallback

@@ -134,11 +134,11 @@ def with_static_fallback(view: Any, bundle: Any) -> Any:
     if mode == "off" or bundle is None:
         return bundle
     data = bundle[0] if isinstance(bundle, tuple) else bundle
-    page = None
+    page, why = None, ""
     if mode == "page":
         try:
             page = view.to_html(max_bytes=FALLBACK_PAGE_BYTES)
         except ValueError:  # over the fallback's budget: the note, rather than a huge notebook
-            page = None
-    data["text/html"] = fallback_html(type(view).__name__, page, height=getattr(view, "height", 0) or 480)
+            why = f" (too large to keep in the notebook: over {FALLBACK_PAGE_BYTES // 1_000_000} MB of data)"
+    data["text/html"] = fallback_html(type(view).__name__, page, height=getattr(view, "height", 0) or 480, why=why)
     return bundle

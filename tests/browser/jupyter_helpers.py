@@ -1,4 +1,6 @@
-"""A JupyterLab server for browser tests: a notebook of given cells, served from a temp folder.
+"""A Jupyter server for browser tests: a notebook of given cells, served from a temp folder, opened
+in JupyterLab (``/lab/tree/...``) or, when the ``notebook`` package is installed, in Notebook 7
+(`notebook7_url`: ``/notebooks/...``) from the same server.
 
 Skips (through pytest) when JupyterLab or anywidget's JupyterLab extension is missing.
 """
@@ -74,6 +76,7 @@ def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb"
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={tmp_path}",
             "--expose-app-in-browser",
+            "--JupyterNotebookApp.expose_app_in_browser=True",  # Notebook 7, when installed
             "--allow-root",
             "--LabApp.news_url=",
             "--LabApp.extension_manager=readonly",
@@ -119,3 +122,9 @@ def open_lab(browser, url: str, base: str):
     page.goto(url, timeout=90_000)
     page.wait_for_function(KERNEL_IDLE, timeout=120_000)
     return context, page, errors
+
+
+def notebook7_url(lab_url: str) -> str:
+    """The Notebook 7 address of the notebook that `lab_url` opens in JupyterLab (same server)."""
+    pytest.importorskip("notebook", reason="Notebook 7 is not installed (pip install 'notebook>=7')")
+    return lab_url.replace("/lab/tree/", "/notebooks/", 1)

@@ -38,7 +38,22 @@ class Frames(HTMLParser):
             self.srcdocs.append(dict(attrs)["srcdoc"])
 
 
-def test_default_fallback_is_a_short_note_beside_the_live_view(trace):
+def test_default_fallback_is_the_offline_page_beside_the_live_view(trace):
+    data = data_of(AttentionViewer(trace)._repr_mimebundle_())
+    assert WIDGET_VIEW in data and 'class="tmk-fallback"' in data["text/html"] and "srcdoc=" in data["text/html"]
+
+
+def test_a_view_over_the_fallback_budget_gets_a_note_that_says_why_and_how(trace, monkeypatch):
+    from kit.widgets import _base
+
+    monkeypatch.setattr(_base, "FALLBACK_PAGE_BYTES", 100)
+    data = data_of(AttentionViewer(trace)._repr_mimebundle_())
+    assert "tmk-fallback-note" in data["text/html"] and "too large" in data["text/html"]
+    assert "to_html" in data["text/html"] and "<iframe" not in data["text/html"]
+
+
+def test_the_note_mode_is_a_short_note_beside_the_live_view(trace):
+    set_static_fallback("note")
     data = data_of(AttentionViewer(trace)._repr_mimebundle_())
     assert WIDGET_VIEW in data and "text/plain" in data
     assert "tmk-fallback-note" in data["text/html"] and "to_html" in data["text/html"]

@@ -1,7 +1,7 @@
 // The prompt as a row of token chips: hovering or clicking one shows what it attends to
 // (chip background) and what attends to it (underline).
 import { h, scrollWithin } from "../shared/dom.js";
-import { rampColor, lightness } from "../shared/colors.js";
+import { rampColor, textOn } from "../shared/colors.js";
 import { visibleToken } from "../shared/tokens.js";
 
 /** Returns {node, highlight(token, locked, m, theme), reveal(token)}. */
@@ -58,7 +58,7 @@ export function createTokenStrip({ tokens, height, onHover, onLock }) {
         const from = m.get(k, token) * m.scale; // k attends to token
         const rgb = rampColor(theme, to);
         chip.style.background = to > 0 ? `rgb(${rgb.join(",")})` : "";
-        chip.style.color = to > 0 ? (lightness(rgb) < 0.5 ? "#ffffff" : "#15171c") : "";
+        chip.style.color = to > 0 ? (textOn(rgb)) : "";
         chip.style.boxShadow = from > 0.02 ? `inset 0 -${Math.max(2, Math.round(from * 5))}px 0 rgba(${theme === "dark" ? "177, 151, 252" : "112, 72, 232"}, ${Math.min(1, 0.25 + from)})` : "";
         chip.dataset.to = to.toFixed(3);
         chip.dataset.from = from.toFixed(3);

@@ -1,7 +1,7 @@
 // The circuit as SVG: a row per layer (embeddings at the bottom, logits on top), a column per
 // head plus the MLP; edges into the logits and between heads.
 import { s, num } from "../shared/dom.js";
-import { divergingCss, divergingColor, lightness } from "../shared/colors.js";
+import { divergingCss, divergingColor, textOn } from "../shared/colors.js";
 
 const MAX_DRAWN_EDGES = 200;
 
@@ -111,7 +111,7 @@ export function createGraph({ nLayers: L, nHeads: H, weights, edges, kinds, onSe
         n.el.classList.toggle("tmk-weak", weak);
         const rgb = divergingColor(theme, n.w / maxW);
         n.shape.setAttribute("fill", `rgb(${rgb.join(",")})`);
-        n.label?.setAttribute("fill", lightness(rgb) < 0.5 ? "#ffffff" : "#15171c");
+        n.label?.setAttribute("fill", textOn(rgb));
         if (n.kind === "head") n.shape.setAttribute("r", (3.5 + 9 * Math.min(1, Math.abs(n.w) / maxW)).toFixed(2));
       }
       nodes.get("logits").shape.setAttribute("fill", "var(--tmk-bg-alt)");

@@ -1,7 +1,7 @@
 // The texts as rows of token chips shaded by the unit's activation; keyboard: arrows move a
 // cursor (left/right within a text, up/down between texts), Enter selects, Escape clears.
 import { h, num, scrollWithin } from "../shared/dom.js";
-import { divergingColor, lightness } from "../shared/colors.js";
+import { divergingColor, textOn } from "../shared/colors.js";
 import { visibleToken } from "../shared/tokens.js";
 
 /** Returns {node, paint(values, vmax, theme), mark(text, token), reveal(text, token)}. */
@@ -60,7 +60,7 @@ export function createTexts({ texts, onHover, onSelect, onClear }) {
         const v = value(t, p);
         const rgb = divergingColor(theme, v / vmax);
         chip.style.background = `rgb(${rgb.join(",")})`;
-        chip.style.color = lightness(rgb) < 0.5 ? "#ffffff" : "#15171c";
+        chip.style.color = textOn(rgb);
         chip.title = `text ${t}, position ${p}: ${num(v)}`;
         chip.dataset.act = String(v);
       }));

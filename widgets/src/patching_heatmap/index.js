@@ -3,7 +3,7 @@
 import css from "./style.css";
 import { mountRoot, select, markReady, showError, listeners, followHeight, tableToggle } from "../shared/widget.js";
 import { decodeTensor } from "../shared/tensor.js";
-import { divergingColor, divergingLegend, palette, lightness, cellText } from "../shared/colors.js";
+import { divergingColor, divergingLegend, palette, cellText, textOn } from "../shared/colors.js";
 import { createCellGrid } from "../shared/cellgrid.js";
 import { createTooltip } from "../shared/tooltip.js";
 import { h, num } from "../shared/dom.js";
@@ -68,7 +68,7 @@ function render({ model, el }) {
       ctx.fillStyle = `rgb(${rgb.join(",")})`;
       ctx.fillRect(x, y, w - 1, hh - 1);
       if (w >= 36 && hh >= 16) {
-        ctx.fillStyle = lightness(rgb) < 0.5 ? "#ffffff" : "#15171c";
+        ctx.fillStyle = textOn(rgb);
         ctx.font = "10px system-ui, sans-serif";
         ctx.textAlign = "center";
         ctx.textBaseline = "middle";

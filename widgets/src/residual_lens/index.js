@@ -4,7 +4,7 @@ import css from "./style.css";
 import { mountRoot, select, markReady, showError, listeners, followHeight, tableToggle } from "../shared/widget.js";
 import { createFetcher } from "../shared/fetch.js";
 import { decodeTensor } from "../shared/tensor.js";
-import { legend, rampColor, palette, lightness } from "../shared/colors.js";
+import { legend, rampColor, palette, textOn } from "../shared/colors.js";
 import { createCellGrid } from "../shared/cellgrid.js";
 import { tokenHeader } from "../shared/axis.js";
 import { createTooltip } from "../shared/tooltip.js";
@@ -69,7 +69,7 @@ function render({ model, el }) {
       ctx.fillStyle = `rgb(${rgb.join(",")})`;
       ctx.fillRect(x, y, w - 1, hh - 1);
       const isTarget = view.target && view.ids[at(r, c, 0)] !== undefined && topText(r, c) === view.target.text;
-      ctx.fillStyle = lightness(rgb) < 0.5 ? "#ffffff" : "#15171c";
+      ctx.fillStyle = textOn(rgb);
       ctx.font = `${isTarget ? "bold " : ""}10px ${colors.mono || "monospace"}`;
       ctx.textAlign = "left";
       ctx.textBaseline = "middle";

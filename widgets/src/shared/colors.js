@@ -153,3 +153,18 @@ export function palette(root) {
 export function lightness([r, g, b]) {
   return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
 }
+
+const linear = (c) => {
+  const s = c / 255;
+  return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+};
+const relativeLuminance = ([r, g, b]) => 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+
+/**
+ * The text colour (white or black) with the higher WCAG contrast on background `rgb`: at least
+ * 4.58:1 on any colour, above the 4.5:1 that WCAG AA asks of text.
+ */
+export function textOn(rgb) {
+  const bg = relativeLuminance(rgb);
+  return 1.05 / (bg + 0.05) >= (bg + 0.05) / 0.05 ? "#ffffff" : "#000000";
+}

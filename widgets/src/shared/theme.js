@@ -11,14 +11,18 @@ function hostVariable(el, name) {
   return getComputedStyle(el).getPropertyValue(name).trim();
 }
 
+let probe = null;
+
+/** [r, g, b, alpha] (0-255, alpha 0-1) of any CSS colour, painted on a 1 x 1 canvas and read back
+ * (so rgb(), #hex, color(srgb ...), oklch() ... all work). */
 function rgbOf(color) {
-  const ctx = document.createElement("canvas").getContext("2d");
-  ctx.fillStyle = "rgba(0, 0, 0, 0)";
-  ctx.fillStyle = color; // normalises any CSS colour to #rrggbb or rgba(...)
-  const s = ctx.fillStyle;
-  if (s.startsWith("#")) return [...[1, 3, 5].map((i) => parseInt(s.slice(i, i + 2), 16)), 1];
-  const parts = s.match(/[\d.]+/g).map(Number);
-  return [parts[0], parts[1], parts[2], parts.length > 3 ? parts[3] : 1];
+  probe ??= document.createElement("canvas").getContext("2d", { willReadFrequently: true });
+  probe.clearRect(0, 0, 1, 1);
+  probe.fillStyle = "rgba(0, 0, 0, 0)";
+  probe.fillStyle = color;
+  probe.fillRect(0, 0, 1, 1);
+  const [r, g, b, a] = probe.getImageData(0, 0, 1, 1).data;
+  return a ? [r * 255 / a, g * 255 / a, b * 255 / a, a / 255] : [0, 0, 0, 0];
 }
 
 function luminance([r, g, b]) {

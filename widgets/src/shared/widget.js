@@ -9,12 +9,23 @@ import { h } from "./dom.js";
  */
 export function mountRoot(el, { name, css, label, model, onTheme }) {
   // data-lm-suppress-shortcuts: Lumino hosts (Notebook 7, JupyterLab) leave keys pressed inside
-  // the view to the view, instead of reading them as notebook shortcuts (arrows, Enter, Space).
+  // the view to the view, instead of reading them as notebook shortcuts (arrows, Enter, Space);
+  // Notebook 7 reads them before the page's elements do.
   const root = h("div", {
     class: `tmk-root tmk-${name}`,
     attrs: { role: "group", "aria-label": label, "data-lm-suppress-shortcuts": "true" },
   });
   root.append(h("style", { text: baseCss + "\n" + css }));
+  // Keys pressed inside the view are the view's: hosts that listen after the page's elements
+  // (JupyterLab moves between cells on arrows) never see them. Tab still moves focus.
+  const keepKeys = (event) => {
+    if (event.key !== "Tab") event.stopPropagation();
+  };
+  root.addEventListener("keydown", keepKeys);
+  // Lumino matches a shortcut's selector (e.g. "... :focus") on the focused element itself before
+  // it looks at ancestors, so the opt-out must sit on each part that takes focus, set as it does.
+  const optOut = (event) => event.target?.setAttribute?.("data-lm-suppress-shortcuts", "true");
+  root.addEventListener("focusin", optOut);
   el.append(root);
   let theme = "light";
   const watcher = watchTheme(root, () => model.get("theme") || "auto", (t) => {
