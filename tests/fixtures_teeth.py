@@ -103,7 +103,23 @@ def build(kind: str, out: Path, seed: int = 0):
     return model
 
 
+class Teeth(dict):
+    """``teeth[kind]`` builds the sharpened model of ``kind`` on first use (a test pays only for what it uses)."""
+
+    KINDS = ("gpt2", "llama", "bos", "deep")
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, kind: str):
+        if kind not in self.KINDS:
+            raise KeyError(f"no teeth model {kind!r}; kinds: {self.KINDS}")
+        self[kind] = model = build(kind, self.root / kind)
+        return model
+
+
 @pytest.fixture(scope="session")
-def teeth(tmp_path_factory) -> dict:
-    """``{"gpt2": ..., "llama": ..., "bos": ..., "deep": ...}``: sharpened tiny models (see the module docstring)."""
-    return {kind: build(kind, tmp_path_factory.mktemp(f"teeth_{kind}")) for kind in ("gpt2", "llama", "bos", "deep")}
+def teeth(tmp_path_factory) -> Teeth:
+    """``teeth["gpt2" | "llama" | "bos" | "deep"]``: sharpened tiny models (see the module docstring)."""
+    return Teeth(tmp_path_factory.mktemp("teeth"))
