@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from kit.widgets import AttentionViewer
-from kit.widgets._wire import COMPRESS_MIN_BYTES, decode_tensor, encode_tensor
+from kit.widgets._wire import COMPRESS_MIN_BYTES, decode_tensor, encode_tensor, is_causal, pack_tril, unpack_tril
 from tests.fixtures_teeth import LONG, PROMPT
 
 
@@ -103,3 +103,51 @@ def test_decoded_thumbnails_equal_the_thumbnails_computed_in_python(teeth, promp
         assert meta["layout"] == "dense"
     else:
         assert meta["layout"] == "tril"
+
+
+# --- the edges mutation testing found unguarded -----------------------------------------------------
+
+def test_pack_and_unpack_refuse_wrong_shapes_with_the_numbers():
+    with pytest.raises(ValueError, match=r"square matrices.*\(3, 4\)"):
+        pack_tril(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"expected 28 packed entries for n=7, got 27"):
+        unpack_tril(torch.zeros(27), 7)
+    with pytest.raises(ValueError, match="layout must be 'dense' or 'tril'"):
+        encode_tensor(torch.zeros(2, 2, dtype=torch.int64), "int32", layout="upper")
+
+
+def test_is_causal_on_the_edge_cases():
+    assert is_causal(torch.tril(torch.ones(4, 4)))  # a single matrix
+    assert not is_causal(torch.ones(4))  # a vector has no diagonal
+    assert not is_causal(torch.zeros(3, 4))  # zero above the diagonal, but not square
+    assert is_causal(torch.zeros(2, 0, 0))  # nothing to look at
+    edge = torch.tril(torch.ones(3, 3))
+    edge[0, 2] = 0.5
+    assert is_causal(edge, tol=0.5) and not is_causal(edge, tol=0.25)  # tol is inclusive
+
+
+@pytest.mark.parametrize("top, scale", [(1.0, 1.0), (2.0**-4, 1.0), (0.06, 2.0**-5), (0.03, 2.0**-6),
+                                        (2.0**14, 1.0), (16385.0, 2.0**14), (1e6, 2.0**19)])
+def test_float16_scale_is_one_inside_its_precise_range_and_a_power_of_two_outside(top, scale):
+    x = torch.tensor([top, -top / 3, 0.0])
+    enc = encode_tensor(x, "float16")
+    assert enc.meta["scale"] == scale
+    torch.testing.assert_close(decode_tensor(enc.meta, enc.data), x, rtol=1e-3, atol=0)
+
+
+def test_float16_of_only_nan_and_infinity_travels_with_scale_one():
+    x = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    enc = encode_tensor(x, "float16")
+    back = decode_tensor(enc.meta, enc.data)
+    assert enc.meta["scale"] == 1.0 and torch.isnan(back[0]) and back[1:].tolist() == [float("inf"), -float("inf")]
+
+
+def test_int32_messages_and_compression_flag():
+    with pytest.raises(ValueError, match=r"^int32 encoding needs integer values$"):
+        encode_tensor(torch.tensor([0.5]), "int32")
+    with pytest.raises(ValueError, match=r"^int32 encoding: values out of the int32 range$"):
+        encode_tensor(torch.tensor([2**40]), "int32")
+    small = encode_tensor(torch.arange(6), "int32", compress=True)
+    assert small.meta["codec"] == "deflate" and torch.equal(decode_tensor(small.meta, small.data), torch.arange(6))
+    big = encode_tensor(torch.zeros(4096, dtype=torch.int64), "int32", compress=False)
+    assert big.meta["codec"] == "raw" and len(big.data) == 4 * 4096
