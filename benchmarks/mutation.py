@@ -91,18 +91,38 @@ def _mutmut(where: Path, *args: str, timeout: float | None = None) -> subprocess
     return subprocess.run([str(exe), *args], cwd=where, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_group(group: str, work: Path, max_children: int) -> dict:
-    where = _prepare(group, work)
-    t0 = time.time()
-    run = _mutmut(where, "run", "--max-children", str(max_children))
-    seconds = time.time() - t0
-    (where / "mutmut-run.log").write_text(run.stdout + run.stderr)
+def _statuses(where: Path) -> dict[str, str]:
     res = _mutmut(where, "results", "--all", "true")
     status: dict[str, str] = {}
     for line in res.stdout.splitlines():
         m = re.match(r"\s+(\S+): (.+)$", line)
         if m:
             status[m.group(1)] = m.group(2).strip()
+    return status
+
+
+def _refresh_tests(where: Path) -> None:
+    """Copy the current tests over an earlier run's copy (for --resume after adding tests)."""
+    for f in _files():
+        if f.startswith("tests/"):
+            for dest in (where / f, where / "mutants" / f):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / f, dest)
+
+
+def run_group(group: str, work: Path, max_children: int, resume: bool = False) -> dict:
+    where = work / group
+    names: list[str] = []
+    if resume and (where / "mutants").is_dir():  # re-test only what was not killed, with the current tests
+        _refresh_tests(where)
+        names = [n for n, s in _statuses(where).items() if s not in KILLED and s != "skipped"]
+    else:
+        where = _prepare(group, work)
+    t0 = time.time()
+    run = _mutmut(where, "run", "--max-children", str(max_children), *names)
+    seconds = time.time() - t0
+    (where / "mutmut-run.log").write_text(run.stdout + run.stderr)
+    status = _statuses(where)
     if not status:
         tail = "\n".join((run.stdout + run.stderr).splitlines()[-30:])
         raise SystemExit(f"group {group!r}: mutmut produced no results (exit {run.returncode}):\n{tail}")
@@ -125,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation", help="scratch folder (default .mutation/)")
     ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--resume", action="store_true",
+                    help="re-test only the mutants an earlier run in --workdir did not kill, with the current tests")
     args = ap.parse_args(argv)
     if args.list:
         for g, (mods, tests) in GROUPS.items():
@@ -134,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("mutmut is not installed in this environment: pip install 'mutmut>=3.8'")
     results = []
     for group in args.group or list(GROUPS):
-        r = run_group(group, args.workdir, args.max_children)
+        r = run_group(group, args.workdir, args.max_children, args.resume)
         results.append(r)
         print(f"{group}: {r['killed']}/{r['tested']} killed ({100 * r['score']:.1f}%) in {r['seconds']} s; "
               f"{json.dumps(r['counts'])}", flush=True)

@@ -151,3 +151,25 @@ def test_int32_messages_and_compression_flag():
     assert small.meta["codec"] == "deflate" and torch.equal(decode_tensor(small.meta, small.data), torch.arange(6))
     big = encode_tensor(torch.zeros(4096, dtype=torch.int64), "int32", compress=False)
     assert big.meta["codec"] == "raw" and len(big.data) == 4 * 4096
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16"])
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float64, torch.float16])
+def test_any_float_dtype_encodes_as_its_float32_values(dtype, source):
+    x = torch.tensor([[0.0, 0.25], [0.5, 1.0]], dtype=source)
+    enc = encode_tensor(x, dtype)
+    torch.testing.assert_close(decode_tensor(enc.meta, enc.data), x.float(), atol=1 / 255, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16", "int32"])
+def test_an_empty_tensor_round_trips_with_its_shape(dtype):
+    enc = encode_tensor(torch.zeros(0, 3), dtype)
+    back = decode_tensor(enc.meta, enc.data)
+    assert back.shape == (0, 3) and enc.nbytes == 0
+
+
+def test_uint8_messages_say_what_to_use_instead():
+    with pytest.raises(ValueError, match=r"^uint8 encoding needs finite values$"):
+        encode_tensor(torch.tensor([float("inf")]), "uint8")
+    with pytest.raises(ValueError, match=r"^uint8 encoding is for non-negative data such as attention; use float16$"):
+        encode_tensor(torch.tensor([-1.0]), "uint8")
