@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # group: (modules to mutate, fast tests that guard them)
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "session": (["kit/_session.py"], [
-        "tests/test_session_hooks.py", "tests/test_interventions_contract.py", "tests/test_interventions.py"]),
+        "tests/test_session_hooks.py", "tests/test_interventions_contract.py", "tests/test_interventions.py",
+        "tests/test_interventions_causal.py"]),
     "interventions": (["kit/interventions.py"], [
         "tests/test_interventions_contract.py", "tests/test_session_hooks.py", "tests/test_interventions.py",
         "tests/test_interventions_causal.py", "tests/test_bad_input.py"]),
