@@ -276,3 +276,29 @@ def test_edit_of_attention_scores_acts_before_the_softmax(m):
     expected = expected / expected.sum(-1, keepdim=True)
     torch.testing.assert_close(tr["pattern", 0], expected, atol=1e-5, rtol=0)
     assert (tr.logits - base.logits).abs().max() > MOVED
+
+
+# --- refusals name what is valid ----------------------------------------------------------------
+
+def test_patch_refuses_a_source_that_is_neither_a_trace_nor_a_tensor(m):
+    for bad, kind in ((3.0, "float"), ([1, 2], "list"), ("resid_pre", "str")):
+        with pytest.raises(ValueError, match=rf"^Patch source must be a Trace .* or a tensor, got {kind}$"):
+            m.trace(PROMPT, interventions=[kit.Patch("resid_pre", 0, bad)])
+
+
+def test_patch_from_a_batch_of_sources_matches_prompt_by_prompt(m):
+    clean_ids, bad_ids = _pair(m)
+    ids = torch.stack([bad_ids, clean_ids])
+    src = m.trace(torch.stack([clean_ids, bad_ids]), capture=["resid_pre"])["resid_pre", 1]  # [2, pos, d_model]
+    tr = m.trace(ids, capture=["resid_pre"], interventions=[kit.Patch("resid_pre", 1, src, pos=4)])
+    torch.testing.assert_close(tr["resid_pre", 1][:, 4], src[:, 4], **EXACT)
+    with pytest.raises(ValueError, match=r"has shape \[3, .*batch needs \[2, "):
+        m.trace(ids, interventions=[kit.Patch("resid_pre", 1, torch.cat([src, src[:1]]))])
+
+
+def test_a_bool_position_mask_of_the_wrong_shape_is_refused_with_the_shapes(m):
+    T = len(m.to_tokens(PROMPT))
+    with pytest.raises(ValueError, match=rf"^pos as a bool tensor must have shape \[{T}\] or \[1, {T}\], got \[3\]$"):
+        m.trace(PROMPT, interventions=[kit.Clamp(0, 1, pos=torch.ones(3, dtype=torch.bool))])
+    with pytest.raises(ValueError, match=r"^layer 7 is out of range: valid layers are 0\.\.2"):
+        m.trace(PROMPT, interventions=[kit.Steer(torch.zeros(m.d_model), [0, 7])])
