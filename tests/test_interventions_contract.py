@@ -302,3 +302,10 @@ def test_a_bool_position_mask_of_the_wrong_shape_is_refused_with_the_shapes(m):
         m.trace(PROMPT, interventions=[kit.Clamp(0, 1, pos=torch.ones(3, dtype=torch.bool))])
     with pytest.raises(ValueError, match=r"^layer 7 is out of range: valid layers are 0\.\.2"):
         m.trace(PROMPT, interventions=[kit.Steer(torch.zeros(m.d_model), [0, 7])])
+
+
+def test_heads_neurons_and_positions_may_be_given_as_tensors(m):
+    as_ints = _trace(m, [kit.Ablate(1, 2, pos=[2, 5]), kit.Clamp(0, [1, 5], 2.0)])
+    as_tensors = _trace(m, [kit.Ablate(1, torch.tensor(2), pos=torch.tensor([2, 5])),
+                            kit.Clamp(0, torch.tensor([1, 5]), 2.0)])
+    torch.testing.assert_close(as_tensors.logits, as_ints.logits, **EXACT)
