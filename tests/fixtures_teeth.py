@@ -13,6 +13,8 @@ tracing grid spreads over O(0.1) of probability; the figures are measured by
   no biases, n_ctx 128.
 - ``bos``: GPT-2 whose tokenizer starts every prompt with ``<|bos|>`` (id 1), so positions are
   shifted by one against the text.
+- ``deep``: GPT-2 with 12 layers (d_model 16, 2 heads), where causal tracing's default window of
+  neighbouring layers is more than one layer (``round(10 * 12 / 48) = 2``).
 - ``LONG``: a prompt of more than 64 tokens (thumbnails are pooled above 64).
 """
 
@@ -56,6 +58,8 @@ def config(kind: str):
     common = dict(vocab_size=tiny.VOCAB, eos_token_id=0, pad_token_id=0, bos_token_id=1 if kind == "bos" else 0)
     if kind in ("gpt2", "bos"):
         return GPT2Config(n_layer=3, n_head=4, n_embd=32, n_positions=N_CTX, n_inner=64, **common)
+    if kind == "deep":
+        return GPT2Config(n_layer=12, n_head=2, n_embd=16, n_positions=32, n_inner=32, **common)
     if kind == "llama":
         return LlamaConfig(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, hidden_size=32,
                            intermediate_size=48, max_position_embeddings=N_CTX, tie_word_embeddings=False, **common)
@@ -99,7 +103,23 @@ def build(kind: str, out: Path, seed: int = 0):
     return model
 
 
+class Teeth(dict):
+    """``teeth[kind]`` builds the sharpened model of ``kind`` on first use (a test pays only for what it uses)."""
+
+    KINDS = ("gpt2", "llama", "bos", "deep")
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, kind: str):
+        if kind not in self.KINDS:
+            raise KeyError(f"no teeth model {kind!r}; kinds: {self.KINDS}")
+        self[kind] = model = build(kind, self.root / kind)
+        return model
+
+
 @pytest.fixture(scope="session")
-def teeth(tmp_path_factory) -> dict:
-    """``{"gpt2": ..., "llama": ..., "bos": ...}``: sharpened tiny models (see the module docstring)."""
-    return {kind: build(kind, tmp_path_factory.mktemp(f"teeth_{kind}")) for kind in ("gpt2", "llama", "bos")}
+def teeth(tmp_path_factory) -> Teeth:
+    """``teeth["gpt2" | "llama" | "bos" | "deep"]``: sharpened tiny models (see the module docstring)."""
+    return Teeth(tmp_path_factory.mktemp("teeth"))

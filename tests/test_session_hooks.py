@@ -116,3 +116,17 @@ def test_a_trace_after_an_intervention_is_unedited(teeth):
         again = m.trace(PROMPT)
         torch.testing.assert_close(again.logits, base.logits, atol=0, rtol=0)
         torch.testing.assert_close(again["pattern", 1], base["pattern", 1], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("capture", [[], ["z"], None])
+def test_a_query_with_every_key_knocked_out_sees_nothing_whatever_is_captured(teeth, capture):
+    m = teeth["gpt2"]
+    ids = m.to_tokens(PROMPT)[None]
+    later = ids.clone()
+    later[0, 1:] = later[0, 1:].flip(-1)  # other tokens after position 0
+    ko = [kit.Knockout(1, query=0, key=0)]  # query 0 can only see key 0: nothing is left
+    tr, tr_later = m.trace(ids, capture=capture, interventions=ko), m.trace(later, capture=capture, interventions=ko)
+    torch.testing.assert_close(tr_later.logits[0, 0], tr.logits[0, 0], atol=1e-5, rtol=0)  # no future leaks in
+    silenced = m.trace(ids, capture=[], interventions=[kit.Ablate(1, list(range(m.n_heads)), pos=0)])
+    torch.testing.assert_close(tr.logits[0, 0], silenced.logits[0, 0], atol=1e-5, rtol=0)  # = no head output there
+    assert float((tr.logits[0, 0] - m.trace(ids, capture=[]).logits[0, 0]).abs().max()) > 1.0

@@ -1,0 +1,177 @@
+"""Mutation testing of the kit's core with mutmut: how many small deliberate bugs do the fast tests catch?
+
+    python benchmarks/mutation.py --list                   # the groups: modules and the fast tests run on them
+    python benchmarks/mutation.py --group interventions    # one group (minutes on a 2-core CPU)
+    python benchmarks/mutation.py                          # every group (hours on a shared 2-core CPU)
+
+Not part of CI's default run: it is slow. For each group it copies the working tree (tracked and
+untracked, not ignored files) to a scratch folder, writes a ``setup.cfg`` that points mutmut at the
+group's modules and fast tests, runs ``mutmut run`` there (mutmut forks a worker per mutant from a
+warmed fork server and runs only the tests that reach the mutated function), then prints the score
+and the diff of every mutant that survived. ``docs/mutation.md`` lists the measured scores and says,
+for each survivor, why it is equivalent or harmless (or which test should catch it).
+
+Score = killed / (mutants - skipped - timeouts); "no tests" (a mutated function no fast test
+reaches) and "survived" both count as not killed; timeouts are reported apart (see ``UNSURE``). Needs ``pip install mutmut`` (3.x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# group: (modules to mutate, fast tests that guard them)
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "session": (["kit/_session.py"], [
+        "tests/test_session_hooks.py", "tests/test_interventions_contract.py", "tests/test_interventions.py",
+        "tests/test_interventions_causal.py"]),
+    "interventions": (["kit/interventions.py"], [
+        "tests/test_interventions_contract.py", "tests/test_session_hooks.py", "tests/test_interventions.py",
+        "tests/test_interventions_causal.py", "tests/test_bad_input.py"]),
+    "trace": (["kit/trace.py", "kit/names.py", "kit/_attention.py"], [
+        "tests/test_trace_invariants.py", "tests/test_bad_input.py", "tests/test_session_hooks.py",
+        "tests/test_interventions_contract.py"]),
+    "attribution": (["kit/analysis/attribution.py"], [
+        "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py"]),
+    "causal_tracing": (["kit/analysis/causal_tracing.py"], [
+        "tests/test_causal_tracing_teeth.py", "tests/test_causal_tracing.py", "tests/test_bad_input_analysis.py"]),
+    "analysis": (["kit/analysis/head_scores.py", "kit/analysis/patching.py", "kit/analysis/logit_lens.py",
+                  "kit/analysis/_common.py"], [
+        "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_session_hooks.py"]),
+    "lessons": (["kit/lessons/attention.py", "kit/lessons/induction.py", "kit/lessons/factual.py",
+                 "kit/lessons/mlp.py", "kit/lessons/_check.py"], [
+        "tests/test_lesson01_exercises.py", "tests/test_lesson02_exercises.py", "tests/test_lesson03_exercises.py",
+        "tests/test_lesson04_exercises.py", "tests/test_lesson_check_results.py"]),
+    "wire": (["kit/widgets/_wire.py"], [
+        "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
+}
+
+KILLED = {"killed", "caught by type check", "segfault"}
+# "timeout" is neither: on a loaded machine a slow test, or a fork server that stopped answering (exit 255
+# in 0 s), files there too. Timeouts are left out of the score and reported; re-run them with --resume.
+UNSURE = {"timeout", "not checked", "check was interrupted by user"}
+
+
+def _files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    return [f for f in out if f and (ROOT / f).is_file()]
+
+
+def _prepare(group: str, work: Path) -> Path:
+    modules, tests = GROUPS[group]
+    missing = [p for p in modules + tests if not (ROOT / p).is_file()]
+    if missing:
+        raise SystemExit(f"group {group!r}: no such file {missing}")
+    where = work / group
+    if where.exists():
+        shutil.rmtree(where)
+    for f in _files():
+        if f.split("/")[0] in ("kit", "tests", "lessons", "scripts") or f == "pyproject.toml":
+            (where / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, where / f)
+    lines = ["[mutmut]", "source_paths = kit", "also_copy =", "    lessons/", "    scripts/", "only_mutate ="]
+    lines += [f"    {m}" for m in modules]
+    lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -p", "    no:randomly",
+              "process_isolation = forkserver", "use_git_change_detection = false", ""]
+    (where / "setup.cfg").write_text("\n".join(lines))
+    return where
+
+
+def _mutmut(where: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # kit must come from the mutated copy
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    exe = Path(sys.executable).with_name("mutmut")
+    return subprocess.run([str(exe), *args], cwd=where, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _statuses(where: Path) -> dict[str, str]:
+    res = _mutmut(where, "results", "--all", "true")
+    status: dict[str, str] = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s+(\S+): (.+)$", line)
+        if m:
+            status[m.group(1)] = m.group(2).strip()
+    return status
+
+
+def _refresh_tests(where: Path) -> None:
+    """Copy the current tests over an earlier run's copy (for --resume after adding tests)."""
+    for f in _files():
+        if f.startswith("tests/"):
+            for dest in (where / f, where / "mutants" / f):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / f, dest)
+
+
+def run_group(group: str, work: Path, max_children: int, resume: bool = False) -> dict:
+    where = work / group
+    names: list[str] = []
+    if resume and (where / "mutants").is_dir():  # re-test only what was not killed, with the current tests
+        _refresh_tests(where)
+        names = [n for n, s in _statuses(where).items() if s not in KILLED and s != "skipped"]  # incl. timeouts
+    else:
+        where = _prepare(group, work)
+    t0 = time.time()
+    run = _mutmut(where, "run", "--max-children", str(max_children), *names)
+    seconds = time.time() - t0
+    (where / "mutmut-run.log").write_text(run.stdout + run.stderr)
+    status = _statuses(where)
+    if not status:
+        tail = "\n".join((run.stdout + run.stderr).splitlines()[-30:])
+        raise SystemExit(f"group {group!r}: mutmut produced no results (exit {run.returncode}):\n{tail}")
+    counts: dict[str, int] = {}
+    for s in status.values():
+        counts[s] = counts.get(s, 0) + 1
+    tested = len(status) - counts.get("skipped", 0) - sum(counts.get(s, 0) for s in UNSURE)
+    killed = sum(n for s, n in counts.items() if s in KILLED)
+    survivors = {name: _mutmut(where, "show", name).stdout for name, s in sorted(status.items())
+                 if s not in KILLED | UNSURE and s != "skipped"}
+    return {"group": group, "modules": GROUPS[group][0], "tests": GROUPS[group][1], "counts": counts,
+            "killed": killed, "tested": tested, "score": killed / tested if tested else float("nan"),
+            "seconds": round(seconds), "survivors": survivors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--group", action="append", choices=sorted(GROUPS), help="run only these groups (repeatable)")
+    ap.add_argument("--list", action="store_true", help="print the groups and exit")
+    ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation", help="scratch folder (default .mutation/)")
+    ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--resume", action="store_true",
+                    help="re-test only the mutants an earlier run in --workdir did not kill, with the current tests")
+    args = ap.parse_args(argv)
+    if args.list:
+        for g, (mods, tests) in GROUPS.items():
+            print(f"{g:15s} {' '.join(mods)}\n{'':15s} tests: {' '.join(tests)}")
+        return 0
+    if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None:
+        raise SystemExit("mutmut is not installed in this environment: pip install 'mutmut>=3.8'")
+    results = []
+    for group in args.group or list(GROUPS):
+        r = run_group(group, args.workdir, args.max_children, args.resume)
+        results.append(r)
+        print(f"{group}: {r['killed']}/{r['tested']} killed ({100 * r['score']:.1f}%) in {r['seconds']} s; "
+              f"{json.dumps(r['counts'])}", flush=True)
+        for name, diff in r["survivors"].items():
+            print(f"  not killed: {name}\n" + "\n".join("    " + line for line in diff.splitlines()), flush=True)
+    killed, tested = sum(r["killed"] for r in results), sum(r["tested"] for r in results)
+    print(f"total: {killed}/{tested} killed ({100 * killed / max(tested, 1):.1f}%)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
