@@ -6,6 +6,7 @@ patching and causal tracing ``[layer, pos]``.
 
 from __future__ import annotations
 
+from ._common import token_id
 from .attribution import Attribution, direct_logit_attribution
 from .factual import (
     FinalBlockMeasures, RecallStory, RecallSummary, contrast_attribution, final_block_measures, recall_story,
@@ -41,5 +42,5 @@ __all__ = [
     "snmf", "nmf", "Decomposition", "mlp_activations", "MLPActivations", "diff_means", "label_purity", "Purity",
     "chance_purity", "compare_purity", "PurityComparison", "random_sparse_like", "direction_logits",
     "decode_direction", "steer_mlp", "steer_at_matched_kl", "compare_steering", "steering_table", "SteeringResult",
-    "concept_ids",
+    "concept_ids", "token_id",
 ]
