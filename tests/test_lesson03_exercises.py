@@ -174,3 +174,21 @@ def test_knockout_answers_that_give_p_after_or_the_wrong_type_are_told_why(s, so
     v = lesson.check_knockout_drop(-solution["answer_4"], s.model, *ex)
     assert not v and "sign" in v.message
     assert "one number" in lesson.check_knockout_drop("0.9", s.model, *ex).message
+
+
+def test_knockout_near_misses_and_the_ratio_are_refused(s, solution):
+    ex = (s.prompt, s.subject, s.answer)
+    drop = solution["answer_4"]
+    assert lesson.check_knockout_drop(drop + 0.005, s.model, *ex)  # rounding to two decimals is fine
+    for near in (drop + 0.03, drop - 0.03):
+        v = lesson.check_knockout_drop(near, s.model, *ex)
+        assert not v and "different amount" in v.message
+
+
+def test_stub_functions_get_their_exercise_hint(s):
+    def todo(prompt, subject):
+        raise NotImplementedError
+
+    v = lesson.check_subject_tokens(todo, s.model, s.world)
+    assert v.status == "unanswered" and "NotImplementedError" in v.message and "offsets_mapping" in v.message
+    assert "replace the `...`" not in v.message
