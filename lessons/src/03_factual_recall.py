@@ -187,7 +187,8 @@ for stage, share in enrich.items():
 # facts, so it is not only moving the subject: it extracts. It is not even specific to the question:
 # on a prompt about a country's capital it promotes that country's language and currency as well
 # (continent, with 5 possible answers and many shared, less so). Which attribute wins at the output
-# is settled by other heads and MLPs that know the relation. And the subject's last token names the
+# must then be settled by what carries the relation (lesson 04 finds a relation feature in MLP0 at the
+# last prompt token, and steers the model with it). And the subject's last token names the
 # answer far more often after the first MLP than before it: MLP0 enriches the subject with its
 # attributes, which the head then reads. `facts-4l` follows the extraction account.
 #
