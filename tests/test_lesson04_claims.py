@@ -114,7 +114,7 @@ def test_over_concepts_and_seeds_snmf_and_diff_means_tie_and_both_beat_random(ma
     assert matched.verdict("SNMF", "DiffMeans") == "tie"
     assert matched.verdict("SNMF", "random (sparse)") == "SNMF ahead"
     assert matched.verdict("DiffMeans", "random (sparse)") == "DiffMeans ahead"
-    mean, sd, n = matched.difference("SNMF", "DiffMeans")
+    mean, _, n = matched.difference("SNMF", "DiffMeans")
     assert abs(mean) < 0.3 and n == 18
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from ..analysis import attention_knockout, causal_trace, recall_summary, subject_positions
-from ..analysis.attribution import frozen_norm
 from ..analysis.features import direction_logits
 from ..interventions import Ablate, Edit
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
