@@ -1,4 +1,4 @@
-"""The optional GPT-2 cells of lessons 01 and 03 are complete, correct code: they run, offline, on a
+"""The optional GPT-2 cells of lessons 01, 03 and 04 are complete, correct code: they run, offline, on a
 random-weight model of GPT-2 small's shape (12 layers, 12 heads) that ``kit.load("gpt2")`` is pointed at."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = ("01_attention_and_the_residual_stream.py", "03_factual_recall.py")
+LESSONS = ("01_attention_and_the_residual_stream.py", "03_factual_recall.py", "04_mlp_decomposition.py")
 VOCAB = 600
 sys.path.insert(0, str(ROOT / "lessons"))
 from build import parse  # noqa: E402  (the lesson builder's own cell splitter)
@@ -84,3 +84,10 @@ def test_lesson01_gpt2_cells_run(gpt2_shaped, monkeypatch, capsys):
     att = ns["att_gpt2"]
     assert abs(float(att.parts_sum()[0]) - float(att.total[0])) < 1e-3
     assert "heads adding most" in out
+
+
+def test_lesson04_gpt2_cells_run(gpt2_shaped, monkeypatch, capsys):
+    ns = run_online_cells("04_mlp_decomposition.py", gpt2_shaped, monkeypatch)
+    out = capsys.readouterr().out
+    assert ns["g_res"].k == 8 and ns["g_col"].acts.shape[0] == ns["gpt2"].d_mlp
+    assert out.count("GPT-2 layer 6, neuron") == 5
