@@ -63,9 +63,12 @@ def _peak_sentence(story) -> str:
     """Where the MLP causal effect peaks, compared with ROME's finding."""
     if story.mlp_subject_last >= max(story.mlp_other, story.mlp_last):
         return ("The MLP causal effect peaks at the subject's last token, as Meng et al. (2022) found in GPT-2 XL. "
-                "It does so because of the entity records in the training text (see Data), and not for every "
-                "training seed or invented world: `docs/factual_recall_experiments.md` gives the runs, per relation "
-                "and per seed.")
+                "This depends on the training design and on the seeds: it appeared in none of seven designs trained "
+                "on template sentences alone, and with entity records (see Data) in 7 of 46 trainings; with this "
+                "card's recipe on world seed 0 in 1 of 8 training seeds (seed 0, the one this model uses: .343 at "
+                "the subject's last token against .183 at the best other earlier token and .116 at the last token) "
+                "and in 2 of 4 invented worlds (world seed 2, this model's: .422/.142/.149). "
+                "`docs/factual_recall_experiments.md` gives every run, per relation and per seed.")
     where = ("an earlier token (for a subject, the token at which its invented name becomes distinctive)"
              if story.mlp_other >= story.mlp_last else "the last token")
     return (f"The MLP causal effect does not peak at the subject's last token, as Meng et al. (2022) found in "

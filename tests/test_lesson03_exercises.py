@@ -76,6 +76,28 @@ def test_subject_tokens_that_forget_bos_are_told_about_position_0(s, solution):
     assert not v and "<|bos|>" in v.message
 
 
+def test_subject_tokens_common_slips_are_named(s, solution):
+    def ids(prompt, subject):
+        toks = s.model.tokenizer(prompt)["input_ids"]
+        return [toks[i] for i in solution["subject_tokens"](prompt, subject)]
+
+    def chars(prompt, subject):
+        start = prompt.index(subject)
+        return list(range(start, start + len(subject)))
+
+    def first_only(prompt, subject):
+        return solution["subject_tokens"](prompt, subject)[:1]
+
+    def with_next(prompt, subject):
+        pos = solution["subject_tokens"](prompt, subject)
+        return pos + [pos[-1] + 1]
+
+    for fn, words in ((ids, "token ids"), (chars, "character positions"), (first_only, "only part"),
+                      (with_next, "outside the subject")):
+        v = lesson.check_subject_tokens(fn, s.model, s.world)
+        assert not v and words in v.message, (words, v.message)
+
+
 def test_subject_tokens_of_the_wrong_type_are_refused(s):
     v = lesson.check_subject_tokens(lambda p, subj: subj, s.model, s.world)
     assert not v and "list of ints" in v.message
@@ -87,21 +109,54 @@ def test_a_learner_bug_is_reported_not_raised(s):
 
 
 def test_a_weaker_head_is_not_the_mover(s, solution):
-    layer, head = solution["answer_2"]
+    assert solution["answer_2"] == "L1H3"
+    layer, head = 1, 3
     other = ((layer + 1) % s.model.n_layers, head)
     v = lesson.check_mover_head(other, s.model, s.facts)
     assert not v and "another head puts" in v.message
 
 
+def test_mover_head_is_written_as_in_every_lesson(s):
+    for spelling in ("L1H3", "l1h3", "L1 H3", (1, 3), [1, 3], torch.tensor([1, 3])):
+        assert lesson.check_mover_head(spelling, s.model, s.facts), spelling
+
+
 def test_mover_head_answers_of_the_wrong_form_are_refused(s):
-    assert "two ints" in lesson.check_mover_head("L2H3", s.model, s.facts).message
-    assert "out of range" in lesson.check_mover_head((9, 0), s.model, s.facts).message
+    for wrong in ("1,3", (9, 0), "L9H0", 1.3, (1.0, 3.0)):
+        v = lesson.check_mover_head(wrong, s.model, s.facts)
+        assert not v and "is not a head of this model" in v.message and "L<layer>H<head>" in v.message
+
+
+def test_mover_head_common_slips_are_named(s):
+    v = lesson.check_mover_head("L3H1", s.model, s.facts)  # (head, layer) swapped
+    assert not v and "swapped" in v.message
+    v = lesson.check_mover_head("L1H0", s.model, s.facts)  # the top head on the first prompt only: a near miss
+    assert not v and "first prompt" in v.message and "1.00" in v.message and "0.98" in v.message
+    v = lesson.check_mover_head("L2H3", s.model, s.facts)  # a head that looks at the subject, less
+    assert not v and "another head puts 1.00" in v.message
+    assert "L1H3" not in v.message  # a failed check does not give the answer away
 
 
 def test_a_peak_outside_the_subject_is_refused(s):
     last = len(s.traces["resid"].tokens) - 1
     v = lesson.check_subject_peak((s.model.n_layers - 1, last), s.model, s.prompt, s.subject, s.answer)
+    assert not v and "last token" in v.message and "trivially" in v.message
+    v = lesson.check_subject_peak((0, min(s.traces["resid"].subject) - 1), s.model, s.prompt, s.subject, s.answer)
     assert not v and "not a subject token" in v.message
+
+
+def test_the_right_layer_at_the_wrong_subject_position_is_refused(s, solution):
+    # a near miss: the layer alone is right
+    layer, pos = solution["answer_3"]
+    other = next(p for p in s.traces["resid"].subject if p != pos)
+    v = lesson.check_subject_peak((layer, other), s.model, s.prompt, s.subject, s.answer)
+    assert not v and "The layer is right, the position is not" in v.message
+
+
+def test_a_swapped_peak_is_told_the_order(s, solution):
+    layer, pos = solution["answer_3"]
+    v = lesson.check_subject_peak((pos, layer), s.model, s.prompt, s.subject, s.answer)
+    assert not v and "layer first" in v.message
 
 
 def test_a_weaker_subject_cell_is_not_the_peak(s, solution):
@@ -119,3 +174,21 @@ def test_knockout_answers_that_give_p_after_or_the_wrong_type_are_told_why(s, so
     v = lesson.check_knockout_drop(-solution["answer_4"], s.model, *ex)
     assert not v and "sign" in v.message
     assert "one number" in lesson.check_knockout_drop("0.9", s.model, *ex).message
+
+
+def test_knockout_near_misses_and_the_ratio_are_refused(s, solution):
+    ex = (s.prompt, s.subject, s.answer)
+    drop = solution["answer_4"]
+    assert lesson.check_knockout_drop(drop + 0.005, s.model, *ex)  # rounding to two decimals is fine
+    for near in (drop + 0.03, drop - 0.03):
+        v = lesson.check_knockout_drop(near, s.model, *ex)
+        assert not v and "different amount" in v.message
+
+
+def test_stub_functions_get_their_exercise_hint(s):
+    def todo(prompt, subject):
+        raise NotImplementedError
+
+    v = lesson.check_subject_tokens(todo, s.model, s.world)
+    assert v.status == "unanswered" and "NotImplementedError" in v.message and "offsets_mapping" in v.message
+    assert "replace the `...`" not in v.message

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import kit
-from kit.analysis import decode_neurons, diff_means, mlp_activations, snmf
+from kit.analysis import decode_neurons, diff_means, label_purity, mlp_activations, snmf
 from kit.lessons import mlp as lesson
 from kit.models import ZOO_DIR
 from kit.train import load_world
@@ -112,3 +112,73 @@ def test_a_scale_far_too_small_is_told_to_grow(s, solution):
     v = lesson.check_steering_scale(solution["answer_4"] / 10, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
     assert not v and "larger" in v.message
     assert "one number" in lesson.check_steering_scale([1.0], s.model, s.steer_prompts, s.LAYER, s.dm, 0.5).message
+
+
+def test_decode_stub_gets_the_exercise_hint_from_the_shared_runner(s):
+    def stub(layer, neuron, k):
+        raise NotImplementedError
+
+    for answer in (stub, ...):
+        v = lesson.check_decoded_tokens(answer, s.model, [(s.LAYER, 0)])
+        assert v.status == "unanswered" and "NotImplementedError" in v.message and "final_norm.weight" in v.message
+
+
+def test_purity_common_mistakes_are_named(s, solution):
+    y = s.res.Y[s.feature]
+    assert solution["answer_2"] == pytest.approx(1.0)  # the lesson's feature: all its top tokens share a label
+    bottom = float(label_purity(-y[None], s.labels).purity[0])
+    assert bottom < 0.9
+    v = lesson.check_feature_purity(bottom, y, s.labels)  # the 20 *lowest* tokens
+    assert not v and "smallest" in v.message
+    v = lesson.check_feature_purity(1.5, y, s.labels)
+    assert not v and "between 0 and 1" in v.message
+    v = lesson.check_feature_purity(solution["answer_2"] - 0.05, y, s.labels)  # one token miscounted: a near miss
+    assert not v and "recount" in v.message
+
+
+def test_purity_with_the_wrong_number_of_top_tokens_is_named(s):
+    # a feature whose top-10 and top-20 purities differ: taking 10 tokens is a named mistake
+    p10 = label_purity(s.res.Y, s.labels, 10).purity
+    p20 = label_purity(s.res.Y, s.labels, 20).purity
+    j = int(((p10 - p20).abs() > 0.05).float().argmax())
+    assert abs(float(p10[j] - p20[j])) > 0.05
+    v = lesson.check_feature_purity(float(p10[j]), s.res.Y[j], s.labels)
+    assert not v and "top 20" in v.message
+
+
+def test_diff_means_more_mistakes_are_named(s, solution):
+    acts, mask = s.col.acts, s.mask
+    v = lesson.check_diff_means(acts[:, mask].sum(1) - acts[:, ~mask].sum(1), acts, mask)
+    assert not v and "sums" in v.message
+    truth = solution["answer_3"]
+    v = lesson.check_diff_means(truth / truth.norm(), acts, mask)
+    assert not v and "wrong length" in v.message
+    v = lesson.check_diff_means(truth.mean(), acts, mask)
+    assert not v and "one number" in v.message
+    v = lesson.check_diff_means(truth + 1e-2, acts, mask)  # a near miss
+    assert not v and "largest gap 0.010" in v.message
+
+
+@pytest.fixture(scope="module")
+def alpha_half(s):
+    from kit.analysis import steer_at_matched_kl
+
+    return steer_at_matched_kl(s.model, s.steer_prompts, s.LAYER, s.dm, 0.5, pos=-1, rtol=0.01).alpha
+
+
+def test_a_scale_slightly_too_large_or_too_small_is_refused(s, alpha_half):
+    # near misses on both sides of the 10 % band: the tolerance is two-sided
+    assert lesson.check_steering_scale(alpha_half, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
+    v = lesson.check_steering_scale(alpha_half * 1.12, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
+    assert not v and "smaller" in v.message
+    v = lesson.check_steering_scale(alpha_half * 0.88, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
+    assert not v and "larger" in v.message
+    v = lesson.check_steering_scale(alpha_half * 5, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
+    assert not v and "smaller" in v.message
+
+
+def test_a_negative_scale_or_the_target_itself_is_named(s, alpha_half):
+    v = lesson.check_steering_scale(-alpha_half, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
+    assert not v and "negative" in v.message
+    v = lesson.check_steering_scale(0.5, s.model, s.steer_prompts, s.LAYER, s.dm, 0.5)
+    assert not v and "target KL itself" in v.message

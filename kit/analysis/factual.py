@@ -170,9 +170,12 @@ def contrast_attribution(tr, answers: Sequence[str | int] | str | int,
     B = tr.batch
     if isinstance(answers, (str, int)):
         answers = [answers] * B
-    if len(competitors) != B or any(len(c) == 0 for c in competitors):
-        raise ValueError(f"competitors needs one non-empty list of tokens per prompt ({B} prompts), "
-                         f"got {len(competitors)} lists")
+    if len(competitors) != B:
+        raise ValueError(f"competitors needs one list of tokens per prompt: {B} prompts, {len(competitors)} lists")
+    empty = [b for b, c in enumerate(competitors) if len(c) == 0]
+    if empty:
+        raise ValueError(f"prompt {empty[0]} has no competitors: give at least one token to contrast its answer "
+                         f"with (e.g. the other answers of its relation, whose first token differs from its own)")
     base = direct_logit_attribution(tr, list(answers), pos=pos, neurons=neurons)
     fields = ("embed", "heads", "attn_bias", "mlps", "neurons", "mlp_bias", "bias", "total")
     acc = {f: None for f in fields}

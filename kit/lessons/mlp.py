@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..analysis import decode_neurons, diff_means, label_purity
+from ..analysis import compare_steering, decode_neurons, diff_means, label_purity, random_sparse_like
 from ..analysis.steering import steer
-from ._check import CheckResult, call_learner, failed, is_unanswered, passed, unanswered
+from ._check import CheckResult, failed, is_unanswered, passed, unanswered
+from ._learner import run_learner, todo
 
 __all__ = [
     "world_sentences", "label_names", "token_labels", "concept_mask", "pick_feature", "polysemantic_neuron",
     "check_decoded_tokens", "check_diff_means", "check_feature_purity", "check_steering_scale",
+    "concept_neuron", "concept_feature", "MatchedComparison", "matched_kl_comparison", "relation_groups",
+    "feature_overlap", "steered_answers",
 ]
 
 BOUNDARY = "start or end of sentence"
@@ -115,8 +119,12 @@ def check_decoded_tokens(fn: Callable[[int, int, int], Any], model, cases: Seque
     """Exercise 1: ``fn(layer, neuron, k)`` returns the ``k`` tokens the neuron's output promotes most
     (its ``W_out`` row times the final norm's weight, through ``W_U``), best first, as texts or ids."""
     name = "04.1 decode a neuron"
+    hint = ("multiply model.adapter.W_out(layer)[neuron] by model.adapter.final_norm.weight, then by "
+            "model.adapter.W_U, and take the top k")
+    if is_unanswered(fn):
+        return todo(name, hint)
     for layer, neuron in cases:
-        got, verdict = call_learner(name, fn, layer, neuron, k)
+        got, verdict = run_learner(name, hint, fn, layer, neuron, k)
         if verdict is not None:
             return verdict
         if isinstance(got, torch.Tensor):
@@ -155,9 +163,12 @@ def check_diff_means(answer: Any, acts: torch.Tensor, mask: torch.Tensor) -> Che
     d_mlp = acts.shape[0]
     if v is None or v.shape != (d_mlp,):
         shape = list(v.shape) if v is not None else type(answer).__name__
-        return failed(name, f"give a vector of shape [d_mlp={d_mlp}] (one number per neuron); got {shape}"
-                            + (". Average over the token axis (dim 1) of acts[d_mlp, n_tokens]." if v is not None
-                               and v.ndim == 1 and v.shape[0] == acts.shape[1] else ""))
+        hint = ""
+        if v is not None and v.ndim == 1 and v.shape[0] == acts.shape[1]:
+            hint = ". You averaged over the neuron axis: average over the token axis (dim 1) of acts[d_mlp, n_tokens]"
+        elif v is not None and v.ndim == 0:
+            hint = ". You reduced to one number: keep one entry per neuron (average over tokens only)"
+        return failed(name, f"give a vector of shape [d_mlp={d_mlp}] (one number per neuron); got {shape}{hint}")
     truth = diff_means(acts, mask).float().cpu()
     if torch.allclose(v, truth, atol=1e-4, rtol=1e-3):
         return passed(name, f"the concept's mean minus the others' mean; its largest entry is neuron "
@@ -171,6 +182,10 @@ def check_diff_means(answer: Any, acts: torch.Tensor, mask: torch.Tensor) -> Che
         hint = " That is the concept's mean alone: subtract the mean over the other tokens."
     elif torch.allclose(v, A[:, m].mean(1) - A.mean(1), atol=1e-4, rtol=1e-3):
         hint = " You subtracted the mean over all tokens; subtract the mean over the tokens outside the mask."
+    elif torch.allclose(v, A[:, m].sum(1) - A[:, ~m].sum(1), atol=1e-3, rtol=1e-3):
+        hint = " You subtracted sums; subtract means (the two groups have different sizes)."
+    elif torch.allclose(v / v.norm().clamp_min(1e-12), truth / truth.norm(), atol=1e-4):
+        hint = " Right direction, wrong length: do not normalise it (the check compares the raw difference)."
     return failed(name, f"your vector differs from the DiffMeans direction (largest gap "
                         f"{float((v - truth).abs().max()):.3f}).{hint}")
 
@@ -190,10 +205,21 @@ def check_feature_purity(answer: Any, scores: torch.Tensor, labels: torch.Tensor
     if abs(answer - truth) < 1e-3:
         return passed(name, f"{truth:.2f} of the feature's top {top} tokens share one label.")
     hint = ""
+    idx = scores.float().topk(min(top, scores.shape[0])).indices
+    lab = labels.to(idx.device)[idx]
+    shares = torch.bincount(lab[lab >= 0]).float() / top if (lab >= 0).any() else torch.zeros(1)
+    bottom = float(label_purity(-scores[None].float(), labels, top).purity[0])
+    other_top = {n: float(label_purity(scores[None], labels, n).purity[0]) for n in (10, 50) if n != top}
     if abs(answer - truth * top) < 1e-3:
         hint = f" That is a count: divide by {top}."
     elif answer > 1:
         hint = " Purity is a share, between 0 and 1."
+    elif any(abs(answer - v) < 1e-3 for v in other_top.values()):
+        hint = f" You used another number of top tokens: take exactly the top {top}."
+    elif abs(answer - bottom) < 1e-3 and abs(bottom - truth) >= 1e-3:
+        hint = " You took the tokens where the feature is smallest: take the largest (topk, not the bottom)."
+    elif shares.numel() > 1 and any(abs(answer - float(x)) < 1e-3 for x in shares if float(x) != truth):
+        hint = " That is the share of another label, not of the most common one."
     return failed(name, f"you gave {answer:.3f}; recount the labels of the {top} highest-scoring tokens "
                         f"(topk on the feature's row of Y); label -1, if any, never counts.{hint}")
 
@@ -215,8 +241,153 @@ def check_steering_scale(answer: Any, model, prompts: Sequence[str], layer: int,
     base = clean.logits[rows, last].float().log_softmax(-1)
     new = steered.logits[rows, last].float().log_softmax(-1)
     kl = float((base.exp() * (base - new)).sum(-1).mean())
+    if answer < 0:
+        return failed(name, f"α = {answer:.3g} is negative: it steers away from the concept. The scale is a size "
+                            f"(α >= 0) along the direction; find the positive α that gives KL {target_kl}.")
     if abs(kl - target_kl) <= rtol * target_kl:
         return passed(name, f"α = {answer:.3g} gives KL {kl:.3f} (target {target_kl}).")
     way = "larger" if kl < target_kl else "smaller"
+    hint = ""
+    if abs(answer - target_kl) < 1e-9:
+        hint = " You gave the target KL itself; give the scale α that produces it."
     return failed(name, f"α = {answer:.3g} gives KL {kl:.3f}, not within {rtol:.0%} of {target_kl}: try a {way} α "
-                        "(the KL grows with α).")
+                        f"(the KL grows with α).{hint}")
+
+
+# ---------------------------------------------------------------------------------- comparisons
+def concept_neuron(acts: torch.Tensor, mask: torch.Tensor) -> int:
+    """The neuron whose mean activation rises most on the tokens of ``mask`` (the argmax of DiffMeans)."""
+    return int(diff_means(acts, mask).argmax())
+
+
+def concept_feature(fit, mask: torch.Tensor) -> int:
+    """The feature (row of ``fit.Y``) that fires most selectively on ``mask``: the largest difference of
+    its mean inside and outside the mask, in units of its standard deviation over all tokens."""
+    Y = fit.Y.float()
+    m = mask.to(Y.device)
+    sel = (Y[:, m].mean(1) - Y[:, ~m].mean(1)) / Y.std(1).clamp_min(1e-12)
+    return int(sel.argmax())
+
+
+@dataclass(frozen=True, repr=False)
+class MatchedComparison:
+    """Steering gains at one matched KL: ``gain[method][concept, seed]`` (rise of the concept's log-prob)
+    and ``kl[method][concept, seed]`` (the KL each run reached); ``concepts`` and ``seeds`` name the axes."""
+
+    gain: dict[str, torch.Tensor]
+    kl: dict[str, torch.Tensor]
+    concepts: list[str]
+    seeds: list[int]
+    target_kl: float
+
+    def difference(self, a: str, b: str) -> tuple[float, float, int]:
+        """``(mean, standard deviation, n)`` of the paired difference ``gain[a] - gain[b]`` over every
+        concept and seed."""
+        d = (self.gain[a] - self.gain[b]).flatten()
+        return float(d.mean()), float(d.std()), d.numel()
+
+    def verdict(self, a: str, b: str) -> str:
+        """``"tie"`` when the paired difference's 95 % interval (mean ± 2 sd / √n) contains 0, else which
+        method is ahead."""
+        mean, sd, n = self.difference(a, b)
+        if abs(mean) <= 2 * sd / n ** 0.5:
+            return "tie"
+        return f"{a} ahead" if mean > 0 else f"{b} ahead"
+
+    def table(self) -> str:
+        """Markdown: per concept, each method's gain as mean ± sd over the seeds."""
+        names = list(self.gain)
+        lines = ["| concept | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+        for i, c in enumerate(self.concepts):
+            cells = [f"{float(self.gain[m][i].mean()):+.2f} ± {float(self.gain[m][i].std()):.2f}" for m in names]
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
+        lines.append("| **all** | " + " | ".join(f"**{float(self.gain[m].mean()):+.2f} ± "
+                                               f"{float(self.gain[m].std()):.2f}**" for m in names) + " |")
+        return "\n".join(lines)
+
+
+def matched_kl_comparison(model, world, col, prompts: Sequence, fits: dict[str, Sequence], target_kl: float = 1.0,
+                          rtol: float = 0.01, n_prompts: int = 10, relations: Sequence[str] | None = None
+                          ) -> MatchedComparison:
+    """Steer with each relation's feature of every fit, DiffMeans and a random direction, all at the same
+    KL (within ``rtol``), over several seeds.
+
+    ``col``: :func:`kit.analysis.mlp_activations` of the ``prompts``' sentences. ``fits[method][s]``: a
+    decomposition (SNMF, SAE, ...) fitted with seed ``s``; for each relation its feature is
+    :func:`concept_feature` on the relation's last prompt tokens. The concept is the relation's
+    answers; the steered prompts are ``n_prompts`` held-out prompts of the *other* relations, drawn
+    with seed ``s`` (so DiffMeans, which has no seed, gets a spread too), steered at the last token.
+    The random direction has the first method's feature's sparsity, drawn with seed ``s``.
+    """
+    relations = list(relations or world.relations)
+    seeds = list(range(len(next(iter(fits.values())))))
+    methods = list(fits) + ["DiffMeans", "random (sparse)"]
+    gain = {m: torch.zeros(len(relations), len(seeds)) for m in methods}
+    kl = {m: torch.zeros(len(relations), len(seeds)) for m in methods}
+    for i, rel in enumerate(relations):
+        mask = concept_mask(model, col, prompts, rel)
+        dm = diff_means(col.acts, mask)
+        pool = [p.text for r in world.relations if r != rel for p in world.prompts("held_out", r)]
+        for s in seeds:
+            g = torch.Generator().manual_seed(s)
+            texts = [pool[j] for j in torch.randperm(len(pool), generator=g)[:n_prompts].tolist()]
+            dirs = {m: fits[m][s].Z[:, concept_feature(fits[m][s], mask)] for m in fits}
+            dirs["DiffMeans"] = dm
+            dirs["random (sparse)"] = random_sparse_like(dirs[methods[0]], seed=s)
+            res = compare_steering(model, texts, col.layer, dirs, target_kl, concept=world.answers(rel), pos=-1,
+                                   rtol=rtol)
+            for m in methods:
+                gain[m][i, s], kl[m][i, s] = res[m].gain, res[m].kl
+    return MatchedComparison(gain, kl, relations, seeds, target_kl)
+
+
+def relation_groups(world) -> dict[str, list[str]]:
+    """Relations grouped by the type of their subject (``{"country": [...], "person": [...]}``)."""
+    out: dict[str, list[str]] = {}
+    for r in world.relations.values():
+        out.setdefault(r.subject_type, []).append(r.name)
+    return out
+
+
+def feature_overlap(fit, model, col, prompts: Sequence, world) -> tuple[float, float]:
+    """Do related concepts reuse neurons? ``(within, across)``: mean |cosine| between the MLP-space
+    directions ``z`` of the relations' features (:func:`concept_feature`), over pairs of relations that
+    share a subject type (within) and pairs that do not (across)."""
+    rels = list(world.relations)
+    z = torch.stack([fit.Z[:, concept_feature(fit, concept_mask(model, col, prompts, r))] for r in rels])
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    cos = (z @ z.T).abs()
+    kind = {r: world.relations[r].subject_type for r in rels}
+    within = [float(cos[i, j]) for i in range(len(rels)) for j in range(i + 1, len(rels)) if kind[rels[i]] == kind[rels[j]]]
+    across = [float(cos[i, j]) for i in range(len(rels)) for j in range(i + 1, len(rels)) if kind[rels[i]] != kind[rels[j]]]
+    return sum(within) / len(within), sum(across) / len(across)
+
+
+def steered_answers(model, world, prompts: Sequence, logprobs: torch.Tensor, relation: str) -> dict[str, float]:
+    """What steered prompts now say, for prompts about countries steered toward ``relation``'s answers.
+
+    ``logprobs[batch, vocab]``: the steered next-token log-probabilities of ``prompts`` (``world.prompts``
+    items). Returns the share of prompts whose top token is ``"own"``: the subject's own answer of
+    ``relation`` (e.g. its own currency); ``"other"``: another subject's answer of ``relation``;
+    ``"asked"``: the answer the prompt asked for (its own relation); ``"else"``: anything else.
+    """
+    countries = {c["name"]: c for c in world.countries}
+    answers = {_first(model, " " + a): a for a in world.answers(relation)}
+    out = {"own": 0, "other": 0, "asked": 0, "else": 0}
+    top = logprobs.argmax(-1).tolist()
+    for p, t in zip(prompts, top):
+        entity = countries.get(p.subject)
+        own = None if entity is None or relation not in entity else _first(model, " " + entity[relation])
+        if t == own:
+            out["own"] += 1
+        elif t in answers:
+            out["other"] += 1
+        elif t == _first(model, p.answer):
+            out["asked"] += 1
+        else:
+            out["else"] += 1
+    return {k: v / len(prompts) for k, v in out.items()}
+
+
+def _first(model, text: str) -> int:
+    return int(model.tokenizer(text, add_special_tokens=False)["input_ids"][0])

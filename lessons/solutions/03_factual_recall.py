@@ -14,7 +14,7 @@ def subject_tokens(prompt: str, subject: str) -> list[int]:
 
 
 # Exercise 2: mean attention from each prompt's last token to its subject, per layer and head.
-def mover_head(facts) -> tuple[int, int]:
+def mover_head(facts) -> str:
     tr = model.trace([f.text for f in facts], capture=["pattern"])
     total = torch.zeros(model.n_layers, model.n_heads)
     for b, f in enumerate(facts):
@@ -22,7 +22,7 @@ def mover_head(facts) -> tuple[int, int]:
         for layer in range(model.n_layers):
             total[layer] += tr["pattern", layer][b, :, last, subj].sum(-1)
     i = int(total.argmax())
-    return i // model.n_heads, i % model.n_heads
+    return f"L{i // model.n_heads}H{i % model.n_heads}"
 
 
 answer_2 = mover_head(facts)

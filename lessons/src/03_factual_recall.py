@@ -2,21 +2,37 @@
 # # 03 · Factual recall: how a transformer looks up "the capital of X"
 #
 # A language model that completes "The capital of X is" with the right city has stored the fact
-# somewhere. This lesson follows the three-step pipeline of *Interpreting Key Mechanisms of Factual
-# Recall in Transformer-Based Language Models* (Lv et al., 2024) and the causal tracing of ROME
-# (Meng et al., 2022) on a model small enough to look at in full.
+# somewhere. Two accounts of how it is retrieved, and the tools they were found with:
+#
+# - **Lv et al. (2024)**, *Interpreting Key Mechanisms of Factual Recall in Transformer-Based Language
+#   Models*: a pipeline. (1) Attention heads **move the subject** to the last position; (2) an MLP
+#   acts like an activation function on the heads' summed outputs, **amplifying or erasing** single
+#   heads' contributions so that the subject stands out; (3) a deeper MLP reads the subject and
+#   **writes the answer**, like an implicit `get_capital(X)`. They also report a final-layer
+#   **anti-overconfidence** mechanism that pushes the correct answer down.
+# - **Geva et al. (2023)**, *Dissecting Recall of Factual Associations in Auto-Regressive Language
+#   Models*: early MLPs **enrich** the subject's last token with many of its attributes; the relation
+#   reaches the last position; attention heads there **extract** the asked attribute from the enriched
+#   subject and write it almost directly to the output. Their tool: **attention knockout**.
+# - **Meng et al. (2022)**, *Locating and Editing Factual Associations in GPT* (ROME): **causal
+#   tracing**, which located MLP effects at the subject's last token in GPT-2 XL.
+#
+# The accounts overlap but differ on who writes the answer: a mover head plus a look-up MLP, or an
+# extractor head reading a subject that an early MLP has already enriched. This lesson measures, on
+# a model small enough to look at in full, which steps of each account it has and which it lacks.
 #
 # **Learning goals**
-# - find the attention heads that carry the subject to the last position (attention weight and
-#   direct effect), and measure whether an MLP amplifies or erases what they carry;
-# - find the MLP whose output alone names the answer: an implicit `get_capital(X)`;
-# - measure the final layer's direct effect on the correct answer (the paper's
-#   "anti-overconfidence" question) and state its sign;
+# - measure effects on a **logit difference** (the answer against the other answers of its relation),
+#   and say which ablation each measurement uses and why;
+# - find the heads that attend from the last token to the subject, and test whether the top one
+#   only moves the subject or already extracts the answer;
+# - measure whether MLPs amplify or erase what a head writes, against a noise floor;
+# - measure the final layer's effect on the correct answer four ways, and state each result;
 # - run causal tracing (residual, MLP, attention) and attention knockout, and read where the
 #   subject's information lives and when it moves.
 #
-# **Prerequisites**: lesson 01 (the residual stream, attention patterns, direct logit attribution);
-# softmax probabilities and a dot product.
+# **Prerequisites**: lesson 01 (the residual stream, attention patterns, direct logit attribution on
+# a logit difference); softmax probabilities and a dot product.
 #
 # **Model**: `facts-4l`, a 4-layer GPT-2 trained by the kit on the facts of an invented world
 # (countries, capitals, languages, currencies, people). It answers prompts it never saw in that
@@ -28,7 +44,9 @@ import torch
 
 import kit
 from kit import charts
-from kit.analysis import attention_knockout, causal_trace, recall_summary, subject_positions
+from kit.analysis import (
+    attention_knockout, causal_trace, contrast_attribution, final_block_measures, recall_summary, subject_positions,
+)
 from kit.lessons import factual as lesson
 from kit.train import load_world
 from kit.widgets import AttentionViewer, PatchingHeatmap, ResidualLens
@@ -56,10 +74,13 @@ print(f"{len(facts)} facts, relations: {sorted({f.relation for f in facts})}")
 print(f"{prompt!r} -> {answer!r}   subject: {subject!r}")
 print("tokens:", tr.tokens[0])
 print(f"p({answer!r}) = {float(probs[lesson.first_token(model, answer)]):.2f}")
+others = lesson.competitors(model, world, facts)  # per fact: the other answers of its relation (token ids)
+print(f"{fact.relation} has {len(others[0]) + 1} possible answers; we measure {answer!r} against the other {len(others[0])}")
 
 # %% [markdown]
 # The residual lens shows, layer by layer, what the last position would predict if the model stopped
-# there, and which components write the answer (the waterfall at the bottom):
+# there. (Its waterfall at the bottom attributes the *raw* logit; every effect measured below is on
+# the logit difference against the relation's other answers, as lesson 01 explained.)
 
 # %%
 ResidualLens(tr, target=answer)
@@ -90,24 +111,42 @@ subj = subject_positions(model, prompt, subject)
 print("subject positions:", subj, [tr.tokens[0][i] for i in subj])
 
 # %% [markdown]
-# ## Step 1: attention heads carry the subject to the last position
+# ## Step 1: which heads look at the subject?
 #
-# The answer is predicted at the last position, but the subject sits earlier. Some head must copy
-# it over. For each head we measure two things, averaged over the facts: how much of its attention
-# the last token puts on the subject's tokens (summed over them), and its direct effect on the
-# answer's logit (its output at the last position through the final norm and the unembedding).
+# The answer is predicted at the last position, but the subject sits earlier: attention must bring
+# something over. For each head we measure how much of its attention the last token puts on the
+# subject's tokens (summed over them), averaged over the facts.
+#
+# ## Exercise 2: which head attends most to the subject?
+#
+# Using `model.trace(...)` and `tr["pattern", layer]` (`[batch, head, query, key]`), find the head
+# whose attention from the last token to the subject (summed over the subject's tokens) is highest
+# on average over `facts`. Write it as `"L<layer>H<head>"` (e.g. `"L2H0"`). (Careful with padding in
+# a batch: each prompt's last token is at `tr.lengths[b] - 1`.)
+
+# %%
+answer_2 = ...  # a head, e.g. "L2H0"
+
+lesson.check_mover_head(answer_2, model, facts)
+
+# %% [markdown]
+# The measured attention, and each head's direct effect on the logit difference between the answer
+# and the relation's other answers (mean over the facts):
 
 # %%
 summary = recall_summary(model, [f.text for f in facts], [f.subject for f in facts], [f.answer for f in facts])
+diff = contrast_attribution(model.trace([f.text for f in facts]), [f.answer for f in facts], others)
+head_diff = diff.heads.mean(0)  # [layer, head]
 charts.head_heatmap(summary.subject_attention, "attention from the last token to the subject") | \
-    charts.head_heatmap(summary.head_effect, "direct effect on the answer's logit", scheme="redblue")
+    charts.head_heatmap(head_diff, "direct effect on the logit difference", scheme="redblue")
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"mean p(answer) over {summary.n_prompts} facts: {summary.answer_prob:.2f}")
 for layer, head, weight in summary.top_subject_heads(4):
     print(f"L{layer}H{head}: attention to the subject {weight:.2f}, "
-          f"direct effect on the answer {float(summary.head_effect[layer, head]):+.2f}")
+          f"direct effect on the logit difference {float(head_diff[layer, head]):+.2f}")
+top_layer, top_head, _ = summary.top_subject_heads(1)[0]
 
 # %% [markdown]
 # Look at these heads on our prompt: click a head, then the last token, and see where it looks.
@@ -116,98 +155,158 @@ for layer, head, weight in summary.top_subject_heads(4):
 AttentionViewer(model.trace(prompt, capture=["pattern"]))
 
 # %% [markdown]
-# ## Exercise 2: which head moves the subject?
+# ### Mover or extractor?
 #
-# Using `model.trace(...)` and `tr["pattern", layer]` (`[batch, head, query, key]`), find the head
-# whose attention from the last token to the subject (summed over the subject's tokens) is highest
-# on average over `facts`. Give it as `(layer, head)`. (Careful with padding in a batch: each
-# prompt's last token is at `tr.lengths[b] - 1`.)
-
-# %%
-answer_2 = ...  # (layer, head)
-
-lesson.check_mover_head(answer_2, model, facts)
-
-# %% [markdown]
-# ## Step 2: an MLP amplifies or erases what a head carries
-#
-# Heads add their outputs to the residual stream with equal weight. The paper finds that an MLP
-# after them acts like an activation function: it boosts some heads' contributions and cancels
-# others, so that the subject stands out. We test this causally: zero-ablate one head at the last
-# position and see how much of each MLP's direct effect on the answer disappears with it (read
-# through the final norm frozen at the clean run, so only the MLP's own change counts). A response of
-# the same sign as the head's own direct effect means the MLP **amplifies** the head; the opposite
-# sign means it **erases** it. An MLP before the head's layer cannot respond (it runs earlier).
-
-# %%
-heads = [(l, h) for l, h, _ in summary.top_subject_heads(4)]
-response = lesson.mlp_response_to_heads(model, facts, heads)
+# In Lv et al.'s pipeline the top head *moves* the subject, and a later MLP turns the subject into the
+# answer. In Geva et al.'s account it *extracts* the attribute from a subject that an early MLP has
+# already enriched. The two make different predictions about the head's own output at the last
+# position, read alone through the unembedding: a mover writes "which country", which need not rank
+# the right capital above the others; an extractor's output already names the answer. And an
+# extractor needs an enriched subject: the residual stream at the subject's **last token** should
+# name the subject's attributes after the first MLP, not before it.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for (l, h), row in zip(heads, response):
-    direct = float(summary.head_effect[l, h])
-    parts = []
-    for m in range(l, model.n_layers):
-        r = float(row[m])
-        verdict = "amplifies" if r * direct > 0 else "erases"
-        parts.append(f"MLP{m} {r:+.2f} ({verdict})" if abs(r) >= 0.05 else f"MLP{m} {r:+.2f}")
-    print(f"L{l}H{h} (direct {direct:+.2f}): " + ", ".join(parts))
+readout = lesson.head_readout(model, world, facts, top_layer, top_head)
+ranks = torch.tensor(readout["answer"])
+n_answers = sum(len(world.answers(r)) for r in (f.relation for f in facts)) / len(facts)
+print(f"L{top_layer}H{top_head}'s own output ranks the fact's answer among its relation's answers: "
+      f"median rank {int(ranks.median()) + 1}, first for {float((ranks == 0).float().mean()):.0%} of the facts "
+      f"(chance {1 / n_answers:.0%})")
+for attr in ("capital", "language", "currency", "continent"):
+    r = torch.tensor(readout[attr])
+    print(f"  for country subjects, whatever the prompt asks: the subject's {attr} first among all "
+          f"{len(world.answers(attr))} {attr} answers for {float((r == 0).float().mean()):.0%}")
+enrich = lesson.subject_enrichment(model, world, facts)
+print("the subject's last token names the fact's answer first among its relation's answers:")
+for stage, share in enrich.items():
+    print(f"  {stage}: {share:.0%}")
 
 # %% [markdown]
-# A response smaller than 0.05 in size is left unlabelled: that MLP barely reacts to that head.
-# Compare the responses with the MLPs' total direct effects printed below: when each single head's
-# share is small, several heads carry the subject side by side, and no one head is indispensable.
+# Read it as Geva et al. would. The top head's own output already ranks the answer first for most
+# facts, so it is not only moving the subject: it extracts. It is not even specific to the question:
+# on a prompt about a country's capital it promotes that country's language and currency as well
+# (continent, with 5 possible answers and many shared, less so). Which attribute wins at the output
+# must then be settled by what carries the relation (lesson 04 finds a relation feature in MLP0 at the
+# last prompt token, and steers the model with it). And the subject's last token names the
+# answer far more often after the first MLP than before it: MLP0 enriches the subject with its
+# attributes, which the head then reads. `facts-4l` follows the extraction account.
 #
-# ## Step 3: a deeper MLP writes the answer, an implicit `get_capital(X)`
+# ## Step 2: does an MLP amplify or erase what a head writes?
+#
+# Lv et al.'s step 2 says an MLP amplifies some heads' contributions and erases others', so that the
+# subject stands out. We measure that sentence directly. **Mean-ablate** one head at the last
+# position (replace its output by its mean over the facts: the prompt-specific part `d` of what it
+# wrote is removed, its average stays, so downstream layers see an input of the usual size; zero
+# ablation would also remove that constant part, a change the model never saw in training). Then
+# measure how much MLP `m`'s output at the last position loses **along `d`**: `k = <Δmlp_out, d> /
+# |d|²`. `k = +0.1` means the MLP adds 10 % more of what the head wrote (it amplifies it); `k = -0.1`
+# means it cancels 10 % of it (it erases it).
+#
+# An MLP responds to *any* change of its input, so we need a **noise floor**: remove instead a random
+# direction of the same size from that layer's attention output (8 draws) and take the largest `|k|`.
+# Only a response beyond the floor is specific to the head.
+
+# %%
+heads = [(l, h) for l, h, _ in summary.top_subject_heads(4)]
+k, floor = lesson.mlp_amplification(model, facts, heads, seeds=8)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for (l, h), row, fl in zip(heads, k, floor):
+    parts = []
+    for m in range(l, model.n_layers):
+        verdict = "amplifies" if row[m] > fl[m] else "erases" if row[m] < -fl[m] else "within noise"
+        parts.append(f"MLP{m} {float(row[m]):+.3f} (floor {float(fl[m]):.3f}: {verdict})")
+    print(f"L{l}H{h}: " + ", ".join(parts))
+print(f"largest response of any MLP to any of these heads: {float(k.nan_to_num(0).abs().max()):.2f} of the head's own output")
+
+# %% [markdown]
+# Some responses are beyond the floor, so they are real, but all are small: no MLP adds or removes
+# more than about a tenth of what a subject head wrote. In `facts-4l`, MLPs do not gate heads in the
+# way step 2 describes; the subject heads' outputs reach the unembedding mostly as they were written.
+#
+# ## Step 3: does a deeper MLP write the answer, an implicit `get_capital(X)`?
 #
 # If an MLP "looks up" the answer, its output at the last position alone, read through the
 # unembedding, should name the right answer among all the answers of that relation, for every
 # subject. `lesson.mlp_answer_readout` measures exactly that: the share of subjects for which MLP
 # `m`'s output ranks the right answer first among the relation's possible answers. Chance is one
-# over the number of possible answers.
+# over the number of possible answers. Beside it, each MLP's direct effect on the logit difference.
 
 # %%
 relations = sorted({f.relation for f in facts})
-readout = lesson.mlp_answer_readout(model, world, relations)
-print("MLP direct effect on the answer's logit, by layer:", [round(float(x), 2) for x in summary.mlp_effect])
+mlp_readout = lesson.mlp_answer_readout(model, world, relations)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for rel, acc in readout.items():
+print("MLP direct effect on the logit difference, by layer:", [round(float(x), 2) for x in diff.mlps.mean(0)])
+for rel, acc in mlp_readout.items():
     chance = 1 / len(world.answers(rel))
     print(f"{rel:>10}: accuracy by MLP layer {[round(float(a), 2) for a in acc]}   (chance {chance:.2f})")
-mean_acc = torch.stack(list(readout.values())).mean(0)
+mean_acc = torch.stack(list(mlp_readout.values())).mean(0)
 best = int(mean_acc.argmax())
 print(f"the MLP that best names the answer on its own: layer {best} of {model.n_layers} "
-      f"(mean accuracy {float(mean_acc[best]):.2f})")
+      f"(mean accuracy {float(mean_acc[best]):.2f}); the head L{top_layer}H{top_head}: "
+      f"{float((ranks == 0).float().mean()):.2f}")
+
+# %% [markdown]
+# The later MLPs do name the answer well above chance, and add to the logit difference: they
+# sharpen an answer the extractor head has already written, rather than look it up from a subject
+# that a head merely moved.
 
 # %% [markdown]
 # ## The final layer: anti-overconfidence?
 #
-# Lv et al. report that the final layer of every model they studied *suppresses* the correct answer
-# (a negative direct effect on its logit), as if guarding against overconfidence. We measure the final
-# block's direct effect (its heads, attention bias and MLP) on the correct answer's logit, averaged
-# over the facts, and state its sign.
+# Lv et al. report that the final layer of every model they studied *suppresses* the correct answer,
+# as if guarding against overconfidence. "Suppresses" can be measured in several ways, and they need
+# not agree, so we measure four, over the facts, and state each:
+#
+# 1. the final block's direct effect on the answer's **raw logit** (heads, attention bias and MLP);
+# 2. its direct effect on the **logit difference** against the relation's other answers;
+# 3. the change in **log p(answer)** when the final block's direct contribution is removed from the
+#    final residual stream (the final norm's scale frozen at the clean run, as in attribution);
+# 4. the **logit lens**'s p(answer) before the final block (after layer 2) and after it.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-final = summary.final_block_effect
-sign = "negative" if final < 0 else "positive"
-print(f"final block's direct effect on the correct answer's logit: {final:+.2f} ({sign})")
-print("anti-overconfidence in this model:", final < 0)
+final = final_block_measures(model, [f.text for f in facts], [f.answer for f in facts], others)
+for measure, value, suppresses in final.rows():
+    print(f"{measure}: {value:+.3f} -> {'suppresses' if suppresses else 'promotes'} the correct answer")
+print(f"logit-lens p(answer): {final.lens_before:.3f} before the final block, {final.lens_after:.3f} after it")
+print("anti-overconfidence by any of the four measures:", any(sup for _, _, sup in final.rows()))
 
-# %%
-if final < 0:
-    print("The final block pushes the correct answer down, like the anti-overconfidence mechanism of Lv et al.")
-else:
-    print("The final block pushes the correct answer up: this small model shows no anti-overconfidence.")
+# %% [markdown]
+# By all four measures the final block of `facts-4l` *promotes* the correct answer. That is what one
+# would expect of a small model that memorised its world: every training prompt has exactly one right
+# next token, so the cross-entropy loss rewards putting all the probability on it, and any mechanism
+# that holds the correct answer back only raises the loss. A large model trained on real text faces
+# next tokens that are genuinely uncertain (many continuations are plausible), where a confident
+# mistake costs a lot; Lv et al. read their final-layer suppression as calibration against that. Our
+# world has no such uncertainty, so the mechanism has nothing to do here. The optional GPT-2 cells at
+# the end run the same four measures on GPT-2 small.
+#
+# ## Which steps does `facts-4l` have?
+#
+# | step | measured above | in `facts-4l` |
+# | --- | --- | --- |
+# | heads attend from the last token to the subject (Lv step 1) | attention to the subject | yes |
+# | the subject's last token is enriched by an early MLP (Geva) | answer named at the subject, before/after MLP0 | yes |
+# | a head at the last position extracts the attribute (Geva) | the head's own output names the answer | yes |
+# | MLPs amplify or erase single heads (Lv step 2) | response along the head's output vs a noise floor | only weakly |
+# | a deeper MLP writes the answer (Lv step 3) | MLP readout and logit difference | adds to it |
+# | final-layer anti-overconfidence (Lv) | four measures | no |
+#
+# `tests/test_lesson03_claims.py` asserts each row on the shipped weights.
 
 # %% [markdown]
 # ## Causal tracing (Meng et al., 2022)
 #
 # Corrupt the subject: add Gaussian noise of 3 times the embedding standard deviation to its token
-# embeddings, so the model no longer knows who we ask about, and p(answer) collapses. Then, one
+# embeddings, so the model no longer knows who we ask about, and p(answer) collapses. (This is ROME's
+# own corruption and its own measure, p(answer): we keep both so that our figures compare with
+# theirs. The corruption plays the role of the contrast here: the clean and corrupted runs differ
+# only in which subject the model can read.) Then, one
 # (layer, position) at a time, restore the clean hidden state there and see how much of p(answer)
 # comes back. Three grids: the residual stream after each layer, each MLP's output, and each
 # attention layer's output. The kit runs every cell of a grid in a few batched forward passes.
@@ -221,10 +320,8 @@ PatchingHeatmap(traces, title=f"causal tracing: {prompt!r} -> {answer!r}")
 # NBVAL_CHECK_OUTPUT
 ct = traces["resid"]
 print(f"p(answer): clean {ct.clean:.2f}, subject corrupted {ct.corrupted:.2f}")
-for kind, t in traces.items():
-    layer, pos = t.peak()
-    print(f"{kind:>5}: largest restored p(answer) {float(t.scores.max()):.2f} at layer {layer}, "
-          f"position {pos} {t.tokens[pos]!r}")
+layer, pos = ct.peak()
+print(f"resid: largest restored p(answer) {float(ct.scores.max()):.2f} at layer {layer}, position {pos} {ct.tokens[pos]!r}")
 
 # %% [markdown]
 # ## Exercise 3: where does the subject's information live?
@@ -238,6 +335,16 @@ for kind, t in traces.items():
 answer_3 = ...  # (layer, position)
 
 lesson.check_subject_peak(answer_3, model, prompt, subject, answer)
+
+# %% [markdown]
+# The MLP and attention grids peak here:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for kind in ("mlp", "attn"):
+    layer, pos = traces[kind].peak()
+    print(f"{kind:>5}: largest restored p(answer) {float(traces[kind].scores.max()):.2f} at layer {layer}, "
+          f"position {pos} {traces[kind].tokens[pos]!r}")
 
 # %% [markdown]
 # ## Causal tracing over many facts
@@ -271,21 +378,30 @@ print("MLP effect peaks at the subject's last token, as in ROME:", subject_best 
 
 # %% [markdown]
 # Read the last two lines. In `facts-4l` the MLP effect peaks at the subject's last token, where ROME
-# found it in GPT-2 XL, here in the first layer (a 4-layer model has no "middle"). That is not a given
-# for a small model. Trained on the template sentences alone, an earlier version of this model looked
-# its facts up at an earlier subject token instead: the syllable at which an invented name becomes
-# distinctive (later syllables are endings shared by many names). What moved the lookup was training
-# text in which the token after a name has to predict the entity's attributes, as in the lists and
-# tables of real text (`Fusuvaria Gregrostton Grailodese ...`); `docs/factual_recall_experiments.md` has the
-# runs, and how much the outcome depends on the training seed. Either way, the residual grid shows
-# the information leaving the subject and arriving at the last position in later layers, carried by
-# the attention we found in step 1.
+# found it in GPT-2 XL, here in the first layer (a 4-layer model has no "middle"): the same MLP0 that
+# enriches the subject in the extraction account above.
+#
+# **This peak depends on how the model was trained and on the seed; it is not what small models do by
+# default.** Trained on the template sentences alone (seven redesigns, v0-v7), the model looked its
+# facts up at an earlier subject token: the syllable at which an invented name becomes distinctive.
+# What moved the lookup was training text in which the token after a name has to predict the
+# entity's attributes, as in the lists and tables of real text (entity records: `Fusuvaria
+# Gregrostton Grailodese ...`). Even then it holds only in some runs: over 46 trainings with records
+# (`docs/factual_recall_experiments.md`), the subject's last token had the largest MLP effect in 7;
+# with the shipped recipe on world seed 0, in 1 of 8 training seeds (seed 0: 0.343 at the subject's last token vs
+# 0.183 at the best other earlier token and 0.116 at the last token; seed 1: 0.107 vs 0.308 and
+# 0.188), and in 2 of 4 invented worlds (the shipped world seed 2: 0.422 vs 0.142 and 0.149). The
+# shipped `facts-4l` is a run in which the ROME picture holds, chosen so that the lesson can show it.
+# Either way, the residual grid shows the information leaving the subject and arriving at the last
+# position in later layers, carried by the attention we found in step 1.
 #
 # ## Attention knockout
 #
-# A sharper test of step 1: block attention from the last token to the subject's tokens (the kit's
-# `Knockout` intervention sets those attention scores to minus infinity before the softmax) and
-# measure p(answer). First in every layer at once, then one layer at a time.
+# Geva et al.'s test of the extraction step: block attention from the last token to the subject's
+# tokens (the kit's `Knockout` intervention gives those attention scores the causal mask's large
+# negative value before the softmax, so the last token spreads its attention over the other tokens) and
+# measure p(answer), their measure. First in every layer at once, then one layer at a time: the
+# layers whose knockout hurts are where the attribute is read from the subject.
 
 # %%
 keys = [subject_positions(model, f.text, f.subject) for f in facts]
@@ -301,6 +417,12 @@ print(f"mean p(answer): {before:.2f}; with the last token blind to the subject i
 for l, ko in enumerate(ko_layer):
     print(f"  blocked in layer {l} only: {float(ko['after'].mean()):.2f}")
 print("knockout in every layer at least halves p(answer):", float(ko_all["after"].mean()) <= before / 2)
+worst = min(range(model.n_layers), key=lambda l: float(ko_layer[l]["after"].mean()))
+print(f"the single layer whose knockout costs most: layer {worst}")
+
+# %% [markdown]
+# Blocking one layer at a time, layer 1 costs most: that is where L1H3 reads the enriched subject.
+# Blocking every layer leaves the last token no way to read the subject at all.
 
 # %% [markdown]
 # ## Exercise 4: the knockout drop, by hand
@@ -318,42 +440,59 @@ lesson.check_knockout_drop(answer_4, model, prompt, subject, answer)
 # ## Optional: the same on GPT-2 (needs internet)
 #
 # These cells download GPT-2 small from the Hugging Face hub (about 500 MB) and are skipped when the
-# notebook is tested. The prompt is ROME's; the subject has several tokens.
+# notebook is tested. The first prompt is ROME's; the subjects have several tokens. They test Lv et
+# al.'s final-layer claim and Geva et al.'s extraction on a real model with the same tools.
 
 # %%
 # NBVAL_SKIP
+import torch
+
+import kit
+from kit.analysis import causal_trace, final_block_measures, recall_summary
+from kit.lessons import factual as lesson
+from kit.widgets import PatchingHeatmap
+
 gpt2 = kit.load("gpt2")
-g_prompt, g_subject, g_answer = "The Space Needle is located in the city of", "The Space Needle", " Seattle"
-g_traces = {kind: causal_trace(gpt2, g_prompt, g_subject, answer=g_answer, kind=kind, samples=10)
+g_facts = [("The Space Needle is located in the city of", "The Space Needle", " Seattle"),
+           ("The Eiffel Tower is located in the city of", "The Eiffel Tower", " Paris"),
+           ("The Colosseum is located in the city of", "The Colosseum", " Rome"),
+           ("Big Ben is located in the city of", "Big Ben", " London"),
+           ("The Brandenburg Gate is located in the city of", "The Brandenburg Gate", " Berlin")]
+g_prompts, g_subjects, g_answers = (list(x) for x in zip(*g_facts))
+g_ids = [lesson.first_token(gpt2, a) for a in g_answers]
+g_others = [[t for t in g_ids if t != mine] for mine in g_ids]  # each answer against the other cities
+g_traces = {kind: causal_trace(gpt2, g_prompts[0], g_subjects[0], answer=g_answers[0], kind=kind, samples=10)
             for kind in ("resid", "mlp", "attn")}
 PatchingHeatmap(g_traces, title="GPT-2 small: causal tracing")
 
 # %%
 # NBVAL_SKIP
-g_prompts = ["The Space Needle is located in the city of", "The Eiffel Tower is located in the city of",
-             "The Colosseum is located in the city of"]
-g_subjects = ["The Space Needle", "The Eiffel Tower", "The Colosseum"]
-g_answers = [" Seattle", " Paris", " Rome"]
 g_summary = recall_summary(gpt2, g_prompts, g_subjects, g_answers)
 print(g_summary)
 for layer, head, weight in g_summary.top_subject_heads(5):
-    print(f"L{layer}H{head}: attention to the subject {weight:.2f}, direct effect "
-          f"{float(g_summary.head_effect[layer, head]):+.2f}")
-print("GPT-2's final block's direct effect on the answer:", round(g_summary.final_block_effect, 2))
+    print(f"L{layer}H{head}: attention from the last token to the subject {weight:.2f}")
+g_final = final_block_measures(gpt2, g_prompts, g_answers, g_others)
+for measure, value, suppresses in g_final.rows():
+    print(f"GPT-2's final block, {measure}: {value:+.3f} -> {'suppresses' if suppresses else 'promotes'} the answer")
+print(f"logit-lens p(answer): {g_final.lens_before:.3f} before the final block, {g_final.lens_after:.3f} after it")
 
 # %% [markdown]
 # ## Summary
 #
-# - A few heads look from the last token at the subject and carry it over (their attention and
-#   direct effect, step 1); blocking that attention at least halves p(answer).
-# - MLPs respond to what single heads carry; the verdicts printed in step 2 say which amplify and
-#   which erase it.
-# - One MLP's output, read alone through the unembedding, names the right answer far more often
-#   than chance: an implicit `get_capital(X)` (step 3).
-# - The final block's direct effect on the correct answer has the sign printed above: negative would be
-#   the paper's anti-overconfidence.
-# - Causal tracing locates where restoring a state restores the answer: inside the subject early,
-#   at the last token late.
+# - Effects are measured on the logit difference between the answer and the other answers of its
+#   relation; causal tracing and knockout use their authors' measure, p(answer), with a corrupted or
+#   blocked run as the contrast; ablations are mean ablations, so only what is specific to a prompt is
+#   removed.
+# - A few heads look from the last token at the subject. The top one, L1H3, is an **extractor** in
+#   Geva et al.'s sense: its own output already ranks the answer first for most facts, and promotes
+#   the subject's other attributes too; the subject's last token is enriched by MLP0 first.
+#   Blocking the last token's attention to the subject collapses p(answer).
+# - MLPs respond to single heads' outputs beyond a noise floor only weakly (about a tenth of the head's
+#   output at most): no gating as in Lv et al.'s step 2. Later MLPs add to the logit difference.
+# - The final block promotes the correct answer by all four measures: no anti-overconfidence in a
+#   model that memorised a world without uncertainty.
+# - Causal tracing finds the MLP effect at the subject's last token in layer 0, as ROME did in
+#   GPT-2 XL, but only because of how this model was trained (entity records) and its seed.
 #
 # **Next**: `04_mlp_decomposition.ipynb` opens the MLPs: single neurons, what they write, why they are
 # hard to read, and features found by SNMF.

@@ -5,15 +5,19 @@
 # neurons; each reads a direction of the residual stream and writes another. This lesson reads single
 # neurons, sees why they are hard to interpret, and decomposes the layer's activations into
 # features with semi-nonnegative matrix factorization (SNMF), after *Decomposing MLP Activations into
-# Interpretable Features via Semi-Nonnegative Matrix Factorization*. Then it steers the model with a
-# feature and compares it with the supervised baseline, difference-in-means (DiffMeans).
+# Interpretable Features via Semi-Nonnegative Matrix Factorization* (Shafran et al., 2025). Then it
+# steers the model with a feature and compares it, at exactly matched KL, over several concepts and
+# seeds, with the supervised baseline (difference-in-means, DiffMeans) and with the unsupervised one
+# that paper compares against, a sparse autoencoder (SAE).
 #
 # **Learning goals**
 # - decode a neuron: the tokens its output weights promote, and the tokens that activate it;
 # - recognise a polysemantic neuron, and measure label purity;
 # - fit SNMF, read its features, and compare their purity with single neurons, plain NMF and chance;
-# - compute a DiffMeans direction, and steer with a feature, DiffMeans and a random direction at the
-#   same KL divergence.
+# - compute a DiffMeans direction, and steer with a feature, DiffMeans, an SAE latent and a random
+#   direction at the same KL divergence; call a difference inside the spread a tie;
+# - recognise a **relation feature**: a direction that changes which attribute the model retrieves,
+#   not which fact it knows.
 #
 # **Prerequisites**: lesson 03 (the MLP that names the answer); matrix products, means, the KL
 # divergence of two distributions.
@@ -28,9 +32,10 @@ from threadpoolctl import threadpool_limits  # installed with scikit-learn, whic
 
 import kit
 from kit.analysis import (
-    compare_purity, compare_steering, decode_direction, decode_neurons, diff_means, label_purity, mlp_activations,
-    random_sparse_like, steer_mlp, steering_table, top_activating,
+    compare_purity, compare_steering, decode_direction, decode_neurons, label_purity, mlp_activations,
+    random_sparse_like, snmf, steer_mlp, steering_table, top_activating,
 )
+from kit.analysis.sae import train_sae
 from kit.lessons import mlp as lesson
 from kit.train import load_world
 from kit.widgets import NeuronProbe
@@ -40,7 +45,7 @@ torch.set_num_threads(1)  # the model is tiny: one thread is fastest, above all 
 threadpool_limits(1)  # the same for numpy's BLAS (scikit-learn's NMF below)
 model = kit.load("facts-4l", device="cpu")
 world = load_world()
-LAYER = 0  # the first MLP: lesson 03's causal trace found the facts looked up there
+LAYER = 0  # the first MLP: in lesson 03 it enriches the subject's last token with the subject's attributes
 print(f"layer {LAYER}: {model.d_mlp} neurons, each writing a direction of the {model.d_model}-dim residual stream")
 
 # %% [markdown]
@@ -80,8 +85,7 @@ print(f"{int(mask.sum())} of {col.n_tokens} tokens predict a {CONCEPT} answer, e
 # activation rises most on our concept's positions:
 
 # %%
-dm = diff_means(col.acts, mask)  # [d_mlp]
-neuron = int(dm.argmax())
+neuron = lesson.concept_neuron(col.acts, mask)  # the neuron whose mean activation rises most there
 dec = decode_neurons(model, k=8, layers=[LAYER])
 print(f"neuron {neuron} of layer {LAYER} promotes: {dec.tokens(0, neuron)}")
 print(f"and suppresses: {dec.tokens(0, neuron, suppressed=True)}")
@@ -159,19 +163,13 @@ print("SNMF features purer than single neurons:", cmp.mean("SNMF features") > cm
 print("SNMF features purer than chance:", cmp.mean("SNMF features") > cmp.chance)
 
 # %% [markdown]
-# What do features fire on, and what do they write? The feature that fires on our concept's positions
-# (`lesson.pick_feature`: most of its top tokens are in the mask) and a few others:
+# The feature that fires on our concept's positions (`lesson.pick_feature`: most of its top tokens
+# are in the mask):
 
 # %%
 feature = lesson.pick_feature(res.Y, mask)
-purity = label_purity(res.Y, labels)
-for j in [feature] + [j for j in range(4) if j != feature]:
-    print(f"feature {j} (purity {float(purity.purity[j]):.2f}, mostly {names[int(purity.label[j])]}):")
-    print("   fires on:", [col.context(int(i), 3, 0) for i in res.top_tokens(j, 5)])
-    print("   writes:  ", decode_direction(model, LAYER, res.Z[:, j], 6))
-
-# %%
-NeuronProbe(model, probe_texts, layer=LAYER, features=res.Z, feature=feature)
+print(f"feature {feature}: {float(mask[res.top_tokens(feature, 20)].float().mean()):.0%} of its top 20 tokens "
+      f"predict a {CONCEPT} answer")
 
 # %% [markdown]
 # ## Exercise 2: label purity of a feature, by hand
@@ -185,6 +183,19 @@ answer_2 = ...  # a number between 0 and 1
 lesson.check_feature_purity(answer_2, res.Y[feature], labels)
 
 # %% [markdown]
+# What do features fire on, and what do they write? Our feature and a few others:
+
+# %%
+purity = label_purity(res.Y, labels)
+for j in [feature] + [j for j in range(4) if j != feature]:
+    print(f"feature {j} (purity {float(purity.purity[j]):.2f}, mostly {names[int(purity.label[j])]}):")
+    print("   fires on:", [col.context(int(i), 3, 0) for i in res.top_tokens(j, 5)])
+    print("   writes:  ", decode_direction(model, LAYER, res.Z[:, j], 6))
+
+# %%
+NeuronProbe(model, probe_texts, layer=LAYER, features=res.Z, feature=feature)
+
+# %% [markdown]
 # ## Exercise 3: a DiffMeans direction
 #
 # The supervised baseline: the mean activation vector on the concept's tokens minus the mean on all
@@ -196,41 +207,135 @@ answer_3 = ...  # a tensor [d_mlp]
 lesson.check_diff_means(answer_3, col.acts, mask)
 
 # %% [markdown]
+# The library's version, used from here on:
+
+# %%
+from kit.analysis import diff_means
+
+dm = diff_means(col.acts, mask)  # [d_mlp]
+print(f"DiffMeans: largest entry neuron {int(dm.argmax())} ({float(dm.max()):+.2f})")
+
+# %% [markdown]
 # ## Steering at matched KL
 #
 # Add `α · u` (`u` a unit direction of the MLP's neuron space) to this MLP's activations at the
 # last token of prompts about another relation, and see whether the model now says a currency. A
 # bigger `α` always disrupts more, so methods are compared at the same disruption: the `α` at which the
 # mean KL divergence between the clean and the steered next-token distributions reaches a target,
-# found by bisection. The score is how much the log-probability of the concept's answers (every
-# currency of the world) rises. Three directions: the SNMF feature's `z`, DiffMeans, and a random
-# direction as sparse as `z`.
+# found by bisection, here to within 1 %. The score is how much the log-probability of the concept's
+# answers (every currency of the world) rises. Three directions: the SNMF feature's `z`, DiffMeans,
+# and a random direction as sparse as `z`.
 
 # %%
 SOURCE = next(r for r in world.relations if r != CONCEPT)
-steer_prompts = [p.text for p in world.prompts("held_out", SOURCE)][:20]
+steer_facts = [p for p in world.prompts("held_out", SOURCE)][:20]
+steer_prompts = [p.text for p in steer_facts]
 directions = {"SNMF feature": res.Z[:, feature], "DiffMeans": dm, "random (as sparse as z)": random_sparse_like(res.Z[:, feature])}
-steering = compare_steering(model, steer_prompts, LAYER, directions, target_kl=1.0, concept=world.answers(CONCEPT), pos=-1)
+steering = compare_steering(model, steer_prompts, LAYER, directions, target_kl=1.0, concept=world.answers(CONCEPT), pos=-1,
+                            rtol=0.01)
 print(f"{len(steer_prompts)} {SOURCE} prompts, e.g. {steer_prompts[0]!r}; concept: the {CONCEPT} answers")
 Markdown(steering_table(steering))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-gain = {name: r.gain for name, r in steering.items()}
-print("all matched to KL 1.0 within 5%:", all(r.matched for r in steering.values()))
-for name, g in gain.items():
-    print(f"{name}: log-prob of the concept rises by {g:+.1f}")
-print("SNMF feature beats random:", gain["SNMF feature"] > gain["random (as sparse as z)"])
-print("DiffMeans beats random:", gain["DiffMeans"] > gain["random (as sparse as z)"])
-print("SNMF feature beats DiffMeans:", gain["SNMF feature"] > gain["DiffMeans"])
+print("all matched to KL 1.0 within 1%:", all(r.matched for r in steering.values()))
+for name, r in steering.items():
+    print(f"{name}: log-prob of the concept rises by {r.gain:+.2f} (KL {r.kl:.3f})")
+print("SNMF feature beats random:", steering["SNMF feature"].gain > steering["random (as sparse as z)"].gain)
+print("DiffMeans beats random:", steering["DiffMeans"].gain > steering["random (as sparse as z)"].gain)
 
 # %% [markdown]
-# What the steered model says for the first prompt:
+# On this one concept the SNMF feature and DiffMeans are within a few hundredths of each other: one
+# concept and one fit cannot tell them apart. Before any "beats", the comparison must be repeated
+# over concepts and seeds (below).
+#
+# ## A relation feature, not a fact
+#
+# What does the steered model say? For each steered prompt, is its top token the subject's **own**
+# currency, another country's currency, the capital it was asked for, or something else?
 
 # %%
+# NBVAL_CHECK_OUTPUT
+print(f"{steer_prompts[0]!r}, steered:")
 for name, r in steering.items():
     top = r.logprobs[0].topk(3)
-    print(f"{name:>24}: {[(t, round(float(p), 2)) for t, p in zip(model.to_str_tokens(top.indices), top.values.exp())]}")
+    print(f"  {name:>24}: {[(t, round(float(p), 2)) for t, p in zip(model.to_str_tokens(top.indices), top.values.exp())]}")
+print(f"its subject's own {CONCEPT}: {' ' + next(c[CONCEPT] for c in world.countries if c['name'] == steer_facts[0].subject)!r}")
+for name, r in steering.items():
+    said = lesson.steered_answers(model, world, steer_facts, r.logprobs, CONCEPT)
+    print(f"{name:>24}: own {CONCEPT} {said['own']:.0%}, another's {said['other']:.0%}, "
+          f"the asked {SOURCE} {said['asked']:.0%}, else {said['else']:.0%}")
+
+# %% [markdown]
+# Steered with the currency feature, "Fusuvaria's capital city is" continues with **Fusuvaria's own
+# currency**, and so do most prompts: the feature did not write a currency, it changed the *question*.
+# At the last prompt token, layer 0's MLP does not hold facts (it cannot: the subject is several
+# tokens back, and attention has not yet brought anything over); it holds the **relation**, "a currency
+# comes next". The fact is retrieved later, by the extractor head of lesson 03 (L1H3), which reads
+# the subject's attributes from its enriched last token, and the relation decides which one wins.
+# So an SNMF feature found "for currency" here is a relation feature; the facts themselves are
+# enriched at the subject's last token (lesson 03). A feature's label is a hypothesis about what it
+# does, and steering is how it is tested.
+#
+# ## Several concepts and seeds: SNMF, DiffMeans, an SAE and random
+#
+# One concept and one fit cannot rank methods. We repeat the steering for each of the six relations
+# (the concept is the relation's answers, the steered prompts are 10 held-out prompts of the *other*
+# relations), for three seeds (the SNMF and SAE fits, the random direction and the sampled prompts),
+# every direction matched to KL 1.0 within 1 %. Besides SNMF and DiffMeans, a **sparse autoencoder**:
+# the unsupervised method the SNMF paper compares against, here a small one (`kit.analysis.sae`,
+# 40 latents, trained in seconds on the same activations); its latent that fires most selectively on a
+# relation's last prompt tokens gives its direction (the decoder column), picked as for SNMF.
+
+# %%
+fits = {"SNMF": [snmf(col.acts, 40, n_iter=60, seed=s, progress=False) for s in range(3)],
+        "SAE": [train_sae(col.acts, 40, seed=s) for s in range(3)]}
+print(fits["SAE"][0])
+matched = lesson.matched_kl_comparison(model, world, col, prompts, fits, target_kl=1.0, rtol=0.01)
+Markdown(matched.table())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("every run matched to KL 1.0 within 1%:", all(bool(((k - 1.0).abs() <= 0.01).all()) for k in matched.kl.values()))
+for a, b in (("SNMF", "DiffMeans"), ("SNMF", "SAE"), ("SNMF", "random (sparse)"), ("DiffMeans", "random (sparse)")):
+    mean, sd, n = matched.difference(a, b)
+    print(f"{a} - {b}: {mean:+.2f} ± {sd:.2f} over {n} (concept, seed) pairs -> {matched.verdict(a, b)}")
+
+# %% [markdown]
+# Read the verdicts, not the means: a mean difference smaller than its 95 % interval (2 standard
+# deviations over √n) is a **tie**, whatever its sign. The full-corpus study of `docs/snmf.md` (every
+# layer, all 4,320 sentences, one seed, KL 0.5) agrees in spirit: on purity, plain NMF of the clipped
+# activations is as pure as SNMF or purer in layers 0-2; on steering, DiffMeans is ahead of the SNMF
+# feature in layer 1, and in layer 3 a random direction beats the SNMF feature. SNMF's features are
+# interpretable and steer far better than chance, but on this small model they do not beat the
+# simple baselines.
+#
+# ## Purity and the feature hierarchy, SNMF against an SAE
+#
+# The SNMF paper also reports a **hierarchy**: related concepts reuse neuron combinations. On our
+# world, relations about a country (capital, language, continent, currency) are related to each other
+# more than to relations about a person (birthplace, profession). So if features share neurons
+# hierarchically, the directions `z` of two country relations' features should overlap (|cosine|)
+# more than a country relation's and a person relation's. Both measures over the three seeds:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for method, runs in fits.items():
+    pur = torch.tensor([float(label_purity(f.Y, labels).purity.mean()) for f in runs])
+    overlap = torch.tensor([lesson.feature_overlap(f, model, col, prompts, world) for f in runs])  # [seed, 2]
+    print(f"{method}: mean purity {float(pur.mean()):.2f} ± {float(pur.std()):.2f}; |cos| between relation "
+          f"features within a subject type {float(overlap[:, 0].mean()):.2f} ± {float(overlap[:, 0].std()):.2f}, "
+          f"across types {float(overlap[:, 1].mean()):.2f} ± {float(overlap[:, 1].std()):.2f}")
+print(f"single neurons: mean purity {cmp.mean('single neurons'):.2f}; chance {cmp.chance:.2f}")
+
+# %% [markdown]
+# On purity, the SAE and SNMF are level within their spread over seeds, both above single neurons and
+# far above chance. On the hierarchy, this measure does **not** show one here: the features of two
+# relations about the same kind of subject overlap *less* than those of relations about different
+# kinds, for both methods. At the last prompt token of layer 0 what these features pick up is the
+# template's wording, and related relations do not share it more. A hierarchy, if `facts-4l` has
+# one, would need another measure or another place (the subject's tokens, later layers): a finding
+# of the paper on large models is a hypothesis to test on a small one, not a given.
 
 # %% [markdown]
 # ## Exercise 4: find the scale yourself
@@ -279,8 +384,13 @@ for j in range(g_res.k):
 #   polysemantic, with top tokens of several unrelated kinds.
 # - SNMF factors a layer's activations into sparse, signed combinations of neurons that fire together;
 #   the table above compares their label purity with single neurons, plain NMF and chance.
-# - At matched KL, steering with a feature and with DiffMeans raises the concept's probability; the
-#   printed comparison says which wins here, and both are measured against a random direction.
+# - At matched KL, over six concepts and three seeds, the printed verdicts say which differences are
+#   real and which are ties; `docs/snmf.md` finds the same on the full corpus: SNMF is interpretable
+#   and far better than chance, and not better than NMF on purity or DiffMeans on steering here.
+# - The layer-0 feature found "for currency" at the last prompt token is a relation feature: steering
+#   a capital prompt with it makes the model name the subject's own currency.
+# - A small SAE trained on the same activations is the unsupervised baseline; related relations'
+#   features overlap as printed above (the hierarchy question), measured over seeds.
 #
 # **Next**: go back to lesson 03 with a feature in hand. In the feature-mode `NeuronProbe` above,
 # clamp the feature to 0 on a currency prompt and watch p(answer): does the recall pipeline of
