@@ -82,7 +82,8 @@ def student_notebook(nb: nbformat.NotebookNode, solution: str | None) -> nbforma
 
 
 def run(path: Path, student: str = "student-run") -> dict:
-    """Execute lesson ``path`` as a student; ``{lesson, wall_s, peak_rss_mib, passed, checks, load}``."""
+    """Execute lesson ``path`` as a student: ``{lesson, wall_s, peak_rss_mib, words (of text to read),
+    passed, checks, problems, load_before, load_after}``."""
     from kit.lessons.progress import collect
 
     sol = HERE / "solutions" / path.with_suffix(".py").name
@@ -106,7 +107,8 @@ def run(path: Path, student: str = "student-run") -> dict:
     report = collect(progress_dir)
     table = report.table()
     passed = int(table[0]["passed"]) if table else 0
-    return {"lesson": path.stem, "wall_s": round(wall, 1), "peak_rss_mib": round(rss_kib / 1024),
+    words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+    return {"lesson": path.stem, "wall_s": round(wall, 1), "peak_rss_mib": round(rss_kib / 1024), "words": words,
             "passed": passed, "checks": len(report.exercises), "problems": report.problems,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
@@ -125,7 +127,7 @@ def main(argv: list[str]) -> None:
         r = run(path)
         results.append(r)
         print(f"{r['lesson']}: {r['wall_s']:.0f} s, kernel peak RSS {r['peak_rss_mib']} MiB, "
-              f"{r['passed']}/{r['checks']} exercises passed, load average {r['load_before'][0]} -> "
+              f"{r['passed']}/{r['checks']} exercises passed, {r['words']} words of text, load average {r['load_before'][0]} -> "
               f"{r['load_after'][0]}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

@@ -60,6 +60,7 @@ def test_the_random_environment_gives_standins(monkeypatch):
         real.standin("gpt2-xl")
 
 
+@pytest.mark.real_track
 @pytest.mark.parametrize("src", WITH_OPTIONAL, ids=lambda p: p.stem)
 def test_optional_section_runs_on_a_gpt2_standin(src):
     ns = run_optional(src)
@@ -67,6 +68,7 @@ def test_optional_section_runs_on_a_gpt2_standin(src):
     assert models and all("stand-in" in m.name and m.n_layers == 12 for m in models)
 
 
+@pytest.mark.real_track
 @pytest.mark.parametrize("stem", PYTHIA_READY)
 def test_optional_section_runs_on_a_pythia_standin(stem):
     ns = run_optional(ROOT / "lessons" / "src" / f"{stem}.py", model="EleutherAI/pythia-70m")
