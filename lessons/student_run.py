@@ -67,14 +67,19 @@ def solution_cell(solution: str, check_source: str) -> str | None:
 
 
 def student_notebook(nb: nbformat.NotebookNode, solution: str | None) -> nbformat.NotebookNode:
-    """A copy of ``nb`` with the solution pasted before each check cell and a memory probe at the end."""
+    """A copy of ``nb`` with the solution pasted before each check call and a memory probe at the end."""
     out = copy.deepcopy(nb)
     cells = []
     for cell in out.cells:
         if solution and cell.cell_type == "code" and CHECK_CALL.search(cell.source):
             code = solution_cell(solution, cell.source)
-            if code:
-                cells.append(nbformat.v4.new_code_cell(code))
+            if code:  # inside the cell, just before the statement that calls the check (an exercise
+                # cell often defines the stub and checks it in one cell)
+                lines = cell.source.splitlines()
+                at = next(n.lineno - 1 for n in ast.parse(cell.source).body
+                          if CHECK_CALL.search(ast.get_source_segment(cell.source, n) or ""))
+                cell.source = "\n".join(lines[:at] + ["# --- the reference solution ---", code,
+                                                       "# --- the check ---"] + lines[at:])
         cells.append(cell)
     cells.append(nbformat.v4.new_code_cell(MEMORY_CELL))
     out.cells = cells
