@@ -36,14 +36,25 @@ MEMORY_CELL = ("import json as _json, resource as _resource\n"
 
 
 def _defined(node: ast.stmt) -> set[str]:
+    """The names a top-level statement binds or changes (``x = ...``, ``x[k] = ...``, ``x.append(...)``,
+    a ``for`` loop's assignments, ``def``, ``class``, ``import``)."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return {node.name}
-    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return {(a.asname or a.name).split(".")[0] for a in node.names}
-    return set()
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
+        elif isinstance(n, (ast.Subscript, ast.Attribute)) and isinstance(n.ctx, ast.Store):
+            base = n
+            while isinstance(base, (ast.Subscript, ast.Attribute)):
+                base = base.value
+            if isinstance(base, ast.Name):
+                out.add(base.id)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+            out.add(n.func.value.id)  # x.append(...), x.update(...)
+    return out
 
 
 def solution_cell(solution: str, check_source: str) -> str | None:
@@ -88,7 +99,8 @@ def student_notebook(nb: nbformat.NotebookNode, solution: str | None) -> nbforma
 
 def run(path: Path, student: str = "student-run") -> dict:
     """Execute lesson ``path`` as a student: ``{lesson, wall_s, peak_rss_mib, words (of text to read),
-    passed, checks, problems, load_before, load_after}``."""
+    passed, checks, problems, errors, load_before, load_after}``
+    (a cell that raises is reported in ``errors``; the run goes on)."""
     from kit.lessons.progress import collect
 
     sol = HERE / "solutions" / path.with_suffix(".py").name
@@ -102,11 +114,13 @@ def run(path: Path, student: str = "student-run") -> dict:
     start = time.perf_counter()
     try:
         NotebookClient(nb, timeout=1200, kernel_name="python3", skip_cells_with_tag="skip-execution",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+                       allow_errors=True, resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         os.environ.clear()
         os.environ.update(saved)
     wall = time.perf_counter() - start
+    errors = [f"cell {i}: {o.ename}: {o.evalue}" for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
     probe = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     rss_kib = json.loads(probe.split("KIT-PEAK-RSS", 1)[1])
     report = collect(progress_dir)
@@ -114,7 +128,7 @@ def run(path: Path, student: str = "student-run") -> dict:
     passed = int(table[0]["passed"]) if table else 0
     words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
     return {"lesson": path.stem, "wall_s": round(wall, 1), "peak_rss_mib": round(rss_kib / 1024), "words": words,
-            "passed": passed, "checks": len(report.exercises), "problems": report.problems,
+            "passed": passed, "checks": len(report.exercises), "problems": report.problems, "errors": errors,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
 
@@ -134,6 +148,8 @@ def main(argv: list[str]) -> None:
         print(f"{r['lesson']}: {r['wall_s']:.0f} s, kernel peak RSS {r['peak_rss_mib']} MiB, "
               f"{r['passed']}/{r['checks']} exercises passed, {r['words']} words of text, load average {r['load_before'][0]} -> "
               f"{r['load_after'][0]}", flush=True)
+        for err in r["errors"]:
+            print(f"  error in {err}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 
