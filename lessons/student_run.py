@@ -133,10 +133,35 @@ def run(path: Path, student: str = "student-run") -> dict:
             "load_after": [round(x, 2) for x in os.getloadavg()]}
 
 
+READING_WPM = 150  # words a minute, for technical text with code
+EXERCISE_MIN = (5, 10)  # minutes per exercise, for a student who has read the section
+
+
+def markdown(results: list[dict]) -> str:
+    """Two markdown tables: the measurements, and class-time estimates built from them."""
+    rows = ["| lesson | compute time | kernel peak RSS | exercises passed | load average (1 min) before -> after |",
+            "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        rows.append(f"| `{r['lesson']}` | {r['wall_s']:.0f} s | {r['peak_rss_mib']} MiB | {r['passed']}/{r['checks']} "
+                    f"| {r['load_before'][0]} -> {r['load_after'][0]} |")
+    est = ["| lesson | compute (measured) | reading (words / 150 wpm) | exercises | suggested class slot |",
+           "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        read = r["words"] / READING_WPM
+        lo = r["wall_s"] / 60 + read + r["checks"] * EXERCISE_MIN[0]
+        hi = r["wall_s"] / 60 + read + r["checks"] * EXERCISE_MIN[1]
+        slot = 15 * -(-hi // 15)  # round up to a quarter hour
+        est.append(f"| `{r['lesson']}` | {r['wall_s'] / 60:.1f} min | {r['words']} words, {read:.0f} min | "
+                   f"{r['checks']} x {EXERCISE_MIN[0]}-{EXERCISE_MIN[1]} min | {lo:.0f}-{hi:.0f} min: "
+                   f"a {slot:.0f}-minute slot |")
+    return "\n".join(rows) + "\n\n" + "\n".join(est) + "\n"
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="*", help="prefixes of the lessons to run (default: all)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="also print the tables of docs/instructors.md")
     args = parser.parse_args(argv)
     paths = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
     if args.lessons:
@@ -152,6 +177,8 @@ def main(argv: list[str]) -> None:
             print(f"  error in {err}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.markdown:
+        print(markdown(results))
 
 
 if __name__ == "__main__":

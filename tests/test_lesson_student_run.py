@@ -58,3 +58,12 @@ def test_every_lesson_check_gets_its_solution():
         assert checks, path.name
         for cell in checks:
             assert "the reference solution" in cell.source, (path.name, cell.source[-200:])
+
+
+def test_the_class_time_table_adds_compute_reading_and_exercises():
+    run = {"lesson": "02_x", "wall_s": 120.0, "peak_rss_mib": 500, "words": 1500, "passed": 4, "checks": 4,
+           "load_before": [1.0, 1, 1], "load_after": [2.0, 1, 1]}
+    text = student_run.markdown([run])
+    assert "| `02_x` | 120 s | 500 MiB | 4/4 | 1.0 -> 2.0 |" in text
+    # 2 min compute + 10 min reading + 4 x 5..10 min = 32..52 min, rounded up to a 60-minute slot
+    assert "| `02_x` | 2.0 min | 1500 words, 10 min | 4 x 5-10 min | 32-52 min: a 60-minute slot |" in text
