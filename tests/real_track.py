@@ -2,7 +2,8 @@
 
 ``optional_cells(src)`` splits a lesson source (``lessons/src/NN_*.py``) into its setup code (the
 first code cell: imports and seeds) and the code cells of its ``## Optional`` section.
-``run_optional(src, model)`` executes them with ``$KIT_REAL_MODEL=random`` and ``kit.load`` of a
+``run_optional(src, model)`` executes them (the stand-in's tokenizer knows, as single tokens, the words of
+the string literals of the lesson and of ``kit/lessons/*.py``) with ``$KIT_REAL_MODEL=random`` and ``kit.load`` of a
 known hub id (``kit.lessons.real.REAL_MODELS``) answered by :func:`kit.lessons.real.standin`, so
 neither the network nor a download is needed; ``model`` replaces the hub id the cells name (to run
 GPT-2 cells on the Pythia shape, say). It returns the namespace the cells left.
@@ -72,7 +73,8 @@ def standins(words, model: str | None = None):
 
 def run_optional(src: Path, model: str | None = None) -> dict:
     setup, cells = optional_cells(src)
-    words = real.words_in(src.read_text())
+    # every word a string literal of the lesson or of a check module names (prompts, answers, name lists)
+    words = [w for f in [src, *sorted((ROOT / "kit" / "lessons").glob("*.py"))] for w in real.words_in(f.read_text())]
     namespace: dict = {"__name__": "__lesson__"}
     cwd = os.getcwd()
     os.chdir(src.parents[1])  # the notebook's folder
