@@ -195,10 +195,17 @@ def sources(prefixes: list[str] | None = None) -> list[Path]:
     return [p for p in found if not prefixes or any(p.stem.startswith(x) for x in prefixes)]
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    """Write the summaries; a lesson whose notebook is stale is reported and left as it was (exit 1)."""
+    status = 0
     for src in sources(argv):
-        print("wrote", write(summarize(src)).relative_to(ROOT))
+        try:
+            print("wrote", write(summarize(src)).relative_to(ROOT))
+        except ValueError as err:
+            print(f"skipped {src.stem}: {err}", file=sys.stderr)
+            status = 1
+    return status
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))
