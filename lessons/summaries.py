@@ -85,7 +85,8 @@ def _stdout(cell) -> str:
 
 
 def _rich(cell):
-    """``(kind, value)`` for each figure or widget output of a cell: ``("chart", spec)`` or ``("widget", repr)``."""
+    """``(kind, value)`` for each figure, table or widget output of a cell: ``("chart", spec)``,
+    ``("table", markdown)`` or ``("widget", repr)``."""
     for o in cell.get("outputs", []):
         data = o.get("data", {})
         html = data.get("text/html", "")
@@ -99,6 +100,9 @@ def _rich(cell):
             yield "chart", spec
         elif "tmk-fallback" in html or "application/vnd.jupyter.widget-view+json" in data:
             yield "widget", plain.splitlines()[0] if plain else "a widget"
+        elif "text/markdown" in data:  # a result table the lesson displays as markdown
+            md = data["text/markdown"]
+            yield "table", "".join(md) if isinstance(md, list) else md
 
 
 def _figure_name(spec: dict) -> str:
@@ -157,6 +161,8 @@ def summarize(src: Path, notebook: Path | None = None) -> Summary:
                 title = value.get("title", "")
                 title = title.get("text", "") if isinstance(title, dict) else title
                 lines += [f"![{title or 'figure'}]({name}/{fname})", ""]
+            elif kind == "table":
+                lines += [value.strip(), ""]
             else:
                 lines += [f"*Widget in the notebook:* `{value}`", ""]
         if "NBVAL_CHECK_OUTPUT" in cell.source and (out := _stdout(cell)):

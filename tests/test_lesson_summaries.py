@@ -92,3 +92,20 @@ def test_write_renders_only_what_is_missing_and_removes_stale_figures(tmp_path, 
     assert calls == [{"spec": 1}]  # rendered once
     assert sorted(p.name for p in (tmp_path / "99_x").iterdir()) == ["fig-a.svg"]
     assert (tmp_path / "99_x.md").read_text() == "# x\n"
+
+
+def test_figures_tables_and_widgets_are_read_from_the_outputs():
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v6.4.1.json", "mark": "bar"}
+    html = ('<div id="vis"></div><script>(function(spec, embedOpt){ vegaEmbed("#vis", spec); })('
+            + json.dumps(spec) + ', {"mode": "vega-lite"});</script><style>.vega-embed{}</style>')
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", {"text/html": html, "text/plain": "alt.Chart(...)"}),
+        nbformat.v4.new_output("display_data", {"text/markdown": "| a | b |\n| --- | --- |\n| 1 | 2 |",
+                                                "text/plain": "table"}),
+        nbformat.v4.new_output("display_data", {"text/html": '<iframe class="tmk-fallback"></iframe>',
+                                                "text/plain": "AttentionViewer(2 layers)"}),
+        nbformat.v4.new_output("stream", name="stdout", text="printed"),
+    ]
+    assert list(summaries._rich(cell)) == [("chart", spec), ("table", "| a | b |\n| --- | --- |\n| 1 | 2 |"),
+                                           ("widget", "AttentionViewer(2 layers)")]
