@@ -74,3 +74,8 @@ def test_optional_section_runs_on_a_pythia_standin(stem):
     ns = run_optional(ROOT / "lessons" / "src" / f"{stem}.py", model="EleutherAI/pythia-70m")
     standins = [v for v in ns.values() if type(v).__name__ == "Model" and "stand-in" in v.name]
     assert standins and all(m.n_layers == 6 and m.n_heads == 8 for m in standins)  # Pythia-70M's shape
+
+
+def test_words_of_string_literals_keep_their_leading_space():
+    words = real.words_in('prompt = "The Eiffel Tower is in"; answers = [" Paris", " Rome"]')
+    assert words == ["The", " Eiffel", " Tower", " is", " in", " Paris", " Rome"]

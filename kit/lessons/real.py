@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["REAL_MODELS", "ENV_REAL_MODEL", "RealModelUnavailable", "RealModelShape", "real_model", "standin"]
+__all__ = ["REAL_MODELS", "ENV_REAL_MODEL", "RealModelUnavailable", "RealModelShape", "real_model", "standin", "words_in"]
 
 ENV_REAL_MODEL = "KIT_REAL_MODEL"  # "random": stand-ins of the same shapes (tests; no download)
 
