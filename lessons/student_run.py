@@ -99,6 +99,7 @@ def student_notebook(nb: nbformat.NotebookNode, solution: str | None) -> nbforma
 
 def run(path: Path, student: str = "student-run") -> dict:
     """Execute lesson ``path`` as a student: ``{lesson, wall_s, peak_rss_mib, words (of text to read),
+    exercises (check calls in the notebook),
     passed, checks, problems, errors, load_before, load_after}``
     (a cell that raises is reported in ``errors``; the run goes on)."""
     from kit.lessons.progress import collect
@@ -127,7 +128,9 @@ def run(path: Path, student: str = "student-run") -> dict:
     table = report.table()
     passed = int(table[0]["passed"]) if table else 0
     words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+    exercises = sum(1 for c in nb.cells if c.cell_type == "code" and CHECK_CALL.search(c.source))
     return {"lesson": path.stem, "wall_s": round(wall, 1), "peak_rss_mib": round(rss_kib / 1024), "words": words,
+            "exercises": exercises,
             "passed": passed, "checks": len(report.exercises), "problems": report.problems, "errors": errors,
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
@@ -142,17 +145,19 @@ def markdown(results: list[dict]) -> str:
     rows = ["| lesson | compute time | kernel peak RSS | exercises passed | load average (1 min) before -> after |",
             "| --- | --- | --- | --- | --- |"]
     for r in results:
-        rows.append(f"| `{r['lesson']}` | {r['wall_s']:.0f} s | {r['peak_rss_mib']} MiB | {r['passed']}/{r['checks']} "
+        rows.append(f"| `{r['lesson']}` | {r['wall_s']:.0f} s | {r['peak_rss_mib']} MiB | "
+                    f"{r['passed']}/{r.get('exercises', r['checks'])} "
                     f"| {r['load_before'][0]} -> {r['load_after'][0]} |")
     est = ["| lesson | compute (measured) | reading (words / 150 wpm) | exercises | suggested class slot |",
            "| --- | --- | --- | --- | --- |"]
     for r in results:
         read = r["words"] / READING_WPM
-        lo = r["wall_s"] / 60 + read + r["checks"] * EXERCISE_MIN[0]
-        hi = r["wall_s"] / 60 + read + r["checks"] * EXERCISE_MIN[1]
+        n = r.get("exercises", r["checks"])  # exercises in the notebook (checks recorded, in older runs)
+        lo = r["wall_s"] / 60 + read + n * EXERCISE_MIN[0]
+        hi = r["wall_s"] / 60 + read + n * EXERCISE_MIN[1]
         slot = 15 * -(-hi // 15)  # round up to a quarter hour
         est.append(f"| `{r['lesson']}` | {r['wall_s'] / 60:.1f} min | {r['words']} words, {read:.0f} min | "
-                   f"{r['checks']} x {EXERCISE_MIN[0]}-{EXERCISE_MIN[1]} min | {lo:.0f}-{hi:.0f} min: "
+                   f"{n} x {EXERCISE_MIN[0]}-{EXERCISE_MIN[1]} min | {lo:.0f}-{hi:.0f} min: "
                    f"a {slot:.0f}-minute slot |")
     return "\n".join(rows) + "\n\n" + "\n".join(est) + "\n"
 
