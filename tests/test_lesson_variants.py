@@ -78,3 +78,23 @@ def test_bad_counts_and_names_are_refused():
         lessons.variant_index("1.1 ex", 0)
     with pytest.raises(ValueError, match="exercise's name"):
         lessons.variant_index("", 3)
+
+
+def test_where_keeps_only_well_posed_instances_and_calls_it_lazily():
+    calls = []
+
+    def even(x):
+        calls.append(x)
+        return x % 2 == 0
+
+    numbers = list(range(10))
+    assert lessons.variant("1.1 ex", numbers, where=even) == 0 and calls == [0]  # no student: the first
+    assert lessons.variant("1.1 ex", [1, 3, 4, 6], where=even) == 4  # no student: the first that passes
+    drawn = {lessons.variant("1.1 ex", numbers, student=f"s{i}", where=even) for i in range(60)}
+    assert drawn == {0, 2, 4, 6, 8}  # every well-posed instance is reachable, no other
+    calls.clear()
+    got = lessons.variant("1.1 ex", numbers, student="ada", where=even)
+    assert calls[-1] == got and all(c % 2 for c in calls[:-1])  # stops at the first that passes
+    assert got == lessons.variant("1.1 ex", numbers, student="ada", where=even)  # stable
+    with pytest.raises(ValueError, match="none of the 3 choices"):
+        lessons.variant("1.1 ex", [1, 3, 5], where=even)

@@ -6,12 +6,15 @@ a wrong answer. Solutions live in ``lessons/solutions/``.
 
 For a class: :func:`start` sets the student (or ``$KIT_STUDENT``); each verdict is then recorded
 locally (:mod:`kit.lessons.progress`, collected by ``python -m kit.lessons report DIR``) and
-exercises may draw a per-student instance (:func:`variant`, :func:`variant_seed`).
+exercises may draw a per-student instance (:func:`variant`, :func:`variant_seed`). The optional
+sections load hub models with :func:`real_model` (a clean skip offline; :mod:`kit.lessons.real`).
 """
 
 from kit.lessons._check import CheckResult
 from kit.lessons.progress import collect
+from kit.lessons.real import RealModelUnavailable, real_model
 from kit.lessons.student import current_student, start, stop
 from kit.lessons.variants import variant, variant_index, variant_seed
 
-__all__ = ["CheckResult", "start", "stop", "current_student", "variant", "variant_index", "variant_seed", "collect"]
+__all__ = ["CheckResult", "start", "stop", "current_student", "variant", "variant_index", "variant_seed", "collect",
+           "real_model", "RealModelUnavailable"]

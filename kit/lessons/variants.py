@@ -15,7 +15,7 @@ exercises; it is not a secret (whoever knows the id can recompute it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from .student import current_student
@@ -41,17 +41,36 @@ def variant_index(exercise: str, n: int, student: str | None = None) -> int:
     return 0 if student is None else _draw(student, exercise) % n
 
 
-def variant(exercise: str, choices: Sequence[T], student: str | None = None) -> T:
+def _order(exercise: str, n: int, student: str | None) -> list[int]:
+    """The order in which ``student`` tries the ``n`` instances: ``0 .. n-1`` with no student, else a
+    permutation drawn from the student id and the exercise name."""
+    if student is None:
+        return list(range(n))
+    return sorted(range(n), key=lambda i: (_draw(student, f"{exercise}\0{i}"), i))
+
+
+def variant(exercise: str, choices: Sequence[T], student: str | None = None,
+            where: Callable[[T], bool] | None = None) -> T:
     """The current student's instance of ``exercise`` among ``choices`` (``choices[0]`` with no student).
 
     ``choices`` must be a non-empty sequence in a fixed order (a list or tuple, not a set: the order
-    decides who gets what).
+    decides who gets what). ``where``, if given, keeps only instances for which the exercise is well
+    posed (say, a fact whose top component leads the next by a clear margin): the student gets the
+    first instance that passes it in their own order (with no student, the first in ``choices``);
+    it is called only until one passes, and a ``ValueError`` says so when none does.
     """
     if isinstance(choices, (set, frozenset, dict)) or not isinstance(choices, Sequence) or isinstance(choices, str):
         raise ValueError(f"choices must be a list or tuple in a fixed order, got {type(choices).__name__}")
     if len(choices) == 0:
         raise ValueError(f"exercise {exercise!r}: no choices to draw from")
-    return choices[variant_index(exercise, len(choices), student)]
+    student = student if student is not None else current_student()
+    if where is None:
+        return choices[variant_index(exercise, len(choices), student)]
+    variant_index(exercise, len(choices), student)  # validates the exercise name
+    for i in _order(exercise, len(choices), student):
+        if where(choices[i]):
+            return choices[i]
+    raise ValueError(f"exercise {exercise!r}: none of the {len(choices)} choices passes `where`")
 
 
 def variant_seed(exercise: str, default: int, student: str | None = None) -> int:
