@@ -47,15 +47,18 @@ class InductionRecipe:
     d_model: int = 64
     n_heads: int = 4
     d_mlp: int = 64
-    n_ctx: int = 48  # <|bos|> + 47 tokens
+    n_ctx: int = 128
     n_tokens: int = 61  # ordinary tokens; vocab = 61 + 3 special = 64
     init_std: float = 0.07  # attention/MLP/unembedding weights (GPT-2 uses 0.02 for width 768)
     embed_std: float = 1.0  # token and position embeddings
+    pos_init: str = "sinusoidal"  # position embeddings start as sines and cosines ("normal": random)
     skip: float = 0.8  # weight of the skip-bigram in the background language
     concentration: float = 0.03  # Dirichlet concentration of its transition rows
     language_seed: int = 0  # the background language is fixed: the model learns it in its weights
-    segment_len: tuple[int, int] = (4, 20)
-    copies: tuple[int, int] = (2, 12)  # as many as fit, up to 12
+    segment_len: tuple[int, int] = (4, 64)  # up to half the context
+    copies: tuple[int, int] = (2, 4)
+    gap: tuple[int, int] = (0, 24)  # background tokens before each segment
+    bos_prob: float = 0.75  # the other sequences start without <|bos|>
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=800, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
@@ -92,8 +95,23 @@ def build_induction_model(recipe: InductionRecipe) -> GPT2LMHeadModel:
     model = GPT2LMHeadModel(config)
     with torch.no_grad():
         model.transformer.wte.weight.normal_(0.0, recipe.embed_std)
-        model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
+        if recipe.pos_init == "sinusoidal":
+            model.transformer.wpe.weight.copy_(sinusoidal_positions(recipe.n_ctx, recipe.d_model) * recipe.embed_std)
+        else:
+            model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
     return model
+
+
+def sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
+    """``pe[pos, d_model]``: the sines and cosines of Vaswani et al. (2017), scaled to unit variance.
+
+    Any shift of position is a fixed rotation of these vectors, so a head can learn "attend to the
+    previous token" once for every position instead of once per position."""
+    pos = torch.arange(n_ctx, dtype=torch.float32)[:, None]  # [pos, 1]
+    freq = torch.exp(-torch.arange(0, d_model, 2, dtype=torch.float32) * (torch.log(torch.tensor(1e4)) / d_model))
+    pe = torch.zeros(n_ctx, d_model)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return pe * 2 ** 0.5
 
 
 def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
@@ -102,7 +120,8 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
         recipe.n_tokens, skip=recipe.skip, concentration=recipe.concentration, seed=recipe.language_seed,
         first_id=len(SPECIAL_TOKENS),
     )
-    return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies)
+    return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies,
+                               gap=recipe.gap, bos_prob=recipe.bos_prob)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:
