@@ -12,7 +12,9 @@ Modules: ``loop`` (``train``, ``TrainConfig``), ``log`` (``TrainLog``),
 ``metrics`` (head scores, shapes ``scores[layer, head]``), ``phase`` (phase-change
 steps), ``induction_data`` / ``induction`` (``induction-2l``), ``names`` /
 ``world`` / ``facts`` (``facts-4l``), ``tokenizers``, ``save`` (atomic writes),
-``checkpoint`` (atomic checkpoints, ``--resume``), ``card`` (model cards), ``cli``.
+``checkpoint`` (atomic checkpoints, ``--resume``), ``card`` (model cards), ``cli``,
+``history`` (``TrainingHistory``: snapshots of every head's scores and patterns during a run).
+The head scores themselves are defined once, in ``kit.head_scores``.
 """
 
 from kit.train.facts import FactsRecipe, answer_accuracy, measure_facts, train_facts
@@ -22,6 +24,7 @@ from kit.train.induction import (
     phase_change,
     train_induction,
 )
+from kit.train.history import HistoryRecorder, TrainingHistory
 from kit.train.log import TrainLog
 from kit.train.loop import TrainConfig, train
 from kit.train.metrics import (
@@ -35,10 +38,12 @@ from kit.train.world import World, build_world, load_world
 
 __all__ = [
     "FactsRecipe",
+    "HistoryRecorder",
     "InductionRecipe",
     "TrainConfig",
     "TrainLog",
     "TrainResult",
+    "TrainingHistory",
     "World",
     "answer_accuracy",
     "atomic_directory",

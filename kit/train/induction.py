@@ -21,6 +21,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kit.train import metrics
 from kit.train.checkpoint import Checkpointer
+from kit.train.history import HistoryRecorder
 from kit.train.induction_data import BackgroundLanguage, RepeatedSegmentTask, syllables
 from kit.train.log import TrainLog
 from kit.train.loop import TrainConfig, train
@@ -31,6 +32,7 @@ from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
 __all__ = [
     "InductionRecipe",
     "build_induction_model",
+    "history_recorder",
     "induction_task",
     "induction_tokenizer",
     "measure_induction",
@@ -59,7 +61,10 @@ class InductionRecipe:
     copies: tuple[int, int] = (2, 4)
     gap: tuple[int, int] = (0, 24)  # background tokens before each segment
     bos_prob: float = 0.75  # the other sequences start without <|bos|>
+    segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
+    history_every: int = 10  # a TrainingHistory snapshot every 10 steps (when one is recorded)
+    history_weight_steps: tuple[int, ...] = ()  # steps whose full weights the history keeps
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=800, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
         weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
@@ -121,7 +126,8 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
         first_id=len(SPECIAL_TOKENS),
     )
     return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies,
-                               gap=recipe.gap, bos_prob=recipe.bos_prob)
+                               gap=recipe.gap, bos_prob=recipe.bos_prob,
+                               segment_from_language=recipe.segment_from_language)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:
@@ -137,17 +143,28 @@ def _probes(recipe: InductionRecipe) -> dict:
     }
 
 
+def history_recorder(recipe: InductionRecipe) -> HistoryRecorder:
+    """A recorder of the recipe's :class:`~kit.train.history.TrainingHistory` (snapshots every
+    ``recipe.history_every`` steps on ``recipe.probe_half_len`` + ``recipe.probe_half_len`` tokens)."""
+    return HistoryRecorder(f"induction-{recipe.n_layers}l", induction_tokenizer(recipe), every=recipe.history_every,
+                           probe_half_len=recipe.probe_half_len, weight_steps=recipe.history_weight_steps)
+
+
 def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool | None = None,
-                    checkpoint: Checkpointer | None = None) -> TrainResult:
+                    checkpoint: Checkpointer | None = None,
+                    history: bool | HistoryRecorder = False) -> TrainResult:
     """Train the recipe's model from scratch (or from ``checkpoint`` when it resumes); the log probes
     the best induction score of the last layer and the best previous-token score of layer 0 every
-    ``probe_every`` steps."""
+    ``probe_every`` steps. ``history=True`` (or a recorder from :func:`history_recorder`, which a view
+    may already follow) also records a :class:`~kit.train.history.TrainingHistory` (``result.history``)."""
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     model = build_induction_model(recipe)
+    recorder = history_recorder(recipe) if history is True else (history or None)
     log = train(model, induction_task(recipe).batch, config, probes=_probes(recipe),
-                description=f"induction-{recipe.n_layers}l", checkpoint=checkpoint)
+                description=f"induction-{recipe.n_layers}l", checkpoint=checkpoint, history=recorder)
     log.meta["recipe"] = recipe.to_dict()
-    return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log)
+    return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log,
+                       history=recorder.history if recorder else None)
 
 
 def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:

@@ -112,6 +112,7 @@ class RepeatedSegmentTask:
     copies: tuple[int, int] = (2, 4)
     gap: tuple[int, int] = (0, 24)
     bos_prob: float = 0.75
+    segment_from_language: bool = False
 
     def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
         """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
@@ -153,7 +154,8 @@ class RepeatedSegmentTask:
             prev2 = torch.where(prev2 == BOS_ID, prev1, prev2)
             prev1 = torch.where(prev1 == BOS_ID, uniform[:, p], prev1)  # after <|bos|>: any token
             sampled = lang.sample_next(prev2, prev1, u[p])
-            sampled = torch.where(fresh[:, p], uniform[:, p], sampled)
+            if not self.segment_from_language:
+                sampled = torch.where(fresh[:, p], uniform[:, p], sampled)
             ids[:, p] = torch.where(copied[:, p], ids[rows, source[:, p]], sampled)
 
         targets = (torch.arange(L)[None] >= 1).expand(n, L)  # [batch, pos]
