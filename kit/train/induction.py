@@ -62,6 +62,8 @@ class InductionRecipe:
     gap: tuple[int, int] = (0, 24)  # background tokens before each segment
     bos_prob: float = 0.75  # the other sequences start without <|bos|>
     segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
+    short_prob: float = 0.0  # the share of batches of short_len tokens (cheaper; induction forms sooner)
+    short_len: int = 48
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
     history_every: int = 10  # a TrainingHistory snapshot every 10 steps (when one is recorded)
     history_weight_steps: tuple[int, ...] = ()  # steps whose full weights the history keeps
@@ -127,7 +129,8 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
     )
     return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies,
                                gap=recipe.gap, bos_prob=recipe.bos_prob,
-                               segment_from_language=recipe.segment_from_language)
+                               segment_from_language=recipe.segment_from_language,
+                               short_prob=recipe.short_prob, short_len=recipe.short_len)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:

@@ -113,11 +113,13 @@ class RepeatedSegmentTask:
     gap: tuple[int, int] = (0, 24)
     bos_prob: float = 0.75
     segment_from_language: bool = False
+    short_prob: float = 0.0  # the share of batches whose sequences have only short_len tokens
+    short_len: int = 48
 
     def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
         """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
         copy, 2 later copy (``source``: the position it copies), 3 first token of a later copy."""
-        L, (lo, hi) = self.seq_len, self.segment_len
+        L, (lo, hi) = len(role), self.segment_len
         p = first
         while True:
             p += rng.randint(*self.gap)
@@ -134,8 +136,9 @@ class RepeatedSegmentTask:
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` sequences drawn with ``generator`` (CPU tensors)."""
-        L, g, lang = self.seq_len, generator, self.language
+        g, lang = generator, self.language
         rng = random.Random(int(torch.randint(2**62, (1,), generator=g)))  # the layout: plain Python draws
+        L = self.short_len if self.short_prob and rng.random() < self.short_prob else self.seq_len
         has_bos = torch.rand(n, generator=g) < self.bos_prob  # [batch]
         source, role = np.zeros((n, L), dtype=np.int64), np.zeros((n, L), dtype=np.int64)
         for b, bos in enumerate(has_bos.tolist()):

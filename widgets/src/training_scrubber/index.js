@@ -29,13 +29,13 @@ async function decodeAll(data) {
 function render({ model, el }) {
   const subs = listeners(model);
   const state = { d: null, disposed: false, generation: 0 };
+  let ui = null; // the built view; null until the data are decoded
   const host = mountRoot(el, { name: "scrub", css, label: "Training scrubber", model, onTheme: () => paint() });
   const { root } = host;
   const tooltip = createTooltip(root);
   const body = h("div", { class: "tmk-body" });
   root.append(body);
   followHeight(root, model, subs);
-  let ui = null;
 
   const idx = () => (state.d ? Math.max(0, state.d.steps.indexOf(model.get("step"))) : 0);
   const meta = () => model.get("_data").meta ?? {};
