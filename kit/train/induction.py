@@ -33,6 +33,8 @@ __all__ = [
     "InductionRecipe",
     "build_induction_model",
     "history_recorder",
+    "curve_lengths",
+    "induction_curve",
     "induction_task",
     "induction_tokenizer",
     "measure_induction",
@@ -180,17 +182,42 @@ def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:
     }
 
 
+def curve_lengths(n_ctx: int, bos: bool) -> list[int]:
+    """Every repeat length the card's curve covers: 4 up to half the context (one less after a BOS)."""
+    return list(range(4, (n_ctx - int(bos)) // 2 + 1))
+
+
 @torch.no_grad()
-def measure_induction(model: torch.nn.Module, half_len: int = 16, n_seqs: int = 64, seed: int = 0) -> dict[str, float]:
+def induction_curve(model: torch.nn.Module, n_seqs: int = 32, seed: int = 0) -> list[dict]:
+    """The induction head as a function of repeat length and BOS: one row per ``(bos, half_len)`` for every
+    length of :func:`curve_lengths`, with the best layer-1 (last layer) induction score and its head, and
+    the losses on tokens ``2..half_len`` of each copy (``kit.head_scores.copy_losses``) and their ratio."""
+    model.eval()
+    n_ctx = int(model.config.n_positions)
+    rows = []
+    for bos in (True, False):
+        for T in curve_lengths(n_ctx, bos):
+            ind = metrics.induction_scores(model, n_seqs=n_seqs, half_len=T, seed=seed, bos=bos)[-1]  # [head]
+            loss = metrics.repeated_sequence_losses(model, n_seqs=n_seqs, half_len=T, seed=seed, bos=bos)
+            rows.append({"bos": bos, "half_len": T, "induction_score": round(float(ind.max()), 4),
+                         "induction_head": int(ind.argmax()), "loss_first": round(loss["first"], 4),
+                         "loss_second": round(loss["second"], 4),
+                         "loss_ratio": round(loss["second"] / loss["first"], 4)})
+    return rows
+
+
+@torch.no_grad()
+def measure_induction(model: torch.nn.Module, half_len: int | None = None, n_seqs: int = 32,
+                      seed: int = 0) -> dict[str, float]:
     """The figures the model card reports, measured on ``model`` (eval mode, CPU or not).
 
     ``prev_token_score``: best head of layer 0; ``induction_score``: best head of
-    the last layer (both over ``n_seqs`` random sequences); ``loss_first_copy``,
-    ``loss_second_copy`` and their ``loss_ratio`` on random sequences of
-    ``half_len`` tokens repeated twice.
+    the last layer (both over ``n_seqs`` random sequences after ``<|bos|>``, with the defaults of
+    ``kit.analysis``: ``half_len`` ``kit.head_scores.default_len``); ``loss_first_copy``,
+    ``loss_second_copy`` (tokens 2..half_len of each copy) and their ``loss_ratio``.
     """
     model.eval()
-    prev = metrics.prev_token_scores(model, n_seqs=n_seqs, seed=seed)  # [layer, head]
+    prev = metrics.prev_token_scores(model, n_seqs=n_seqs, seed=seed)  # [layer, head], default length
     ind = metrics.induction_scores(model, n_seqs=n_seqs, half_len=half_len, seed=seed)  # [layer, head]
     losses = metrics.repeated_sequence_losses(model, n_seqs=n_seqs, half_len=half_len, seed=seed)
     return {
