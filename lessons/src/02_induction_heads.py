@@ -7,8 +7,9 @@
 # seconds, watch the circuit appear suddenly, and then take the shipped model apart.
 #
 # **Learning goals**
-# - watch the **phase change**: the loss on repeated tokens drops abruptly exactly when the induction
-#   score jumps, and a 1-layer model never gets there;
+# - watch the **phase change** by scrubbing through training: the previous-token head forms, then the
+#   induction score jumps and the loss on repeated tokens falls with it, and a 1-layer model never gets
+#   there;
 # - measure **previous-token** and **induction scores** from attention patterns, and write both yourself;
 # - test the circuit causally: **ablate** heads and measure the loss on the second copy of a sequence;
 # - see the **K-composition** between the previous-token head and the induction heads in the weights.
@@ -35,7 +36,7 @@ from kit.lessons.induction import (
 )
 from kit.train import InductionRecipe, induction_scores, phase_change, prev_token_scores, train_induction
 from kit.train.induction import build_induction_model, induction_task, induction_tokenizer
-from kit.widgets import AttentionViewer
+from kit.widgets import AttentionViewer, TrainingScrubber
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: training is seeded, so every run of this notebook gives the same model
@@ -43,41 +44,70 @@ torch.set_num_threads(1)  # one thread: training is seeded, so every run of this
 # %% [markdown]
 # ## The training data
 #
-# `induction-2l` learns from sequences of 48 tokens (syllables such as `ba`, `ko`) written in a random
-# "language" of its own (each token depends on the one or two before it), in which one segment of
-# uniformly random tokens appears several times in a row, at a random place, with a random length. The
-# language can be learnt by heart; the segment cannot: the only way to predict its later copies is to
-# look back at the earlier one. Here is one training sequence, with the tokens that only induction can
-# predict in `[brackets]`:
+# `induction-2l` learns from sequences of up to 128 tokens (syllables such as `ba`, `ko`) written in a
+# random "language" of its own (each token depends on the one or two before it), in which segments of
+# uniformly random tokens repeat: one long segment twice, or several short ones two to four times each,
+# at random places, and a quarter of the sequences without the `<|bos|>` token. The language can be learnt
+# by heart; the segments cannot: the only way to predict a later copy is to look back at the earlier one.
+# Here is the start of one training sequence, with the tokens that only induction can predict in
+# `[brackets]`:
 
 # %%
-recipe = InductionRecipe().with_train(steps=500, device="cpu")  # the shipped recipe, 500 steps instead of 800
+recipe = InductionRecipe().with_train(steps=LIVE_STEPS, device="cpu")  # the shipped recipe, stopped early
 tokenizer = induction_tokenizer(recipe)
-batch = induction_task(recipe).batch(1, torch.Generator().manual_seed(0))
+batch = induction_task(recipe).batch(1, torch.Generator().manual_seed(1))
 tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
-print(" ".join(f"[{t}]" if rep else t for t, rep in zip(tokens, batch.groups["repeated"][0].tolist())))
+print(" ".join(f"[{t}]" if rep else t for t, rep in zip(tokens, batch.groups["repeated"][0].tolist()))[:400], "...")
 
 # %% [markdown]
-# ## Train it live and watch the phase change
+# ## Train it live and scrub through the phase change
 #
 # `train_induction` runs the seeded training loop of `kit.train` (AdamW, warm-up then cosine decay) and
 # logs, at every step, the loss on the repeated tokens (`loss_repeated`) and on the rest
-# (`loss_background`); every 10 steps it probes the best **induction score** of layer 1 and the best
-# **previous-token score** of layer 0 (defined below). `log.chart()` draws the log: losses on top,
-# scores below.
+# (`loss_background`). With `history=True` it also keeps a **training history**: every 20 steps, every
+# head's previous-token and induction score (defined below), the loss on a probe (16 random tokens,
+# then the same 16 again), and every head's attention pattern on that probe.
+#
+# `TrainingScrubber` shows the history. Drag the slider (or click it and use the arrow keys, Home, End,
+# PageUp, PageDown) through training; click a cell of a score grid to choose a head; its pattern on the
+# probe is drawn on the right, with the stripe an induction head should find dashed. The dashed line in
+# the loss chart marks the step at which the best induction score of layer 1 first reaches 0.5.
 
 # %%
-result = train_induction(recipe)  # 10 to 20 seconds on a quiet CPU, more on a busy one
-log = result.log
-print(f"trained {len(log.rows)} steps in {log.wall_time_s:.0f} s")
-log.chart()
+result = train_induction(recipe, history=True)  # LIVE_TIME on a quiet CPU, more on a busy one
+log, history = result.log, result.history
+print(f"trained {len(log.rows)} steps in {log.wall_time_s:.0f} s; {len(history)} snapshots in the history")
+scrubber = TrainingScrubber(history, layer=1)
+scrubber
 
 # %% [markdown]
-# For the first few hundred steps both losses fall slowly: the model learns the language, and simple
-# statistics (a token seen earlier in a sequence is likely to come again), while the induction score
-# stays near zero. Then, within a few dozen steps, the induction score shoots up and the loss on
-# repeated tokens collapses, far faster than it fell before: a **phase change** (Olsson et al. 2022). `phase_change` finds the step at which the induction score first reaches 0.5
-# and the step at which the repeated-token loss falls fastest:
+# **Scrub to the moment the induction head appears.** Start at step 0 and move forward until a head of
+# layer 1 shows the dashed stripe in its pattern. Then go back a little and look at layer 0: *what changed
+# first*, the previous-token head (a stripe just below the diagonal in a layer-0 head), the induction head
+# (the dashed stripe in layer 1), or the loss on the repeated copy? Write down your answer, then compare it
+# with what the history says:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+steps = history.steps
+best_prev = [float(s[0].max()) for s in history.prev_token]  # best previous-token score of layer 0
+best_ind = [float(s[1].max()) for s in history.induction]  # best induction score of layer 1
+first_step = lambda values, threshold: next(s for s, v in zip(steps, values) if v >= threshold)  # noqa: E731
+prev_at, ind_at = first_step(best_prev, 0.5), first_step(best_ind, 0.5)
+i = steps.index(ind_at)
+print("the previous-token head reaches 0.5 before the induction head does:", prev_at < ind_at)
+print("when the induction score reaches 0.5, the loss on the repeated copy has fallen below 2/3 of its start:",
+      history.loss_repeated[i] < 2 / 3 * history.loss_repeated[0])
+print("and the loss on the plain copy has not:", history.loss_plain[i] > 2 / 3 * history.loss_plain[0])
+
+# %% [markdown]
+# The previous-token head comes first: it pays by itself (in the background language the token two back
+# helps predict the next one), and the induction head has nothing to look for until it exists. Then the
+# induction score rises within a few snapshots, and the loss on the repeated copy falls with it while the
+# loss on the plain copy (random tokens, which nothing can predict) stays where it was. `phase_change`
+# finds, in the per-step log, the step at which the induction score first reaches 0.5 and the step at
+# which the loss on repeated tokens falls fastest (the largest drop between the means of the 25 steps
+# before and after):
 
 # %%
 pc = phase_change(log)
@@ -85,20 +115,15 @@ pc
 
 # %%
 # NBVAL_CHECK_OUTPUT
-steps, score = log.series("induction_score")
-early = max(v for s, v in zip(steps, score) if s <= 250)
-last_low = max(s for s, v in zip(steps, score) if v < 0.2)
-first_high = min(s for s, v in zip(steps, score) if v > 0.8)
-print("induction score stays below 0.3 for the first 250 steps:", early < 0.3)
+steps_logged, score = log.series("induction_score")
+early = max(v for s, v in zip(steps_logged, score) if s <= EARLY_STEPS)
+last_low = max(s for s, v in zip(steps_logged, score) if v < 0.2)
+first_high = min(s for s, v in zip(steps_logged, score) if v > 0.8)
+print(f"induction score stays below 0.3 for the first {EARLY_STEPS} steps:", early < 0.3)
 print("it ends above 0.8:", score[-1] > 0.8)
-print("it climbs from below 0.2 to above 0.8 within 100 steps:", 0 < first_high - last_low <= 100)
+print(f"it climbs from below 0.2 to above 0.8 within {CLIMB_STEPS} steps:", 0 < first_high - last_low <= CLIMB_STEPS)
 print("it crosses 0.5 within 50 steps of the steepest drop of the repeated-token loss:",
       abs(pc["induction_crosses_half"] - pc["repeated_loss_drop"]) <= 50)
-rep = dict(zip(*log.series("loss_repeated")))
-window = lambda a, b: sum(rep[s] for s in range(a, b)) / (b - a)  # mean loss on repeated tokens, steps a..b-1
-cross = pc["induction_crosses_half"]
-slow, fast = window(1, 21) - window(cross - 80, cross - 60), window(cross - 80, cross - 60) - window(cross + 40, cross + 60)
-print("the repeated-token loss falls more in the 120 steps around the crossing than in all the steps before:", fast > slow)
 
 # %% [markdown]
 # ### The control: one layer is not enough
@@ -325,7 +350,10 @@ print("L0H0 composes through keys more than through queries or values:",
 # %% [markdown]
 # ## Optional: the same on GPT-2 (needs internet)
 #
-# GPT-2 small has induction heads too, most famously 5.1, 5.5, 6.9, 7.2 and 7.10 (Olsson et al. 2022).
+# GPT-2 small has induction heads too: the TransformerLens demonstrations and the ARENA exercises
+# (chapter 1.2, *Intro to mechanistic interpretability*), which score heads the way this lesson does,
+# name 5.1, 5.5, 6.9, 7.2 and 7.10 (induction heads themselves are from Elhage et al. 2021 and Olsson
+# et al. 2022).
 # `kit.analysis.induction_scores(model)` and `kit.analysis.prev_token_scores(model)` work on any traced
 # model. These cells download GPT-2 (about 500 MB) the first time and are skipped in the offline test run.
 
