@@ -12,7 +12,7 @@ import json
 
 from kit.head_scores import default_len
 
-__all__ = ["render_card"]
+__all__ = ["RATIO_TARGET", "ratio_holds_from", "render_card"]
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -147,6 +147,21 @@ def _induction_card(fig: dict) -> list[str]:
     ]
 
 
+RATIO_TARGET = 0.2  # the loss on the second copy should be at most this share of the first
+
+
+def ratio_holds_from(curve: list[dict], bos: bool) -> int | None:
+    """The shortest repeat length T from which the loss ratio stays at most ``RATIO_TARGET`` for every longer
+    T (with or without ``<|bos|>``); ``None`` when it fails at the longest."""
+    part = sorted((c for c in curve if c["bos"] == bos), key=lambda c: c["half_len"])
+    start = None
+    for c in reversed(part):
+        if c["loss_ratio"] > RATIO_TARGET:
+            break
+        start = c["half_len"]
+    return start
+
+
 def _curve_lines(fig: dict) -> list[str]:
     """The induction head across repeat lengths, with and without ``<|bos|>`` (``figures["curve"]``)."""
     curve = fig.get("curve")
@@ -168,9 +183,14 @@ def _curve_lines(fig: dict) -> list[str]:
         part = [c for c in curve if c["bos"] == bos]
         worst_s = min(part, key=lambda c: c["induction_score"])
         worst_r = max(part, key=lambda c: c["loss_ratio"])
+        from_t = ratio_holds_from(curve, bos)
+        holds = (f"the loss ratio is at most {RATIO_TARGET} for every T from {from_t} on"
+                 + (f", not below (short repeats: the copy is predicted, but less surely)" if from_t > part[0]["half_len"]
+                    else "") if from_t is not None else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
         out.append(f"- {'With' if bos else 'Without'} `<|bos|>`, over every T from {part[0]['half_len']} to "
                    f"{part[-1]['half_len']}: the lowest best score is {_f(worst_s['induction_score'])} (T = "
-                   f"{worst_s['half_len']}), the highest loss ratio {_f(worst_r['loss_ratio'])} (T = {worst_r['half_len']}).")
+                   f"{worst_s['half_len']}), the highest loss ratio {_f(worst_r['loss_ratio'])} (T = "
+                   f"{worst_r['half_len']}); {holds}.")
     return out + [""]
 
 

@@ -100,8 +100,18 @@ class TrainingHistory:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainingHistory:
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save`, or the history shipped with a teaching model of the zoo
+        (``TrainingHistory.load("induction-2l")``)."""
         from safetensors import safe_open
+
+        from kit.models import ZOO_DIR, models
+
+        if isinstance(path, str) and path in models():
+            shipped = ZOO_DIR / path / "training_history.safetensors"
+            if not shipped.is_file():
+                raise FileNotFoundError(f"{path!r} ships no training history; "
+                                        f"{[m for m in models() if (ZOO_DIR / m / shipped.name).is_file()]} do")
+            path = shipped
 
         with safe_open(str(path), framework="pt") as f:
             info = f.metadata() or {}

@@ -64,13 +64,13 @@ class InductionRecipe:
     gap: tuple[int, int] = (0, 24)  # background tokens before each segment
     bos_prob: float = 0.75  # the other sequences start without <|bos|>
     segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
-    short_prob: float = 0.0  # the share of batches of short_len tokens (cheaper; induction forms sooner)
-    short_len: int = 48
+    short_prob: float = 0.5  # the share of batches of short_len tokens (cheaper; induction forms sooner)
+    short_len: int = 32
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
-    history_every: int = 10  # a TrainingHistory snapshot every 10 steps (when one is recorded)
-    history_weight_steps: tuple[int, ...] = ()  # steps whose full weights the history keeps
+    history_every: int = 20  # a TrainingHistory snapshot every 20 steps (when one is recorded)
+    history_weight_steps: tuple[int, ...] = (0, 300, 600, 900, 1200)  # steps whose full weights it keeps
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=800, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
+        steps=1200, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
         weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
     ))
 
