@@ -250,5 +250,5 @@ def check_ablation_prediction(answer: Any, model: Model, half_len: int = 16) -> 
                               f"to {table[head]:.2f} nats, more than any other head")
     return failed(EX_ABL, f"ablating L{head[0]}H{head[1]} moves the loss on the second copy from {clean:.2f} to "
                           f"{table[head]:.2f} nats; another head's ablation raises it to {table[best]:.2f}. Hint: "
-                          f"when several heads do the same job, silencing one leaves the others; is there a job "
-                          f"that only one head does?")
+                          f"when several heads do the same job, silencing one leaves the others: count the heads "
+                          f"that share each job, and look at how much each one carries")
