@@ -10,7 +10,12 @@ import torch
 
 import kit
 from kit.analysis import composition_scores
-from kit.lessons.induction import INDUCTION_THRESHOLD, copy_losses, induction_score_of, repeated_ids
+from kit.lessons.induction import (
+    INDUCTION_THRESHOLD,
+    copy_losses,
+    induction_score_of,
+    repeated_ids,
+)
 from kit.train import InductionRecipe, induction_scores, phase_change, prev_token_scores
 from kit.train.induction import build_induction_model, induction_tokenizer
 from tests.induction_runs import live_runs
@@ -66,7 +71,7 @@ def test_history_shows_the_previous_token_head_first_and_the_loss_falling_with_t
     steps = history.steps
     best_prev = [float(s[0].max()) for s in history.prev_token]
     best_ind = [float(s[1].max()) for s in history.induction]
-    first_step = lambda values, t: next(s for s, v in zip(steps, values) if v >= t)  # noqa: E731
+    first_step = lambda values, t: next(s for s, v in zip(steps, values) if v >= t)
     prev_at, ind_at = first_step(best_prev, 0.5), first_step(best_ind, 0.5)
     assert prev_at < ind_at
     i = steps.index(ind_at)

@@ -8,11 +8,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from kit.train import InductionRecipe, TrainingHistory, TrainLog, measure_induction, phase_change
+from kit.train import (
+    InductionRecipe,
+    TrainingHistory,
+    TrainLog,
+    measure_induction,
+    phase_change,
+)
 from kit.train.build import HISTORY_FILE, train_control
-from kit.train.card import ratio_holds_from
+from kit.train.card import ratio_holds_from, render_card
 from kit.train.induction import curve_lengths, induction_curve
-from kit.train.card import render_card
 from tests.zoo import ZOO
 
 DIR = ZOO / "induction-2l"

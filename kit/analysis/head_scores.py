@@ -22,7 +22,7 @@ from .._validate import check_int, check_model
 from ..models import Model
 from ._common import bos_prefix
 
-__all__ = ["prev_token_scores", "induction_scores", "copying_scores", "repeated_tokens"]
+__all__ = ["copying_scores", "induction_scores", "prev_token_scores", "repeated_tokens"]
 
 
 def _allowed(model: Model) -> torch.Tensor:
@@ -110,7 +110,7 @@ def composition_scores(model: Model, kind: str = "k") -> torch.Tensor:
     Q, K, V = (torch.stack(x).float() for x in zip(*(a.W_QKV(l) for l in range(L))))  # [layer, head, d_model, d_head]
     O = torch.stack([a.W_O(l).float() for l in range(L)])  # [layer, head, d_head, d_model]
     X, Y = {"q": (Q, K), "k": (K, Q), "v": (V, O.transpose(-1, -2))}[kind]  # W_B = X @ Y^T
-    gram = lambda A: A.transpose(-1, -2) @ A  # noqa: E731  [.., d_head, d_head]
+    gram = lambda A: A.transpose(-1, -2) @ A
     G_V1, G_Y = gram(V), gram(Y)
     norm_A = torch.einsum("lhij,lhji->lh", G_V1, O @ O.transpose(-1, -2)).clamp_min(0).sqrt()  # ||V O||_F
     norm_B = torch.einsum("lhij,lhji->lh", gram(X), G_Y).clamp_min(0).sqrt()  # ||X Y^T||_F

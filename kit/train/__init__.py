@@ -18,13 +18,13 @@ The head scores themselves are defined once, in ``kit.head_scores``.
 """
 
 from kit.train.facts import FactsRecipe, answer_accuracy, measure_facts, train_facts
+from kit.train.history import HistoryRecorder, TrainingHistory
 from kit.train.induction import (
     InductionRecipe,
     measure_induction,
     phase_change,
     train_induction,
 )
-from kit.train.history import HistoryRecorder, TrainingHistory
 from kit.train.log import TrainLog
 from kit.train.loop import TrainConfig, train
 from kit.train.metrics import (

@@ -170,7 +170,7 @@ def _curve_lines(fig: dict) -> list[str]:
     out = ["## Across repeat lengths, with and without `<|bos|>`", "",
            ("Random tokens of length T repeated twice, with and without a first `<|bos|>`; best induction score "
             "of layer 1 (and its head) and the loss on tokens 2..T of the second copy over that of the first "
-            f"(32 sequences, seed 0), for every T from 4 to half the context. Selected lengths:"), "",
+            "(32 sequences, seed 0), for every T from 4 to half the context. Selected lengths:"), "",
            "| T | with `<|bos|>`: score (head), loss ratio | without: score (head), loss ratio |", "|---|---|---|"]
     rows = {(c["bos"], c["half_len"]): c for c in curve}
     longest = max(c["half_len"] for c in curve)
@@ -185,7 +185,7 @@ def _curve_lines(fig: dict) -> list[str]:
         worst_r = max(part, key=lambda c: c["loss_ratio"])
         from_t = ratio_holds_from(curve, bos)
         holds = (f"the loss ratio is at most {RATIO_TARGET} for every T from {from_t} on"
-                 + (f", not below (short repeats: the copy is predicted, but less surely)" if from_t > part[0]["half_len"]
+                 + (", not below (short repeats: the copy is predicted, but less surely)" if from_t > part[0]["half_len"]
                     else "") if from_t is not None else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
         out.append(f"- {'With' if bos else 'Without'} `<|bos|>`, over every T from {part[0]['half_len']} to "
                    f"{part[-1]['half_len']}: the lowest best score is {_f(worst_s['induction_score'])} (T = "

@@ -147,7 +147,7 @@ class HistoryRecorder:
         if every < 1:
             raise ValueError(f"every must be a positive number of steps, got {every}")
         self.every, self.n_seqs, self.seed = every, n_seqs, seed
-        self.weight_steps = set(int(s) for s in weight_steps)
+        self.weight_steps = {int(s) for s in weight_steps}
         self.tokenizer = tokenizer
         self.history = TrainingHistory(probe_half_len=probe_half_len, meta={"model": model_name, "every": every})
 

@@ -32,8 +32,8 @@ from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
 __all__ = [
     "InductionRecipe",
     "build_induction_model",
-    "history_recorder",
     "curve_lengths",
+    "history_recorder",
     "induction_curve",
     "induction_task",
     "induction_tokenizer",

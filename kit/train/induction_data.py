@@ -20,7 +20,6 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 
 from kit.train.batch import Batch

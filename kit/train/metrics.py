@@ -17,7 +17,7 @@ defined once, in :mod:`kit.head_scores` (this module runs the model and calls it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 

@@ -10,10 +10,10 @@ import pytest
 from browser_helpers import Bridge, canvas_rgb, grid_cell_point
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "widgets"))
-from scrubber_fakes import fake_history  # noqa: E402
-from widget_fakes import HOSTILE_TOKENS  # noqa: E402
+from scrubber_fakes import fake_history
+from widget_fakes import HOSTILE_TOKENS
 
-from kit.widgets import TrainingScrubber  # noqa: E402
+from kit.widgets import TrainingScrubber
 
 
 def test_renders_offline_at_the_last_step_with_the_phase_change_marked(offline):
@@ -50,7 +50,7 @@ def test_the_pattern_shows_the_chosen_step(offline):
     canvas = root.locator("canvas.tmk-pattern")
     box = canvas.bounding_box()
     cell = box["width"] / 7
-    at_first_key = lambda: canvas_rgb(canvas, cell * 0.5, cell * 6.5)  # query 6 -> key 0  # noqa: E731
+    at_first_key = lambda: canvas_rgb(canvas, cell * 0.5, cell * 6.5)  # query 6 -> key 0
     early = at_first_key()  # weight 0.1 on key 0 at snapshot 0
     root.locator('input[type="range"]').focus()
     o.page.keyboard.press("End")
