@@ -1,15 +1,17 @@
 """The ``induction-2l`` recipe: model, data, training and the figures measured on the result.
 
 A 2-layer GPT-2 (``GPT2LMHeadModel``: d_model 64, 4 heads, MLP width 64,
-context 48, untied unembedding) trained on ``RepeatedSegmentTask``: text of a
-random language in which the next token depends on the current token (bigram)
-and on the one before it (skip-bigram), with a segment of uniformly random
-tokens repeated 2 or more times at a random offset. A previous-token head forms
-in layer 0 (the skip-bigram pays for it) and an induction head in layer 1
-(the repeats pay for it), abruptly.
+context 128, untied unembedding, sinusoidal initial position embeddings) trained
+on ``RepeatedSegmentTask``: text of a random language in which the next token
+depends on the current token (bigram) and on the one before it (skip-bigram),
+with segments of uniformly random tokens of 4 to 64 tokens repeated at random
+offsets (a quarter of the sequences without ``<|bos|>``, half the batches only
+32 tokens long). Previous-token heads form in layer 0 (the skip-bigram pays for
+them) and induction heads in layer 1 (the repeats pay for them), abruptly.
 
-``train_induction(recipe)`` returns a ``TrainResult``; ``measure_induction``
-returns the figures of the model card. ``n_layers=1`` gives the control model.
+``train_induction(recipe, history=True)`` returns a ``TrainResult`` with a
+``TrainingHistory``; ``measure_induction`` and ``induction_curve`` return the
+figures of the model card. ``n_layers=1`` gives the control model.
 """
 
 from __future__ import annotations
