@@ -107,7 +107,8 @@ def train(
     ``checkpoint.resume``, first continue from its latest checkpoint (if any).
     ``history``: a ``kit.train.history.HistoryRecorder`` that snapshots the model before the first step
     and whenever it is due (its time counts as probe time; it draws no random numbers from the run's
-    generator, so the run is the same with or without it).
+    generator, so the run is the same with or without it). A resumed run records from its checkpoint on
+    (``history.history.meta["resumed_at_step"]``).
     """
     device = pick_device(config.device)
     model.to(device).train()
@@ -140,6 +141,8 @@ def train(
 
     if history is not None and done == 0:
         probe_time += snapshot(0)
+    elif history is not None:  # resumed: the snapshots before the checkpoint are not in it
+        history.history.meta["resumed_at_step"] = done
     bar = tqdm(range(done, config.steps), desc=description, disable=not config.progress, mininterval=0.5,
                initial=done, total=config.steps)
     for step in bar:
