@@ -21,7 +21,7 @@ from kit.train.induction import build_induction_model, induction_tokenizer
 from tests.induction_runs import live_runs
 
 T = 16
-EARLY_STEPS, CLIMB_STEPS = 250, 100  # the lesson's checked cell
+EARLY_STEPS, CLIMB_STEPS = 500, 150  # the lesson's checked cell
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +71,11 @@ def test_history_shows_the_previous_token_head_first_and_the_loss_falling_with_t
     steps = history.steps
     best_prev = [float(s[0].max()) for s in history.prev_token]
     best_ind = [float(s[1].max()) for s in history.induction]
-    first_step = lambda values, t: next(s for s, v in zip(steps, values) if v >= t)
-    prev_at, ind_at = first_step(best_prev, 0.5), first_step(best_ind, 0.5)
-    assert prev_at < ind_at
-    i = steps.index(ind_at)
-    assert history.loss_repeated[i] < 2 / 3 * history.loss_repeated[0]
-    assert history.loss_plain[i] > 2 / 3 * history.loss_plain[0]
-    # the induction head is the one the lesson's scrubber shows in layer 1, and it holds to the end
+    first_step = lambda values, t: next(s for s, v in zip(steps, values) if v >= t)  # noqa: E731
+    assert first_step(best_ind, 0.3) - first_step(best_prev, 0.3) >= 200
+    i = steps.index(first_step(best_ind, 0.8))
+    assert history.loss_repeated[i] < 0.5 * history.loss_repeated[0]
+    assert history.loss_plain[i] > 0.9 * history.loss_plain[0]
     assert best_ind[-1] > 0.8 and best_prev[-1] > 0.8
 
 
