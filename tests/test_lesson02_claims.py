@@ -71,7 +71,7 @@ def test_history_shows_the_previous_token_head_first_and_the_loss_falling_with_t
     steps = history.steps
     best_prev = [float(s[0].max()) for s in history.prev_token]
     best_ind = [float(s[1].max()) for s in history.induction]
-    first_step = lambda values, t: next(s for s, v in zip(steps, values) if v >= t)  # noqa: E731
+    first_step = lambda values, t: next(s for s, v in zip(steps, values) if v >= t)
     assert first_step(best_ind, 0.3) - first_step(best_prev, 0.3) >= 200
     i = steps.index(first_step(best_ind, 0.8))
     assert history.loss_repeated[i] < 0.5 * history.loss_repeated[0]
