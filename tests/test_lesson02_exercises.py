@@ -106,7 +106,7 @@ def test_heads_solution_passes(sol, model):
 
 def test_heads_accept_strings_and_any_order(sol, model):
     names = [f"L{l}H{h}" for l, h in reversed(sol.induction_heads)]
-    assert check_heads("L0H0" if sol.prev_token_head == (0, 0) else sol.prev_token_head, names, model)
+    assert check_heads("L{}H{}".format(*sol.prev_token_head), names, model)
 
 
 def test_heads_an_induction_head_as_prev_token_head_fails(sol, model):
@@ -142,8 +142,14 @@ def test_ablation_solution_passes(sol, model):
 
 
 def test_ablation_an_induction_head_fails_with_a_hint_about_backups(sol, model):
-    verdict = check_ablation_prediction(sol.induction_heads[0], model)
-    assert not verdict and "nats" in verdict.message and "only one head" in verdict.message
+    wrong = next(h for h in sol.induction_heads if h != sol.biggest_ablation)
+    verdict = check_ablation_prediction(wrong, model)
+    assert not verdict and "nats" in verdict.message and "share each job" in verdict.message
+
+
+def test_ablation_the_top_previous_token_head_is_a_near_miss_that_fails(sol, model):
+    verdict = check_ablation_prediction(sol.prev_token_head, model)  # the second-largest rise
+    assert not verdict and "nats" in verdict.message
 
 
 def test_ablation_malformed_answer_fails(model):

@@ -188,7 +188,7 @@ def test_quick_start_states_the_measured_figures():
     seq, ti = "ba ke po mu ti ba ke po mu", induction.tokenizer.convert_tokens_to_ids("ti")
     clean = induction.trace(seq, capture=[]).logits[0, -1].softmax(-1)[ti]
     ablated = induction.trace(seq, capture=[], interventions=[kit.Ablate(layer=1, head=0)]).logits[0, -1].softmax(-1)[ti]
-    assert f"# {clean:.2f} -> {ablated:.2f}: L1H0 is its induction head" in readme
+    assert f"# {clean:.2f} -> {ablated:.2f}: L1H0 is one of its induction heads" in readme
     assert clean > 0.5 and ablated < clean / 2  # the head does the copying: not a tie
 
 

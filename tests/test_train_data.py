@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from kit.train.induction import InductionRecipe, induction_task
@@ -9,32 +11,76 @@ from kit.train.induction_data import BackgroundLanguage
 from kit.train.world import Prompt, World, build_world
 
 
-def _batch(n=256, seed=0):
-    return induction_task(InductionRecipe()).batch(n, torch.Generator().manual_seed(seed))
+def _batch(n=256, seed=0, **changes):
+    recipe = replace(InductionRecipe(), **changes)
+    return induction_task(recipe).batch(n, torch.Generator().manual_seed(seed))
 
 
-def test_repeated_tokens_copy_an_earlier_segment_and_start_at_varied_offsets():
-    b = _batch()
-    ids, rep = b.input_ids, b.groups["repeated"]  # [batch, pos]
-    assert (ids[:, 0] == 0).all() and ids.shape == (256, InductionRecipe().n_ctx)
-    starts, periods = [], []
+def _copies(ids, rep):
+    """Per row: the (start, period) of every run of repeated tokens, each token equal to the one a period
+    back (the smallest such period)."""
+    out = []
     for row in range(len(ids)):
-        pos = rep[row].nonzero().flatten()
-        assert len(pos) > 0
-        # each repeated token equals the token one period back, for one period per sequence
-        period = next(p for p in range(1, 48) if all(ids[row, i] == ids[row, i - p] for i in pos.tolist()))
-        periods.append(period)
-        starts.append(int(pos[0]) - period)
-    assert len(set(starts)) >= 20, "repeats must come at many offsets, or a 1-layer model solves them by position"
-    assert len(set(periods)) >= 10
+        runs, pos = [], rep[row].nonzero().flatten().tolist()
+        for p in pos:
+            if runs and p == runs[-1][1] + 1:
+                runs[-1][1] = p
+            else:
+                runs.append([p, p])
+        found = []
+        for a, b in runs:
+            period = next(m for m in range(1, a + 1) if all(ids[row, i] == ids[row, i - m] for i in range(a, b + 1)))
+            found.append((a - 1, period))  # the copy starts one token before its first repeated target
+        out.append(found)
+    return out
+
+
+def test_repeated_tokens_copy_an_earlier_segment_at_varied_offsets_and_lengths():
+    b = _batch(n=128, short_prob=0.0)
+    ids, rep = b.input_ids, b.groups["repeated"]  # [batch, pos]
+    assert ids.shape == (128, InductionRecipe().n_ctx)
+    copies = _copies(ids, rep)
+    assert all(copies), "every sequence holds a repeat"
+    starts = {a for row in copies for a, _ in row}
+    periods = {m for row in copies for _, m in row}
+    assert len(starts) >= 40, "repeats must come at many offsets, or a 1-layer model solves them by position"
+    assert min(periods) <= 6 and max(periods) >= 56, "lengths from 4 to half the context"
+    assert sum(len(row) > 1 for row in copies) > 0.3 * len(copies), "often several repeats per sequence"
+
+
+def test_a_quarter_of_the_sequences_start_without_bos_and_bos_never_appears_later():
+    ids = _batch(n=512).input_ids
+    first_is_bos = (ids[:, 0] == 0).float().mean()
+    assert 0.65 < float(first_is_bos) < 0.85
+    assert not (ids[:, 1:] == 0).any() and not (ids == 1).any() and not (ids == 2).any()
+
+
+def test_short_batches_are_drawn_with_their_share():
+    lengths = [_batch(n=2, seed=s, short_prob=0.5).input_ids.shape[1] for s in range(40)]
+    assert set(lengths) == {InductionRecipe().short_len, InductionRecipe().n_ctx}
+    assert 10 <= lengths.count(InductionRecipe().n_ctx) <= 30
 
 
 def test_repeated_fraction_and_background_are_both_substantial():
-    b = _batch()
+    b = _batch(short_prob=0.0)
     targets = b.loss_mask.sum()
     assert 0.25 < b.groups["repeated"].sum() / targets < 0.75
-    assert 0.2 < b.groups["background"].sum() / targets
+    assert 0.15 < b.groups["background"].sum() / targets
     assert not (b.groups["repeated"] & b.groups["background"]).any()
+
+
+def test_layout_is_the_same_with_and_without_uniform_first_copies():
+    a, b = _batch(8, 3), _batch(8, 3, segment_from_language=True)
+    assert torch.equal(a.groups["repeated"], b.groups["repeated"])
+
+
+def test_language_sampling_matches_its_mixture():
+    lang = BackgroundLanguage(10, skip=0.7, concentration=0.3, seed=1)
+    n = 200_000
+    prev2, prev1 = torch.full((n,), 5), torch.full((n,), 8)
+    drawn = lang.sample_next(prev2, prev1, torch.rand(n, 1, generator=torch.Generator().manual_seed(0)))
+    freq = torch.bincount(drawn - lang.first_id, minlength=10).float() / n
+    assert torch.allclose(freq, lang.next_distribution(prev2[:1], prev1[:1])[0], atol=0.005)
 
 
 def test_background_language_mixes_bigram_and_skip_bigram():

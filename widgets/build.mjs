@@ -33,7 +33,7 @@ const common = {
 };
 
 // Widgets: ES modules whose default export is { render({ model, el }) } (the anywidget contract).
-const widgets = ["attention_viewer", "patching_heatmap", "residual_lens", "neuron_probe", "circuit_diagram"];
+const widgets = ["attention_viewer", "patching_heatmap", "residual_lens", "neuron_probe", "circuit_diagram", "training_scrubber"];
 for (const name of widgets) {
   await build({
     ...common,

@@ -1,73 +1,78 @@
 """Head scores: previous-token, induction and copying, each a tensor ``[layer, head]``.
 
-Conventions follow TransformerLens / ARENA: a previous-token score is the mean of the attention
-pattern's first sub-diagonal on random tokens; an induction score is the mean attention from each
-token of the second copy of a repeated random sequence to the token after its first occurrence
-(query ``i``, key ``i - T + 1``); ARENA calls a head above 0.4 an induction head. The copying score
-(Elhage et al. 2021) is the share of positive real eigenvalue mass of the head's OV circuit taken
-through the embedding and unembedding: ``sum(Re(lambda)) / sum(|lambda|)``, in [-1, 1].
+The previous-token and induction scores are defined once, in :mod:`kit.head_scores` (pure functions of
+attention patterns, shared with ``kit.train`` and the lessons); this module draws the random sequences,
+traces a ``kit`` model and scores its patterns. Conventions follow TransformerLens / ARENA: a model whose
+tokenizer starts every prompt with a BOS token sees it first (``bos=False`` leaves it out), and the BOS
+position counts like any other; an induction score is the mean attention from each token of the second
+copy of a repeated random sequence to the token after its first occurrence (query ``i``, key
+``i - T + 1``); ARENA calls a head above 0.4 an induction head. Defaults: ``kit.head_scores.DEFAULT_BATCH``
+sequences of ``kit.head_scores.default_len`` tokens (50, or what fits the context), seed 0: the
+settings the model cards of the zoo report. The copying score (Elhage et al. 2021) is the share of
+positive real eigenvalue mass of the head's OV circuit taken through the embedding and unembedding:
+``sum(Re(lambda)) / sum(|lambda|)``, in [-1, 1].
 """
 
 from __future__ import annotations
 
 import torch
 
+from .. import head_scores as hs
 from .._validate import check_int, check_model
 from ..models import Model
-from ._common import bos_prefix, sample_tokens
+from ._common import bos_prefix
 
-__all__ = ["prev_token_scores", "induction_scores", "copying_scores", "repeated_tokens"]
-
-
-def _default_len(model: Model, copies: int) -> int:
-    return max(2, min(50, (model.n_ctx - len(bos_prefix(model))) // copies))
+__all__ = ["copying_scores", "induction_scores", "prev_token_scores", "repeated_tokens"]
 
 
-def _check_args(where: str, model: Model, seq_len: int | None, batch: int, copies: int) -> int:
+def _allowed(model: Model) -> torch.Tensor:
+    special = set(model.tokenizer.all_special_ids)
+    return torch.tensor([i for i in range(model.vocab_size) if i not in special])
+
+
+def _bos(model: Model, bos: bool) -> int | None:
+    prefix = bos_prefix(model) if bos else []
+    return prefix[0] if prefix else None
+
+
+def _check_args(where: str, model: Model, seq_len: int | None, batch: int, copies: int, bos: bool) -> int:
     """Validate the shared arguments of the head scores; returns the sequence length to use."""
     check_model(model, where)
     check_int(batch, "batch", low=1)
-    room = (model.n_ctx - (len(bos_prefix(model)) if copies > 1 else 0)) // copies
+    has_bos = _bos(model, bos) is not None
     if seq_len is None:
-        return _default_len(model, copies)
-    return check_int(seq_len, "seq_len", low=2, high=room)
+        return hs.default_len(model.n_ctx, has_bos, copies)
+    return check_int(seq_len, "seq_len", low=2, high=(model.n_ctx - has_bos) // copies)
 
 
-def repeated_tokens(model: Model, seq_len: int | None = None, batch: int = 8, seed: int = 0) -> torch.Tensor:
-    """``ids[batch, prefix + 2 * seq_len]``: random tokens repeated twice (after a BOS if the model uses one)."""
-    T = _check_args("repeated_tokens", model, seq_len, batch, copies=2)
-    prefix = bos_prefix(model)
-    half = sample_tokens(model, batch, T, seed)
-    ids = torch.cat([half, half], dim=1)
-    if prefix:
-        ids = torch.cat([torch.tensor(prefix).expand(batch, -1), ids], dim=1)
-    return ids
+def repeated_tokens(model: Model, seq_len: int | None = None, batch: int = hs.DEFAULT_BATCH, seed: int = 0,
+                    bos: bool = True) -> torch.Tensor:
+    """``ids[batch, prefix + 2 * seq_len]``: random tokens repeated twice (after a BOS if the model uses
+    one and ``bos`` is true)."""
+    T = _check_args("repeated_tokens", model, seq_len, batch, copies=2, bos=bos)
+    return hs.repeated_tokens(_allowed(model), batch, T, seed, bos=_bos(model, bos))[0]
 
 
 @torch.no_grad()
-def prev_token_scores(model: Model, seq_len: int | None = None, batch: int = 8, seed: int = 0) -> torch.Tensor:
-    """``scores[layer, head]``: mean attention from each position to the one before it, on random tokens."""
-    T = _check_args("prev_token_scores", model, seq_len, batch, copies=1)
-    ids = sample_tokens(model, batch, T, seed)
-    tr = model.trace(ids, capture=["pattern"])
-    p = tr.stack("pattern")  # [layer, batch, head, query, key]
-    return p.diagonal(offset=-1, dim1=-2, dim2=-1).mean((1, 3)).float().cpu()
+def prev_token_scores(model: Model, seq_len: int | None = None, batch: int = hs.DEFAULT_BATCH, seed: int = 0,
+                      bos: bool = True) -> torch.Tensor:
+    """``scores[layer, head]``: mean attention from each position to the one before it, on ``batch``
+    random sequences of ``seq_len`` tokens (after the model's BOS, which counts as the first position)."""
+    T = _check_args("prev_token_scores", model, seq_len, batch, copies=1, bos=bos)
+    ids, _ = hs.with_bos(hs.random_tokens(_allowed(model), batch, T, seed), _bos(model, bos))
+    p = model.trace(ids, capture=["pattern"]).stack("pattern")  # [layer, batch, head, query, key]
+    return hs.prev_token_score(p).mean(1).cpu()
 
 
 @torch.no_grad()
-def induction_scores(model: Model, seq_len: int | None = None, batch: int = 8, seed: int = 0) -> torch.Tensor:
-    """``scores[layer, head]``: on a random sequence of length T repeated twice, mean attention from
+def induction_scores(model: Model, seq_len: int | None = None, batch: int = hs.DEFAULT_BATCH, seed: int = 0,
+                     bos: bool = True) -> torch.Tensor:
+    """``scores[layer, head]``: on a random sequence of length ``seq_len`` repeated twice, mean attention from
     each token of the second copy to the token after its first occurrence."""
-    T = _check_args("induction_scores", model, seq_len, batch, copies=2)
-    ids = repeated_tokens(model, T, batch, seed)
-    offset = ids.shape[1] - 2 * T
-    tr = model.trace(ids, capture=["pattern"])
-    p = tr.stack("pattern")  # [layer, batch, head, query, key]
-    # query i in the second copy attends to key i - T + 1; the diagonal offset is -(T - 1)
-    diag = p.diagonal(offset=-(T - 1), dim1=-2, dim2=-1)  # [layer, batch, head, n]
-    # diagonal entries start at query T - 1; the second copy starts at query offset + T
-    start = offset + T - (T - 1)
-    return diag[..., start:].mean((1, 3)).float().cpu()
+    T = _check_args("induction_scores", model, seq_len, batch, copies=2, bos=bos)
+    ids, offset = hs.repeated_tokens(_allowed(model), batch, T, seed, bos=_bos(model, bos))
+    p = model.trace(ids, capture=["pattern"]).stack("pattern")  # [layer, batch, head, query, key]
+    return hs.induction_score(p, T, offset).mean(1).cpu()
 
 
 @torch.no_grad()
@@ -105,7 +110,7 @@ def composition_scores(model: Model, kind: str = "k") -> torch.Tensor:
     Q, K, V = (torch.stack(x).float() for x in zip(*(a.W_QKV(l) for l in range(L))))  # [layer, head, d_model, d_head]
     O = torch.stack([a.W_O(l).float() for l in range(L)])  # [layer, head, d_head, d_model]
     X, Y = {"q": (Q, K), "k": (K, Q), "v": (V, O.transpose(-1, -2))}[kind]  # W_B = X @ Y^T
-    gram = lambda A: A.transpose(-1, -2) @ A  # noqa: E731  [.., d_head, d_head]
+    gram = lambda A: A.transpose(-1, -2) @ A
     G_V1, G_Y = gram(V), gram(Y)
     norm_A = torch.einsum("lhij,lhji->lh", G_V1, O @ O.transpose(-1, -2)).clamp_min(0).sqrt()  # ||V O||_F
     norm_B = torch.einsum("lhij,lhji->lh", gram(X), G_Y).clamp_min(0).sqrt()  # ||X Y^T||_F

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .. import head_scores as hs
 from ..interventions import Ablate, Intervention
 from ..models import Model
 from ..train import metrics
@@ -33,7 +34,7 @@ __all__ = [
     "check_prev_token_score", "check_induction_score", "check_heads", "check_ablation_prediction",
 ]
 
-INDUCTION_THRESHOLD = 0.4  # ARENA calls a head with an induction score above 0.4 an induction head
+INDUCTION_THRESHOLD = hs.INDUCTION_THRESHOLD  # ARENA calls a head with an induction score above 0.4 an induction head
 OFFSET = 1  # <|bos|> comes first
 SCORE_ATOL = 1e-4  # float32 means of at most a few hundred probabilities agree to ~1e-7; a wrong query range is off by >1e-3
 
@@ -64,15 +65,13 @@ def repeated_ids(model: Model, n_seqs: int = 8, half_len: int = 16, seed: int = 
 
 def prev_token_score_of(pattern: torch.Tensor) -> torch.Tensor:
     """``score[head]``: mean of ``pattern[batch, head, i, i - 1]`` over the batch and every query ``i >= 1``."""
-    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).float().mean((0, 2))
+    return hs.prev_token_score(pattern).mean(0)
 
 
 def induction_score_of(pattern: torch.Tensor, half_len: int) -> torch.Tensor:
     """``score[head]``: on ``<bos> + x + x``, mean of ``pattern[batch, head, i, i - half_len + 1]`` over the
     queries ``i`` of the second copy (positions ``1 + half_len .. 2 * half_len``)."""
-    T = half_len
-    queries = torch.arange(OFFSET + T, OFFSET + 2 * T)
-    return pattern[:, :, queries, queries - T + 1].float().mean((0, 2))
+    return hs.induction_score(pattern, half_len, OFFSET).mean(0)
 
 
 @torch.no_grad()
@@ -80,17 +79,15 @@ def copy_losses(model: Model, ids: torch.Tensor, half_len: int,
                 interventions: Intervention | Sequence[Intervention] = ()) -> dict[str, float]:
     """Mean next-token loss (nats) on the first and on the second copy of ``<bos> + x + x``.
 
-    ``{"first": ..., "second": ...}``: the loss of predicting each token of a copy from the tokens
-    before it (the first copy's first token is left out: nothing before it predicts it).
+    ``{"first": ..., "second": ...}``: the loss of predicting tokens 2..half_len of each copy from the
+    tokens before them (``kit.head_scores.copy_losses``: a copy's first token follows nothing it could be
+    copied from).
     """
     tr = model.trace(ids, capture=[], interventions=interventions)
     logp = tr.logits.float().log_softmax(-1)  # [batch, pos, vocab]
     targets = ids[:, 1:].to(logp.device)
     loss = -logp[:, :-1].gather(-1, targets[..., None])[..., 0]  # loss[b, p - 1]: predicting token p
-    T = half_len
-    first = loss[:, OFFSET: OFFSET + T - 1]  # tokens 2 .. T of the first copy
-    second = loss[:, OFFSET + T - 1: OFFSET + 2 * T - 1]  # every token of the second copy
-    return {"first": float(first.mean()), "second": float(second.mean())}
+    return hs.copy_losses(torch.nn.functional.pad(loss, (1, 0)).cpu(), half_len, OFFSET)
 
 
 def ablation_table(model: Model, ids: torch.Tensor, half_len: int) -> dict[tuple[int, int], float]:
@@ -266,5 +263,5 @@ def check_ablation_prediction(answer: Any, model: Model, half_len: int = 16) -> 
                               f"to {table[head]:.2f} nats, more than any other head")
     return failed(EX_ABL, f"ablating L{head[0]}H{head[1]} moves the loss on the second copy from {clean:.2f} to "
                           f"{table[head]:.2f} nats; another head's ablation raises it to {table[best]:.2f}. Hint: "
-                          f"when several heads do the same job, silencing one leaves the others; is there a job "
-                          f"that only one head does?")
+                          f"when several heads do the same job, silencing one leaves the others: count the heads "
+                          f"that share each job, and look at how much each one carries")

@@ -12,10 +12,13 @@ Modules: ``loop`` (``train``, ``TrainConfig``), ``log`` (``TrainLog``),
 ``metrics`` (head scores, shapes ``scores[layer, head]``), ``phase`` (phase-change
 steps), ``induction_data`` / ``induction`` (``induction-2l``), ``names`` /
 ``world`` / ``facts`` (``facts-4l``), ``tokenizers``, ``save`` (atomic writes),
-``checkpoint`` (atomic checkpoints, ``--resume``), ``card`` (model cards), ``cli``.
+``checkpoint`` (atomic checkpoints, ``--resume``), ``card`` (model cards), ``cli``,
+``history`` (``TrainingHistory``: snapshots of every head's scores and patterns during a run).
+The head scores themselves are defined once, in ``kit.head_scores``.
 """
 
 from kit.train.facts import FactsRecipe, answer_accuracy, measure_facts, train_facts
+from kit.train.history import HistoryRecorder, TrainingHistory
 from kit.train.induction import (
     InductionRecipe,
     measure_induction,
@@ -35,10 +38,12 @@ from kit.train.world import World, build_world, load_world
 
 __all__ = [
     "FactsRecipe",
+    "HistoryRecorder",
     "InductionRecipe",
     "TrainConfig",
     "TrainLog",
     "TrainResult",
+    "TrainingHistory",
     "World",
     "answer_accuracy",
     "atomic_directory",

@@ -22,6 +22,7 @@ from kit.train.checkpoint import Checkpoints
 from kit.train.facts import FactsRecipe, measure_facts, train_facts
 from kit.train.induction import (
     InductionRecipe,
+    induction_curve,
     measure_induction,
     phase_change,
     train_induction,
@@ -30,9 +31,10 @@ from kit.train.log import TrainLog
 from kit.train.save import save_model_dir
 from kit.train.world import HELD_OUT_PER_RELATION, World, load_world
 
-__all__ = ["INDUCTION_MEASURE", "LAST_STEPS", "build_facts", "build_induction", "measure_dir", "train_control"]
+__all__ = ["HISTORY_FILE", "INDUCTION_MEASURE", "LAST_STEPS", "build_facts", "build_induction", "measure_dir", "train_control"]
 
-INDUCTION_MEASURE = {"n_seqs": 64, "half_len": 16, "seed": 0}
+INDUCTION_MEASURE = {"n_seqs": 32, "half_len": None, "seed": 0}  # the defaults of kit.analysis
+HISTORY_FILE = "training_history.safetensors"
 LAST_STEPS = 50  # "final" training losses: mean over the last 50 steps
 
 
@@ -85,7 +87,7 @@ def build_induction(
     _refuse_existing(out, overwrite)
     if checkpoints is not None:
         checkpoints.refuse_stale()
-    result = train_induction(recipe, progress=progress,
+    result = train_induction(recipe, progress=progress, history=True,
                              checkpoint=checkpoints.run(f"induction-{recipe.n_layers}l") if checkpoints else None)
     log = result.log
     figures = {
@@ -101,10 +103,12 @@ def build_induction(
         },
         "measure_settings": INDUCTION_MEASURE,
         "measured": measure_induction(result.model, **INDUCTION_MEASURE),
+        "curve": induction_curve(result.model),
     }
     if control and recipe.n_layers > 1:
         figures["control"] = {"n_layers": 1, "loss_repeated": round(train_control(recipe, progress, checkpoints), 4)}
-    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, log), overwrite=overwrite)
+    history = {HISTORY_FILE: lambda d: result.history.save(d / HISTORY_FILE)}
+    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, log, history), overwrite=overwrite)
     if checkpoints is not None:
         checkpoints.clear()
     return path
@@ -169,6 +173,6 @@ def measure_dir(path: str | Path) -> dict:
     figures = json.loads((path / "figures.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     if figures["recipe_kind"] == "induction":
-        return measure_induction(model, **figures["measure_settings"])
+        return {**measure_induction(model, **figures["measure_settings"]), "curve": induction_curve(model)}
     tokenizer = AutoTokenizer.from_pretrained(path)
     return measure_facts(model, tokenizer, load_world(path / "world.json"))

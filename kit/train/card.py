@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["render_card"]
+from kit.head_scores import default_len
+
+__all__ = ["RATIO_TARGET", "ratio_holds_from", "render_card"]
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -72,7 +74,8 @@ def _induction_card(fig: dict) -> list[str]:
     r, m, t = fig["recipe"], fig["measured"], fig["training"]
     s = fig["measure_settings"]
     pc = t["phase_change"]
-    T = s["half_len"]
+    T = s["half_len"] or default_len(r["n_ctx"], True, copies=2)  # None: the default of kit.analysis
+    T_prev = default_len(r["n_ctx"], True, copies=1)
     return [
         f"# {fig['model']}",
         "",
@@ -88,44 +91,107 @@ def _induction_card(fig: dict) -> list[str]:
         f"{_f(1 - r['skip'], 1)} x a bigram table on the current token + {_f(r['skip'], 1)} x a skip-bigram table on "
         f"the token before it (Dirichlet rows, concentration {r['concentration']}): in-weights learning pays, and a "
         "previous-token head pays by itself."),
-        (f"- Repeats: in every sequence of {r['n_ctx']} tokens (`<|bos|>` included), a segment of uniformly random "
-        f"tokens of length {r['segment_len'][0]}-{r['segment_len'][1]} appears {r['copies'][0]}-{r['copies'][1]} "
-        "times in a row (as many as fit) at a random offset; the rest is background. Offsets and lengths vary per "
-        "sequence, so no fixed position solves the task: only an induction head predicts the later copies."),
+        (f"- Repeats: each sequence of {r['n_ctx']} tokens is laid out left to right: {r['gap'][0]}-{r['gap'][1]} "
+        f"tokens of background, then a segment of uniformly random tokens of length {r['segment_len'][0]}-"
+        f"{r['segment_len'][1]} (at most half of what is left) written {r['copies'][0]}-{r['copies'][1]} times in "
+        "a row (fewer if they do not fit), and again while room is left: one long repeat or several short ones. "
+        f"A share {_f(1 - r['bos_prob'], 2)} of the sequences has no `<|bos|>` (position 0 is an ordinary token). "
+        "Offsets and lengths vary per sequence, so no fixed position solves the task: only an induction head "
+        "predicts the later copies."
+        + (f" A share {_f(r['short_prob'], 2)} of the batches holds sequences of {r['short_len']} tokens only "
+           "(cheaper steps; the induction head forms sooner)." if r.get("short_prob") else "")),
         "",
         "## Architecture",
         "",
         (f"GPT-2: {r['n_layers']} layers, {r['n_heads']} heads, d_model {r['d_model']}, d_mlp {r['d_mlp']}, "
         f"context {r['n_ctx']}, vocabulary {r['n_tokens'] + 3}, untied unembedding, no dropout; "
-        f"{fig['n_parameters']:,} parameters. Initialisation: token and position embeddings N(0, {r['embed_std']}), "
-        f"other weights N(0, {r['init_std']}) (GPT-2's 0.02 makes attention learn far more slowly at this width)."),
+        f"{fig['n_parameters']:,} parameters. Initialisation: token embeddings N(0, {r['embed_std']}), "
+        + ("position embeddings the sines and cosines of Vaswani et al. (2017) scaled to unit variance (trained "
+           "from there: a shift by one position is then one rotation, which a previous-token head learns once for "
+           "all positions), " if r.get("pos_init") == "sinusoidal" else f"position embeddings N(0, {r['embed_std']}), ")
+        + f"other weights N(0, {r['init_std']}) (GPT-2's 0.02 makes attention learn far more slowly at this width)."),
         "",
         *_training_section(fig),
         "## Phase change",
         "",
-        *_phase_lines(pc, r["train"], T),
+        *_phase_lines(pc, r["train"], r["probe_half_len"]),
+        "",
+        ("The run's history ships as `training_history.safetensors` (every head's scores, the losses on a probe "
+         f"and every head's attention on it, every {r.get('history_every', 10)} steps): "
+         "`kit.widgets.TrainingScrubber(kit.train.TrainingHistory.load(path))` scrubs through it."),
         "",
         "## Figures measured on these weights",
         "",
-        (f"Scores follow TransformerLens conventions (`kit.train.metrics`, eager attention, {s['n_seqs']} random "
-        f"sequences, seed {s['seed']}, each starting with `<|bos|>`)."),
+        (f"Scores follow TransformerLens conventions (`kit.head_scores`, eager attention, {s['n_seqs']} random "
+        f"sequences, seed {s['seed']}, each starting with `<|bos|>`, which counts as the first position: the "
+        "defaults of `kit.analysis.prev_token_scores(model)` and `kit.analysis.induction_scores(model)`, which "
+        "give these numbers)."),
         "",
         *_figures_table([
             ("best previous-token score, layer 0",
              f"{_f(m['prev_token_score'])} (head L0H{m['prev_token_head']})",
-             "mean attention from position i to i-1 on random tokens"),
+             f"mean attention from position i to i-1 on {T_prev} random tokens after `<|bos|>`"),
             ("best induction score, layer 1",
              f"{_f(m['induction_score'])} (head L1H{m['induction_head']})",
              f"mean attention from each token of the second copy to the token after its first occurrence, {T}+{T} tokens"),
-            ("loss on the first copy", f"{_f(m['loss_first_copy'])} nats", f"mean next-token loss, random {T} tokens"),
-            ("loss on the second copy", f"{_f(m['loss_second_copy'])} nats", "same sequences repeated (every token of the copy)"),
+            ("loss on the first copy", f"{_f(m['loss_first_copy'])} nats", f"mean next-token loss on tokens 2..{T} of {T} random tokens"),
+            ("loss on the second copy", f"{_f(m['loss_second_copy'])} nats", f"tokens 2..{T} of the same tokens repeated"),
             ("second / first", _f(m["loss_ratio"]), "ratio of the two"),
             *_control_rows(fig),
         ]),
-        ("Re-measure with `python -m kit.train induction-2l --measure kit/zoo/induction-2l`; "
-        "`tests/test_zoo_induction.py` checks every figure of this card against the weights and the log."),
+        *_curve_lines(fig),
+        ("Re-measure with `python -m kit.train induction-2l --measure kit/zoo/induction-2l` (prints the figures and "
+        "the whole curve as JSON); `tests/test_zoo_induction.py` checks every figure of this card, and every point "
+        "of the curve, against the weights and the log."),
         "",
     ]
+
+
+RATIO_TARGET = 0.2  # the loss on the second copy should be at most this share of the first
+
+
+def ratio_holds_from(curve: list[dict], bos: bool) -> int | None:
+    """The shortest repeat length T from which the loss ratio stays at most ``RATIO_TARGET`` for every longer
+    T (with or without ``<|bos|>``); ``None`` when it fails at the longest."""
+    part = sorted((c for c in curve if c["bos"] == bos), key=lambda c: c["half_len"])
+    start = None
+    for c in reversed(part):
+        if c["loss_ratio"] > RATIO_TARGET:
+            break
+        start = c["half_len"]
+    return start
+
+
+def _curve_lines(fig: dict) -> list[str]:
+    """The induction head across repeat lengths, with and without ``<|bos|>`` (``figures["curve"]``)."""
+    curve = fig.get("curve")
+    if not curve:
+        return []
+    out = ["## Across repeat lengths, with and without `<|bos|>`", "",
+           ("Random tokens of length T repeated twice, with and without a first `<|bos|>`; best induction score "
+            "of layer 1 (and its head) and the loss on tokens 2..T of the second copy over that of the first "
+            "(32 sequences, seed 0), for every T from 4 to half the context. Selected lengths:"), "",
+           "| T | with `<|bos|>`: score (head), loss ratio | without: score (head), loss ratio |", "|---|---|---|"]
+    rows = {(c["bos"], c["half_len"]): c for c in curve}
+    longest = max(c["half_len"] for c in curve)
+    shown = [t for t in (4, 5, 6, 8, 12, 16, 24, 32, 40, 48, 56, longest - 1, longest) if any(k[1] == t for k in rows)]
+    cell = lambda c: f"{_f(c['induction_score'])} (L1H{c['induction_head']}), {_f(c['loss_ratio'])}" if c else "-"
+    for t in sorted(set(shown)):
+        out.append(f"| {t} | {cell(rows.get((True, t)))} | {cell(rows.get((False, t)))} |")
+    out.append("")
+    for bos in (True, False):
+        part = [c for c in curve if c["bos"] == bos]
+        worst_s = min(part, key=lambda c: c["induction_score"])
+        worst_r = max(part, key=lambda c: c["loss_ratio"])
+        from_t = ratio_holds_from(curve, bos)
+        holds = (f"the loss ratio is at most {RATIO_TARGET} for every T from {from_t} on"
+                 + (", not below (short repeats: the copy is predicted, but less surely)" if from_t > part[0]["half_len"]
+                    else "") if from_t is not None else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
+        out.append(f"- {'With' if bos else 'Without'} `<|bos|>`, over every T from {part[0]['half_len']} to "
+                   f"{part[-1]['half_len']}: the lowest best score is {_f(worst_s['induction_score'])} (T = "
+                   f"{worst_s['half_len']}), the highest loss ratio {_f(worst_r['loss_ratio'])} (T = "
+                   f"{worst_r['half_len']}); {holds}.")
+    return out + [""]
 
 
 def _facts_card(fig: dict) -> list[str]:

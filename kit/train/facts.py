@@ -140,7 +140,7 @@ class FactsTask:
 
     def _encode_records(self, tokenizer: PreTrainedTokenizerFast) -> None:
         """Per subject (sorted), its name's ids (first in a sequence / after a space) and each answer's ids."""
-        encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
         self.record_names: list[tuple[list[int], list[int]]] = []
         self.record_answers: list[list[list[int]]] = []
         for indices in self.by_subject:

@@ -1,15 +1,17 @@
 """The ``induction-2l`` recipe: model, data, training and the figures measured on the result.
 
 A 2-layer GPT-2 (``GPT2LMHeadModel``: d_model 64, 4 heads, MLP width 64,
-context 48, untied unembedding) trained on ``RepeatedSegmentTask``: text of a
-random language in which the next token depends on the current token (bigram)
-and on the one before it (skip-bigram), with a segment of uniformly random
-tokens repeated 2 or more times at a random offset. A previous-token head forms
-in layer 0 (the skip-bigram pays for it) and an induction head in layer 1
-(the repeats pay for it), abruptly.
+context 128, untied unembedding, sinusoidal initial position embeddings) trained
+on ``RepeatedSegmentTask``: text of a random language in which the next token
+depends on the current token (bigram) and on the one before it (skip-bigram),
+with segments of uniformly random tokens of 4 to 64 tokens repeated at random
+offsets (a quarter of the sequences without ``<|bos|>``, half the batches only
+32 tokens long). Previous-token heads form in layer 0 (the skip-bigram pays for
+them) and induction heads in layer 1 (the repeats pay for them), abruptly.
 
-``train_induction(recipe)`` returns a ``TrainResult``; ``measure_induction``
-returns the figures of the model card. ``n_layers=1`` gives the control model.
+``train_induction(recipe, history=True)`` returns a ``TrainResult`` with a
+``TrainingHistory``; ``measure_induction`` and ``induction_curve`` return the
+figures of the model card. ``n_layers=1`` gives the control model.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kit.train import metrics
 from kit.train.checkpoint import Checkpointer
+from kit.train.history import HistoryRecorder
 from kit.train.induction_data import BackgroundLanguage, RepeatedSegmentTask, syllables
 from kit.train.log import TrainLog
 from kit.train.loop import TrainConfig, train
@@ -31,6 +34,9 @@ from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
 __all__ = [
     "InductionRecipe",
     "build_induction_model",
+    "curve_lengths",
+    "history_recorder",
+    "induction_curve",
     "induction_task",
     "induction_tokenizer",
     "measure_induction",
@@ -47,18 +53,26 @@ class InductionRecipe:
     d_model: int = 64
     n_heads: int = 4
     d_mlp: int = 64
-    n_ctx: int = 48  # <|bos|> + 47 tokens
+    n_ctx: int = 128
     n_tokens: int = 61  # ordinary tokens; vocab = 61 + 3 special = 64
     init_std: float = 0.07  # attention/MLP/unembedding weights (GPT-2 uses 0.02 for width 768)
     embed_std: float = 1.0  # token and position embeddings
+    pos_init: str = "sinusoidal"  # position embeddings start as sines and cosines ("normal": random)
     skip: float = 0.8  # weight of the skip-bigram in the background language
     concentration: float = 0.03  # Dirichlet concentration of its transition rows
     language_seed: int = 0  # the background language is fixed: the model learns it in its weights
-    segment_len: tuple[int, int] = (4, 20)
-    copies: tuple[int, int] = (2, 12)  # as many as fit, up to 12
+    segment_len: tuple[int, int] = (4, 64)  # up to half the context
+    copies: tuple[int, int] = (2, 4)
+    gap: tuple[int, int] = (0, 24)  # background tokens before each segment
+    bos_prob: float = 0.75  # the other sequences start without <|bos|>
+    segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
+    short_prob: float = 0.5  # the share of batches of short_len tokens (cheaper; induction forms sooner)
+    short_len: int = 32
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
+    history_every: int = 20  # a TrainingHistory snapshot every 20 steps (when one is recorded)
+    history_weight_steps: tuple[int, ...] = (0, 300, 600, 900, 1200)  # steps whose full weights it keeps
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=800, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
+        steps=1200, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
         weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
     ))
 
@@ -92,8 +106,23 @@ def build_induction_model(recipe: InductionRecipe) -> GPT2LMHeadModel:
     model = GPT2LMHeadModel(config)
     with torch.no_grad():
         model.transformer.wte.weight.normal_(0.0, recipe.embed_std)
-        model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
+        if recipe.pos_init == "sinusoidal":
+            model.transformer.wpe.weight.copy_(sinusoidal_positions(recipe.n_ctx, recipe.d_model) * recipe.embed_std)
+        else:
+            model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
     return model
+
+
+def sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
+    """``pe[pos, d_model]``: the sines and cosines of Vaswani et al. (2017), scaled to unit variance.
+
+    Any shift of position is a fixed rotation of these vectors, so a head can learn "attend to the
+    previous token" once for every position instead of once per position."""
+    pos = torch.arange(n_ctx, dtype=torch.float32)[:, None]  # [pos, 1]
+    freq = torch.exp(-torch.arange(0, d_model, 2, dtype=torch.float32) * (torch.log(torch.tensor(1e4)) / d_model))
+    pe = torch.zeros(n_ctx, d_model)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    return pe * 2 ** 0.5
 
 
 def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
@@ -102,7 +131,10 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
         recipe.n_tokens, skip=recipe.skip, concentration=recipe.concentration, seed=recipe.language_seed,
         first_id=len(SPECIAL_TOKENS),
     )
-    return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies)
+    return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies,
+                               gap=recipe.gap, bos_prob=recipe.bos_prob,
+                               segment_from_language=recipe.segment_from_language,
+                               short_prob=recipe.short_prob, short_len=recipe.short_len)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:
@@ -118,17 +150,28 @@ def _probes(recipe: InductionRecipe) -> dict:
     }
 
 
+def history_recorder(recipe: InductionRecipe) -> HistoryRecorder:
+    """A recorder of the recipe's :class:`~kit.train.history.TrainingHistory` (snapshots every
+    ``recipe.history_every`` steps on ``recipe.probe_half_len`` + ``recipe.probe_half_len`` tokens)."""
+    return HistoryRecorder(f"induction-{recipe.n_layers}l", induction_tokenizer(recipe), every=recipe.history_every,
+                           probe_half_len=recipe.probe_half_len, weight_steps=recipe.history_weight_steps)
+
+
 def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool | None = None,
-                    checkpoint: Checkpointer | None = None) -> TrainResult:
+                    checkpoint: Checkpointer | None = None,
+                    history: bool | HistoryRecorder = False) -> TrainResult:
     """Train the recipe's model from scratch (or from ``checkpoint`` when it resumes); the log probes
     the best induction score of the last layer and the best previous-token score of layer 0 every
-    ``probe_every`` steps."""
+    ``probe_every`` steps. ``history=True`` (or a recorder from :func:`history_recorder`, which a view
+    may already follow) also records a :class:`~kit.train.history.TrainingHistory` (``result.history``)."""
     config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     model = build_induction_model(recipe)
+    recorder = history_recorder(recipe) if history is True else (history or None)
     log = train(model, induction_task(recipe).batch, config, probes=_probes(recipe),
-                description=f"induction-{recipe.n_layers}l", checkpoint=checkpoint)
+                description=f"induction-{recipe.n_layers}l", checkpoint=checkpoint, history=recorder)
     log.meta["recipe"] = recipe.to_dict()
-    return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log)
+    return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log,
+                       history=recorder.history if recorder else None)
 
 
 def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:
@@ -141,17 +184,42 @@ def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:
     }
 
 
+def curve_lengths(n_ctx: int, bos: bool) -> list[int]:
+    """Every repeat length the card's curve covers: 4 up to half the context (one less after a BOS)."""
+    return list(range(4, (n_ctx - int(bos)) // 2 + 1))
+
+
 @torch.no_grad()
-def measure_induction(model: torch.nn.Module, half_len: int = 16, n_seqs: int = 64, seed: int = 0) -> dict[str, float]:
+def induction_curve(model: torch.nn.Module, n_seqs: int = 32, seed: int = 0) -> list[dict]:
+    """The induction head as a function of repeat length and BOS: one row per ``(bos, half_len)`` for every
+    length of :func:`curve_lengths`, with the best layer-1 (last layer) induction score and its head, and
+    the losses on tokens ``2..half_len`` of each copy (``kit.head_scores.copy_losses``) and their ratio."""
+    model.eval()
+    n_ctx = int(model.config.n_positions)
+    rows = []
+    for bos in (True, False):
+        for T in curve_lengths(n_ctx, bos):
+            ind = metrics.induction_scores(model, n_seqs=n_seqs, half_len=T, seed=seed, bos=bos)[-1]  # [head]
+            loss = metrics.repeated_sequence_losses(model, n_seqs=n_seqs, half_len=T, seed=seed, bos=bos)
+            rows.append({"bos": bos, "half_len": T, "induction_score": round(float(ind.max()), 4),
+                         "induction_head": int(ind.argmax()), "loss_first": round(loss["first"], 4),
+                         "loss_second": round(loss["second"], 4),
+                         "loss_ratio": round(loss["second"] / loss["first"], 4)})
+    return rows
+
+
+@torch.no_grad()
+def measure_induction(model: torch.nn.Module, half_len: int | None = None, n_seqs: int = 32,
+                      seed: int = 0) -> dict[str, float]:
     """The figures the model card reports, measured on ``model`` (eval mode, CPU or not).
 
     ``prev_token_score``: best head of layer 0; ``induction_score``: best head of
-    the last layer (both over ``n_seqs`` random sequences); ``loss_first_copy``,
-    ``loss_second_copy`` and their ``loss_ratio`` on random sequences of
-    ``half_len`` tokens repeated twice.
+    the last layer (both over ``n_seqs`` random sequences after ``<|bos|>``, with the defaults of
+    ``kit.analysis``: ``half_len`` ``kit.head_scores.default_len``); ``loss_first_copy``,
+    ``loss_second_copy`` (tokens 2..half_len of each copy) and their ``loss_ratio``.
     """
     model.eval()
-    prev = metrics.prev_token_scores(model, n_seqs=n_seqs, seed=seed)  # [layer, head]
+    prev = metrics.prev_token_scores(model, n_seqs=n_seqs, seed=seed)  # [layer, head], default length
     ind = metrics.induction_scores(model, n_seqs=n_seqs, half_len=half_len, seed=seed)  # [layer, head]
     losses = metrics.repeated_sequence_losses(model, n_seqs=n_seqs, half_len=half_len, seed=seed)
     return {

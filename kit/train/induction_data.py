@@ -16,8 +16,10 @@ tokens, short syllables ``"ba", "be", ...``.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from kit.train.batch import Batch
@@ -57,6 +59,7 @@ class BackgroundLanguage:
         gamma = torch._standard_gamma(alpha, generator=g)
         tables = (gamma / gamma.sum(-1, keepdim=True)).float()
         self.bigram, self.skip_bigram = tables[0], tables[1]  # [previous, next] each
+        self._cdf = tables.cumsum(-1)  # [table, previous, next]
         self.n_tokens, self.skip, self.first_id = n_tokens, skip, first_id
         self.concentration, self.seed = concentration, seed
 
@@ -65,8 +68,13 @@ class BackgroundLanguage:
         return (1 - self.skip) * self.bigram[prev1 - self.first_id] + self.skip * self.skip_bigram[prev2 - self.first_id]
 
     def sample_next(self, prev2: torch.Tensor, prev1: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Next token ids ``[batch]`` by inverse-CDF sampling with uniforms ``u[batch, 1]``."""
-        cdf = self.next_distribution(prev2, prev1).cumsum(-1)  # [batch, next]
+        """Next token ids ``[batch]`` from the mixture, with uniforms ``u[batch, 1]``: ``u < skip`` picks the
+        skip-bigram row of ``prev2`` (and ``u / skip`` samples it by its inverse CDF), otherwise the bigram row
+        of ``prev1`` (with ``(u - skip) / (1 - skip)``)."""
+        use_skip = u[:, 0] < self.skip  # [batch]
+        row = torch.where(use_skip, prev2, prev1) - self.first_id
+        cdf = self._cdf[use_skip.long(), row]  # [batch, next]
+        u = torch.where(use_skip[:, None], u / max(self.skip, 1e-12), (u - self.skip) / max(1 - self.skip, 1e-12))
         return torch.searchsorted(cdf, u).squeeze(1).clamp_max(self.n_tokens - 1) + self.first_id
 
     def entropy(self, n: int = 4096, seed: int = 0) -> float:
@@ -83,64 +91,78 @@ class BackgroundLanguage:
 
 @dataclass
 class RepeatedSegmentTask:
-    """Background text in which one segment of random tokens repeats, at a random offset.
+    """Background text in which segments of random tokens repeat, at random offsets and lengths.
 
-    Per sequence: a segment of ``m`` tokens (``m`` uniform in ``segment_len``)
-    drawn uniformly from the ordinary tokens (or from the background language
-    when ``segment_from_language``) appears ``k`` times (``k`` uniform in
-    ``copies``, fewer if they do not fit), consecutive copies separated by ``g``
-    background tokens (``g`` uniform in ``gap``), starting at a uniformly random
-    position; every other token continues the background language.
+    Per sequence, positions are laid out left to right: a stretch of background text (``gap`` tokens,
+    uniform in ``gap``), then a segment of ``m`` uniformly random ordinary tokens (``m`` uniform in
+    ``segment_len``, at most half of what is left) written ``k`` times in a row (``k`` uniform in
+    ``copies``, fewer if they do not fit), and again while room is left: so one sequence holds one long
+    repeat or several short ones. With probability ``1 - bos_prob`` the sequence has no ``<|bos|>`` and
+    position 0 is an ordinary token. Every token outside a segment continues the background language.
 
-    ``batch(n, generator)`` returns a ``Batch`` with ``input_ids[batch, pos]``
-    of length ``seq_len`` (``<|bos|>`` included) and loss groups ``"repeated"``
-    (tokens 2..m of every later copy: predictable by induction, not by the language)
-    and ``"background"`` (targets outside the segment's copies).
+    ``batch(n, generator)`` returns a ``Batch`` with ``input_ids[batch, pos]`` of length ``seq_len``
+    and loss groups ``"repeated"`` (tokens 2..m of every later copy: predictable by induction, not by
+    the language) and ``"background"`` (targets outside every segment's copies).
     """
 
     language: BackgroundLanguage
-    seq_len: int = 64
-    segment_len: tuple[int, int] = (4, 24)
+    seq_len: int = 128
+    segment_len: tuple[int, int] = (4, 64)
     copies: tuple[int, int] = (2, 4)
-    gap: tuple[int, int] = (0, 0)
+    gap: tuple[int, int] = (0, 24)
+    bos_prob: float = 0.75
     segment_from_language: bool = False
+    short_prob: float = 0.0  # the share of batches whose sequences have only short_len tokens
+    short_len: int = 48
+
+    def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
+        """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
+        copy, 2 later copy (``source``: the position it copies), 3 first token of a later copy."""
+        L, (lo, hi) = len(role), self.segment_len
+        p = first
+        while True:
+            p += rng.randint(*self.gap)
+            room = L - p
+            if room < 2 * lo:
+                return
+            m = rng.randint(lo, min(hi, room // 2))
+            k = min(rng.randint(*self.copies), room // m)
+            role[p: p + m] = 1
+            role[p + m: p + k * m] = 2
+            role[p + m: p + k * m: m] = 3
+            source[p + m: p + k * m] = np.arange(p, p + (k - 1) * m)
+            p += k * m
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` sequences drawn with ``generator`` (CPU tensors)."""
-        L, g, lang = self.seq_len, generator, self.language
-        body = L - 1  # positions 1..L-1 follow <|bos|>
-        m = torch.randint(self.segment_len[0], self.segment_len[1] + 1, (n,), generator=g)  # [batch]
-        gap = torch.randint(self.gap[0], self.gap[1] + 1, (n,), generator=g)
-        k = torch.randint(self.copies[0], self.copies[1] + 1, (n,), generator=g)
-        k = torch.minimum(k, (body + gap) // (m + gap)).clamp_min(2)
-        m = torch.minimum(m, (body - (k - 1) * gap) // k)
-        span = k * m + (k - 1) * gap
-        start = 1 + (torch.rand(n, generator=g) * (body - span + 1).float()).long().clamp_max(body - span)
-
-        pos = torch.arange(L)[None]  # [1, pos]
-        rel = pos - start[:, None]  # [batch, pos] position relative to the first copy
-        period = (m + gap)[:, None]
-        in_segment = (rel >= 0) & (rel < span[:, None]) & (rel % period < m[:, None])  # any copy
-        in_later_copy = in_segment & (rel >= period)  # [batch, pos]
-        in_first_copy = in_segment & ~in_later_copy
-        source = (pos - period).clamp_min(0)  # [batch, pos] where a later copy's token comes from
-
-        ids = torch.empty(n, L, dtype=torch.long)
-        ids[:, 0] = BOS_ID
-        rows = torch.arange(n)
+        g, lang = generator, self.language
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=g)))  # the layout: plain Python draws
+        L = self.short_len if self.short_prob and rng.random() < self.short_prob else self.seq_len
+        has_bos = torch.rand(n, generator=g) < self.bos_prob  # [batch]
+        source, role = np.zeros((n, L), dtype=np.int64), np.zeros((n, L), dtype=np.int64)
+        for b, bos in enumerate(has_bos.tolist()):
+            self._layout(1 if bos else 0, rng, source[b], role[b])
+        source, role = torch.from_numpy(source), torch.from_numpy(role)  # [batch, pos]
         uniform = torch.randint(0, lang.n_tokens, (n, L), generator=g) + lang.first_id  # [batch, pos]
-        ids[:, 1] = uniform[:, 1]
         u = torch.rand(L, n, 1, generator=g)  # [pos, batch, 1]
-        for p in range(2, L):
-            sampled = lang.sample_next(ids[:, max(p - 2, 1)], ids[:, p - 1], u[p])
+        ids = uniform.clone()
+        ids[:, 0] = torch.where(has_bos, BOS_ID, uniform[:, 0])
+        rows = torch.arange(n)
+        copied = role >= 2
+        fresh = role == 1
+        for p in range(1, L):
+            prev1 = ids[:, p - 1]
+            prev2 = ids[:, p - 2] if p >= 2 else prev1
+            prev2 = torch.where(prev2 == BOS_ID, prev1, prev2)
+            prev1 = torch.where(prev1 == BOS_ID, uniform[:, p], prev1)  # after <|bos|>: any token
+            sampled = lang.sample_next(prev2, prev1, u[p])
             if not self.segment_from_language:
-                sampled = torch.where(in_first_copy[:, p], uniform[:, p], sampled)
-            ids[:, p] = torch.where(in_later_copy[:, p], ids[rows, source[:, p]], sampled)
+                sampled = torch.where(fresh[:, p], uniform[:, p], sampled)
+            ids[:, p] = torch.where(copied[:, p], ids[rows, source[:, p]], sampled)
 
-        targets = pos.expand(n, L) >= 1  # [batch, pos]
-        repeated = in_later_copy & (rel % period > 0)  # not the first token of a copy
+        targets = (torch.arange(L)[None] >= 1).expand(n, L)  # [batch, pos]
         return Batch(
             input_ids=ids,
             loss_mask=targets.clone(),
-            groups={"repeated": repeated, "background": targets & ~in_segment},
+            groups={"repeated": role == 2, "background": targets & (role == 0)},
         )

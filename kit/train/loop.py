@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from kit.models import pick_device  # one device rule for loading and training
 from kit.train.batch import Batch
 from kit.train.checkpoint import Checkpointer
+from kit.train.history import HistoryRecorder
 from kit.train.log import TrainLog
 
 __all__ = ["TrainConfig", "lr_at", "pick_device", "token_losses", "train"]
@@ -94,6 +95,7 @@ def train(
     probes: Mapping[str, Probe] | None = None,
     description: str = "training",
     checkpoint: Checkpointer | None = None,
+    history: HistoryRecorder | None = None,
 ) -> TrainLog:
     """Train ``model`` in place on batches from ``data``; return the per-step log.
 
@@ -103,6 +105,10 @@ def train(
     (the caller writes nothing; see ``kit.train.save``).
     ``checkpoint``: save the full state every ``checkpoint.every`` steps and at the end; with
     ``checkpoint.resume``, first continue from its latest checkpoint (if any).
+    ``history``: a ``kit.train.history.HistoryRecorder`` that snapshots the model before the first step
+    and whenever it is due (its time counts as probe time; it draws no random numbers from the run's
+    generator, so the run is the same with or without it). A resumed run records from its checkpoint on
+    (``history.history.meta["resumed_at_step"]``).
     """
     device = pick_device(config.device)
     model.to(device).train()
@@ -125,6 +131,18 @@ def train(
             probe_time, before_s, before_cpu = info["probe_time_s"], info["wall_time_s"], info["cpu_time_s"]
             log.meta["resumed_at_step"] = done
     start, cpu_start = time.perf_counter() - before_s, time.process_time() - before_cpu
+
+    def snapshot(step: int) -> float:
+        t0 = time.perf_counter()
+        model.eval()
+        history.record(step, model, config.steps)
+        model.train()
+        return time.perf_counter() - t0
+
+    if history is not None and done == 0:
+        probe_time += snapshot(0)
+    elif history is not None:  # resumed: the snapshots before the checkpoint are not in it
+        history.history.meta["resumed_at_step"] = done
     bar = tqdm(range(done, config.steps), desc=description, disable=not config.progress, mininterval=0.5,
                initial=done, total=config.steps)
     for step in bar:
@@ -152,6 +170,8 @@ def train(
             model.train()
             probe_time += time.perf_counter() - t0
         log.append(row)
+        if history is not None and history.due(step + 1, config.steps):
+            probe_time += snapshot(step + 1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{row['loss']:.3f}")
         if checkpoint is not None and checkpoint.due(step + 1, config.steps):

@@ -10,15 +10,18 @@ Shapes: ``pattern[layer, batch, head, query, key]``; scores are returned as
 
 Random token sequences are drawn uniformly from the model's *ordinary* tokens
 (every id except ``bos``/``eos``/``pad`` of the config) and, when the config has
-a ``bos_token_id``, start with it (as the models of the zoo were trained).
+a ``bos_token_id``, start with it unless ``bos=False``. The scores themselves are
+defined once, in :mod:`kit.head_scores` (this module runs the model and calls it).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
+
+from kit import head_scores as hs
 
 __all__ = [
     "attention_patterns",
@@ -68,29 +71,25 @@ def _ordinary_ids(model: torch.nn.Module) -> torch.Tensor:
     return torch.tensor([i for i in range(cfg.vocab_size) if i not in special])
 
 
+def _bos(model: torch.nn.Module, bos: bool) -> int | None:
+    return getattr(model.config, "bos_token_id", None) if bos else None
+
+
 def random_tokens(model: torch.nn.Module, n_seqs: int, length: int, seed: int = 0) -> torch.Tensor:
     """Uniformly random ordinary tokens, ``tokens[batch, pos]`` with ``pos = length``."""
-    ids = _ordinary_ids(model)
-    g = torch.Generator().manual_seed(seed)
-    return ids[torch.randint(0, len(ids), (n_seqs, length), generator=g)]
+    return hs.random_tokens(_ordinary_ids(model), n_seqs, length, seed)
 
 
-def _with_bos(model: torch.nn.Module, tokens: torch.Tensor) -> tuple[torch.Tensor, int]:
-    bos = getattr(model.config, "bos_token_id", None)
-    if bos is None:
-        return tokens, 0
-    return torch.cat([torch.full((tokens.shape[0], 1), bos, dtype=tokens.dtype), tokens], dim=1), 1
-
-
-def repeated_tokens(model: torch.nn.Module, n_seqs: int, half_len: int, seed: int = 0) -> tuple[torch.Tensor, int]:
-    """Random sequences of ``half_len`` tokens repeated twice, after an optional ``bos``.
+def repeated_tokens(model: torch.nn.Module, n_seqs: int, half_len: int, seed: int = 0,
+                    bos: bool = True) -> tuple[torch.Tensor, int]:
+    """Random sequences of ``half_len`` tokens repeated twice, after the model's ``bos`` (if it has one
+    and ``bos`` is true).
 
     Returns ``(input_ids[batch, pos], offset)`` where ``offset`` (0 or 1) is the
     position of the first copy's first token; the second copy starts at
     ``offset + half_len``.
     """
-    half = random_tokens(model, n_seqs, half_len, seed)
-    return _with_bos(model, torch.cat([half, half], dim=1))
+    return hs.repeated_tokens(_ordinary_ids(model), n_seqs, half_len, seed, bos=_bos(model, bos))
 
 
 def _n_ctx(model: torch.nn.Module) -> int:
@@ -98,72 +97,55 @@ def _n_ctx(model: torch.nn.Module) -> int:
     return int(getattr(cfg, "n_positions", None) or cfg.max_position_embeddings)
 
 
-def _has_bos(model: torch.nn.Module) -> int:
-    return int(getattr(model.config, "bos_token_id", None) is not None)
-
-
 def _check_fits(model: torch.nn.Module, n_tokens: int, what: str) -> None:
     if n_tokens > _n_ctx(model):
         raise ValueError(f"{what} needs {n_tokens} positions, but the model's context is {_n_ctx(model)}")
 
 
-def prev_token_scores(
-    model: torch.nn.Module, n_seqs: int = 32, length: int | None = None, seed: int = 0
-) -> torch.Tensor:
-    """``scores[layer, head]``: mean attention from position i to i-1 on random tokens.
+def _half_len(model: torch.nn.Module, half_len: int | None, bos: bool) -> int:
+    if half_len is None:
+        half_len = hs.default_len(_n_ctx(model), _bos(model, bos) is not None, copies=2)
+    _check_fits(model, 2 * half_len + (_bos(model, bos) is not None), f"two copies of {half_len} tokens")
+    return half_len
 
-    The mean of the pattern's first sub-diagonal over every query ``i >= 1`` of
-    ``n_seqs`` random sequences of ``length`` tokens after the optional ``bos``
-    (default: fill the context, at most 64 tokens).
-    """
+
+def prev_token_scores(model: torch.nn.Module, n_seqs: int = hs.DEFAULT_BATCH, length: int | None = None,
+                      seed: int = 0, bos: bool = True) -> torch.Tensor:
+    """``scores[layer, head]``: :func:`kit.head_scores.prev_token_score` on ``n_seqs`` random sequences of
+    ``length`` tokens after the model's ``bos`` (default length: ``kit.head_scores.default_len``)."""
+    has_bos = _bos(model, bos) is not None
     if length is None:
-        length = min(64, _n_ctx(model) - _has_bos(model))
-    _check_fits(model, length + _has_bos(model), f"a random sequence of {length} tokens")
-    ids, _ = _with_bos(model, random_tokens(model, n_seqs, length, seed))
+        length = hs.default_len(_n_ctx(model), has_bos, copies=1)
+    _check_fits(model, length + has_bos, f"a random sequence of {length} tokens")
+    ids, _ = hs.with_bos(random_tokens(model, n_seqs, length, seed), _bos(model, bos))
     pattern = attention_patterns(model, ids)  # [layer, batch, head, query, key]
-    sub_diagonal = pattern.diagonal(offset=-1, dim1=-2, dim2=-1)  # [layer, batch, head, query-1]
-    return sub_diagonal.mean(dim=(1, 3))
+    return hs.prev_token_score(pattern).mean(1)
 
 
-def induction_scores(model: torch.nn.Module, n_seqs: int = 32, half_len: int = 20, seed: int = 0) -> torch.Tensor:
-    """``scores[layer, head]``: attention from the second copy to the token after the first occurrence.
-
-    On random sequences of ``half_len`` tokens repeated twice, the mean over every
-    query ``i`` in the second copy of ``pattern[i, i - half_len + 1]``.
-    """
-    _check_fits(model, 2 * half_len + _has_bos(model), f"two copies of {half_len} tokens")
-    ids, offset = repeated_tokens(model, n_seqs, half_len, seed)
+def induction_scores(model: torch.nn.Module, n_seqs: int = hs.DEFAULT_BATCH, half_len: int | None = None,
+                     seed: int = 0, bos: bool = True) -> torch.Tensor:
+    """``scores[layer, head]``: :func:`kit.head_scores.induction_score` on ``n_seqs`` random sequences of
+    ``half_len`` tokens repeated twice, after the model's ``bos`` when ``bos`` is true."""
+    half_len = _half_len(model, half_len, bos)
+    ids, offset = repeated_tokens(model, n_seqs, half_len, seed, bos)
     pattern = attention_patterns(model, ids)  # [layer, batch, head, query, key]
-    stripe = pattern.diagonal(offset=1 - half_len, dim1=-2, dim2=-1)  # query i = key + T - 1
-    # stripe[..., k] has key k and query k + T - 1; the second copy's queries are keys offset+1 .. offset+T
-    return stripe[..., offset + 1 : offset + 1 + half_len].mean(dim=(1, 3))
+    return hs.induction_score(pattern, half_len, offset).mean(1)
 
 
-def repeated_sequence_losses(
-    model: torch.nn.Module, n_seqs: int = 32, half_len: int = 20, seed: int = 0
-) -> dict[str, float]:
+def repeated_sequence_losses(model: torch.nn.Module, n_seqs: int = hs.DEFAULT_BATCH, half_len: int | None = None,
+                             seed: int = 0, bos: bool = True) -> dict[str, float]:
     """Mean next-token loss (nats) on each copy of random sequences repeated twice.
 
-    Returns ``{"first": ..., "second": ...}``: the mean cross-entropy of
-    predicting every one of the ``half_len`` tokens of the first copy, and of the
-    second copy (its first token included, although only induction beyond it
-    can be predicted).
+    Returns ``{"first": ..., "second": ...}`` (:func:`kit.head_scores.copy_losses`): the mean
+    cross-entropy of tokens ``2..half_len`` of each copy; only induction can predict them in the second.
     """
-    _check_fits(model, 2 * half_len + _has_bos(model), f"two copies of {half_len} tokens")
-    ids, offset = repeated_tokens(model, n_seqs, half_len, seed)
+    half_len = _half_len(model, half_len, bos)
+    ids, offset = repeated_tokens(model, n_seqs, half_len, seed, bos)
     with torch.no_grad():
         logits = model(ids.to(_device(model))).logits.float().cpu()  # [batch, pos, vocab]
-    loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none"
-    )  # [batch, pos-1]; loss[:, p-1] is the loss of the token at position p
-    first = loss[:, max(offset, 1) - 1 : offset + half_len - 1]
-    second = loss[:, offset + half_len - 1 : offset + 2 * half_len - 1]
-    return {"first": float(first.mean()), "second": float(second.mean())}
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+    loss = torch.nn.functional.pad(loss, (1, 0))  # [batch, pos]: loss[:, p] predicts the token at p
+    return hs.copy_losses(loss, half_len, offset)
 
 
-def top_heads(scores: torch.Tensor, k: int = 3) -> Sequence[tuple[int, int, float]]:
-    """The ``k`` highest-scoring heads as ``(layer, head, score)``."""
-    flat = scores.flatten()
-    idx = flat.argsort(descending=True)[:k]
-    n_heads = scores.shape[1]
-    return [(int(i) // n_heads, int(i) % n_heads, float(flat[i])) for i in idx]
+top_heads = hs.top_heads

@@ -14,6 +14,8 @@ that renders with no network. ``html_page([w1, w2], path)`` puts several on one 
 - ``NeuronProbe(model, texts, layer=...)``: a neuron's (or feature's) activations, decoded tokens,
   top examples, and a clamp slider rerun in Python.
 - ``CircuitDiagram(trace)``: heads and MLPs as a graph weighted by attribution or patching.
+- ``TrainingScrubber(history)``: a training run step by step (``kit.train.TrainingHistory``): losses
+  with the phase change marked, every head's scores over time, one head's pattern at a chosen step.
 
 Where no kernel runs a notebook (nbconvert HTML, GitHub), a displayed widget falls back to its
 offline page in an iframe, or to a note with ``set_static_fallback("note")`` (see ``_fallback``).
@@ -29,8 +31,9 @@ from .dashboard import Dashboard
 from .lens import ResidualLens
 from .patching import PatchingHeatmap
 from .probe import NeuronProbe
+from .scrubber import TrainingScrubber
 
 __all__ = [
-    "AttentionViewer", "CircuitDiagram", "Dashboard", "NeuronProbe", "PatchingHeatmap", "ResidualLens", "html_page",
+    "AttentionViewer", "CircuitDiagram", "Dashboard", "NeuronProbe", "PatchingHeatmap", "ResidualLens", "TrainingScrubber", "html_page",
     "set_static_fallback", "static_fallback",
 ]

@@ -7,8 +7,9 @@
 # seconds, watch the circuit appear suddenly, and then take the shipped model apart.
 #
 # **Learning goals**
-# - watch the **phase change**: the loss on repeated tokens drops abruptly exactly when the induction
-#   score jumps, and a 1-layer model never gets there;
+# - watch the **phase change** by scrubbing through training: the previous-token head forms, then the
+#   induction score jumps and the loss on repeated tokens falls with it, and a 1-layer model never gets
+#   there;
 # - measure **previous-token** and **induction scores** from attention patterns, and write both yourself;
 # - test the circuit causally: **ablate** heads and measure the loss on the second copy of a sequence;
 # - see the **K-composition** between the previous-token head and the induction heads in the weights.
@@ -18,7 +19,7 @@
 #
 # **Model**: `induction-2l`, a 2-layer GPT-2 with 4 heads per layer (`d_model` 64), trained by the kit on
 # text in which random segments repeat (`kit/zoo/induction-2l/MODEL_CARD.md`). Runs offline on a CPU;
-# the two training runs take 20 to 30 seconds.
+# the two training runs take about a minute and a half on one quiet CPU thread.
 
 # %%
 from dataclasses import replace
@@ -35,7 +36,7 @@ from kit.lessons.induction import (
 )
 from kit.train import InductionRecipe, induction_scores, phase_change, prev_token_scores, train_induction
 from kit.train.induction import build_induction_model, induction_task, induction_tokenizer
-from kit.widgets import AttentionViewer
+from kit.widgets import AttentionViewer, TrainingScrubber
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # one thread: training is seeded, so every run of this notebook gives the same model
@@ -43,41 +44,71 @@ torch.set_num_threads(1)  # one thread: training is seeded, so every run of this
 # %% [markdown]
 # ## The training data
 #
-# `induction-2l` learns from sequences of 48 tokens (syllables such as `ba`, `ko`) written in a random
-# "language" of its own (each token depends on the one or two before it), in which one segment of
-# uniformly random tokens appears several times in a row, at a random place, with a random length. The
-# language can be learnt by heart; the segment cannot: the only way to predict its later copies is to
-# look back at the earlier one. Here is one training sequence, with the tokens that only induction can
-# predict in `[brackets]`:
+# `induction-2l` learns from sequences of up to 128 tokens (syllables such as `ba`, `ko`) written in a
+# random "language" of its own (each token depends on the one or two before it), in which segments of
+# uniformly random tokens repeat: one long segment twice, or several short ones two to four times each,
+# at random places, and a quarter of the sequences without the `<|bos|>` token. The language can be learnt
+# by heart; the segments cannot: the only way to predict a later copy is to look back at the earlier one.
+# Here is the start of one training sequence, with the tokens that only induction can predict in
+# `[brackets]`:
 
 # %%
-recipe = InductionRecipe().with_train(steps=500, device="cpu")  # the shipped recipe, 500 steps instead of 800
+recipe = InductionRecipe().with_train(device="cpu")  # the shipped recipe: this run remakes the shipped model
 tokenizer = induction_tokenizer(recipe)
-batch = induction_task(recipe).batch(1, torch.Generator().manual_seed(0))
+batch = induction_task(recipe).batch(1, torch.Generator().manual_seed(1))
 tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
-print(" ".join(f"[{t}]" if rep else t for t, rep in zip(tokens, batch.groups["repeated"][0].tolist())))
+print(" ".join(f"[{t}]" if rep else t for t, rep in zip(tokens, batch.groups["repeated"][0].tolist()))[:400], "...")
 
 # %% [markdown]
-# ## Train it live and watch the phase change
+# ## Train it live and scrub through the phase change
 #
 # `train_induction` runs the seeded training loop of `kit.train` (AdamW, warm-up then cosine decay) and
 # logs, at every step, the loss on the repeated tokens (`loss_repeated`) and on the rest
-# (`loss_background`); every 10 steps it probes the best **induction score** of layer 1 and the best
-# **previous-token score** of layer 0 (defined below). `log.chart()` draws the log: losses on top,
-# scores below.
+# (`loss_background`). With `history=True` it also keeps a **training history**: every 20 steps, every
+# head's previous-token and induction score (defined below), the loss on a probe (16 random tokens,
+# then the same 16 again), and every head's attention pattern on that probe.
+#
+# `TrainingScrubber` shows the history. Drag the slider (or click it and use the arrow keys, Home, End,
+# PageUp, PageDown) through training; click a cell of a score grid to choose a head; its pattern on the
+# probe is drawn on the right, with the stripe an induction head should find dashed. The dashed line in
+# the loss chart marks the step at which the best induction score of layer 1 first reaches 0.5.
 
 # %%
-result = train_induction(recipe)  # 10 to 20 seconds on a quiet CPU, more on a busy one
-log = result.log
-print(f"trained {len(log.rows)} steps in {log.wall_time_s:.0f} s")
-log.chart()
+result = train_induction(recipe, history=True)  # about a minute on one quiet CPU thread, more on a busy one
+log, history = result.log, result.history
+print(f"trained {len(log.rows)} steps in {log.wall_time_s:.0f} s; {len(history)} snapshots in the history")
+scrubber = TrainingScrubber(history, layer=1)
+scrubber
 
 # %% [markdown]
-# For the first few hundred steps both losses fall slowly: the model learns the language, and simple
-# statistics (a token seen earlier in a sequence is likely to come again), while the induction score
-# stays near zero. Then, within a few dozen steps, the induction score shoots up and the loss on
-# repeated tokens collapses, far faster than it fell before: a **phase change** (Olsson et al. 2022). `phase_change` finds the step at which the induction score first reaches 0.5
-# and the step at which the repeated-token loss falls fastest:
+# **Scrub to the moment the induction head appears.** Start at step 0 and move forward until a head of
+# layer 1 shows the dashed stripe in its pattern. Then go back a little and look at layer 0: *what changed
+# first*, the previous-token head (a stripe just below the diagonal in a layer-0 head), the induction head
+# (the dashed stripe in layer 1), or the loss on the repeated copy? Write down your answer, then compare it
+# with what the history says:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+steps = history.steps
+best_prev = [float(s[0].max()) for s in history.prev_token]  # best previous-token score of layer 0
+best_ind = [float(s[1].max()) for s in history.induction]  # best induction score of layer 1
+first_step = lambda values, threshold: next(s for s, v in zip(steps, values) if v >= threshold)  # noqa: E731
+print("the previous-token score reaches 0.3 at least 200 steps before the induction score does:",
+      first_step(best_ind, 0.3) - first_step(best_prev, 0.3) >= 200)
+i = steps.index(first_step(best_ind, 0.8))
+print("when the induction score passes 0.8, the loss on the repeated copy is below half its start:",
+      history.loss_repeated[i] < 0.5 * history.loss_repeated[0])
+print("while the loss on the plain copy has not fallen:", history.loss_plain[i] > 0.9 * history.loss_plain[0])
+
+# %% [markdown]
+# The previous-token head starts first: its score climbs slowly from the start (it pays by itself: in the
+# background language the token two back helps predict the next one), while the induction score stays
+# flat, because an induction head has nothing to look for until a previous-token head writes it. Then both
+# jump together within a few snapshots, and the loss on the repeated copy falls with them while the loss
+# on the plain copy (random tokens, which nothing can predict) stays where it was. `phase_change`
+# finds, in the per-step log, the step at which the induction score first reaches 0.5 and the step at
+# which the loss on repeated tokens falls fastest (the largest drop between the means of the 25 steps
+# before and after):
 
 # %%
 pc = phase_change(log)
@@ -85,20 +116,16 @@ pc
 
 # %%
 # NBVAL_CHECK_OUTPUT
-steps, score = log.series("induction_score")
-early = max(v for s, v in zip(steps, score) if s <= 250)
-last_low = max(s for s, v in zip(steps, score) if v < 0.2)
-first_high = min(s for s, v in zip(steps, score) if v > 0.8)
-print("induction score stays below 0.3 for the first 250 steps:", early < 0.3)
+steps_logged, score = log.series("induction_score")
+EARLY_STEPS, CLIMB_STEPS = 500, 150
+early = max(v for s, v in zip(steps_logged, score) if s <= EARLY_STEPS)
+last_low = max(s for s, v in zip(steps_logged, score) if v < 0.2)
+first_high = min(s for s, v in zip(steps_logged, score) if v > 0.8)
+print(f"induction score stays below 0.3 for the first {EARLY_STEPS} steps:", early < 0.3)
 print("it ends above 0.8:", score[-1] > 0.8)
-print("it climbs from below 0.2 to above 0.8 within 100 steps:", 0 < first_high - last_low <= 100)
+print(f"it climbs from below 0.2 to above 0.8 within {CLIMB_STEPS} steps:", 0 < first_high - last_low <= CLIMB_STEPS)
 print("it crosses 0.5 within 50 steps of the steepest drop of the repeated-token loss:",
       abs(pc["induction_crosses_half"] - pc["repeated_loss_drop"]) <= 50)
-rep = dict(zip(*log.series("loss_repeated")))
-window = lambda a, b: sum(rep[s] for s in range(a, b)) / (b - a)  # mean loss on repeated tokens, steps a..b-1
-cross = pc["induction_crosses_half"]
-slow, fast = window(1, 21) - window(cross - 80, cross - 60), window(cross - 80, cross - 60) - window(cross + 40, cross + 60)
-print("the repeated-token loss falls more in the 120 steps around the crossing than in all the steps before:", fast > slow)
 
 # %% [markdown]
 # ### The control: one layer is not enough
@@ -135,7 +162,9 @@ print("its final loss on repeated tokens is higher by more than 1.5 nats:",
 # %% [markdown]
 # ## The shipped model: find the heads
 #
-# From here on we study the shipped `induction-2l` (the same recipe, trained for 800 steps). Two scores,
+# From here on we study the shipped `induction-2l`: the model you just trained (same recipe, same seed,
+# one thread: the same weights; its training history ships with it, `TrainingHistory.load("induction-2l")`).
+# Two scores,
 # each computed from attention patterns (conventions of TransformerLens and ARENA):
 #
 # - the **previous-token score** of a head: on random tokens, the mean attention from each position `i`
@@ -144,12 +173,13 @@ print("its final loss on repeated tokens is higher by more than 1.5 nats:",
 #   each token of the second copy to the token *after* its first occurrence (query `i`, key `i - T + 1`).
 #   ARENA calls a head with a score above 0.4 an induction head.
 #
+# Both are defined once, in `kit.head_scores`, with the `<|bos|>` token first (as TransformerLens puts it);
 # `kit.train.prev_token_scores` and `kit.train.induction_scores` compute them for a model
-# (`scores[layer, head]`):
+# (`scores[layer, head]`; `kit.analysis` gives the same numbers for any traced model):
 
 # %%
 model = kit.load("induction-2l", device="cpu")
-prev = prev_token_scores(model.hf)  # [layer, head], 32 random sequences of 47 tokens
+prev = prev_token_scores(model.hf)  # [layer, head], 32 random sequences of 50 tokens after <|bos|>
 ind = induction_scores(model.hf, half_len=16)  # [layer, head], 32 random sequences of 16 tokens, twice
 head_heatmap(prev, "previous-token score") | head_heatmap(ind, "induction score")
 
@@ -162,7 +192,7 @@ for name, scores in [("previous-token", prev), ("induction", ind)]:
 
 # %% [markdown]
 # Look at the patterns on one repeated random sequence (`<|bos|>`, 16 random tokens, the same 16 again).
-# Zoom into L0H0: a stripe just below the diagonal (each token looks at the one before it). Zoom into a
+# Zoom into L0H3 or L0H0: a stripe just below the diagonal (each token looks at the one before it). Zoom into a
 # head of layer 1: in the second half, a stripe 15 positions back (each token looks at the token that
 # followed its earlier occurrence). The scores appear in the viewer too.
 
@@ -210,8 +240,8 @@ check_induction_score(induction_score, model)
 # %% [markdown]
 # ### Exercise 2.3: name the heads
 #
-# From the score tables above: which head is the previous-token head (one `(layer, head)` pair), and
-# which heads are induction heads (every head with an induction score above 0.4; a list of pairs)?
+# From the score tables above: which head has the highest previous-token score (one `(layer, head)` pair),
+# and which heads are induction heads (every head with an induction score above 0.4; a list of pairs)?
 #
 # Solution: `lessons/solutions/02_induction_heads.py`.
 
@@ -260,23 +290,28 @@ for name, loss in ablated.items():
     print(f"ablate {name}: second copy {loss:.2f}")
 print(f"ablate all of layer 1: second copy {all_layer1:.2f}")
 layer1 = [ablated[f"L1H{h}"] for h in range(model.n_heads)]
-print("ablating L0H0 brings the second copy back near the first copy's loss:", ablated["L0H0"] > 0.75 * clean["first"])
-print("no single layer-1 head does as much:", max(layer1) < 0.5 * ablated["L0H0"])
+both_prev = copy_losses(model, ids32, T, [kit.Ablate(0, [0, 3])])["second"]
+print(f"ablate both previous-token heads (L0H0, L0H3): second copy {both_prev:.2f}")
+print("no single head brings the second copy back near the first copy's loss:",
+      max(ablated.values()) < 0.5 * clean["first"])
+print("both previous-token heads together do:", both_prev > 0.75 * clean["first"])
 print("all of layer 1 together does:", all_layer1 > 0.75 * clean["first"])
 
 # %% [markdown]
-# The induction heads back each other up: silence one and the others still do the job, so the loss
-# rises only a little. The previous-token head has no backup: without it, *every* induction head loses
-# what it looks for. We can see that directly: ablate L0H0 and measure the induction scores of layer 1
-# again (from the patterns of the ablated forward pass).
+# The circuit is redundant at both layers: four induction heads back each other up, and so do the two
+# previous-token heads, L0H3 and L0H0. Silence one head and the others still do the job, so the loss
+# rises only a little; silence both previous-token heads and *every* induction head loses what it looks
+# for. We can see that directly: ablate them and measure the induction scores of layer 1 again (from the
+# patterns of the ablated forward pass).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 ids8 = repeated_ids(model, n_seqs=8, half_len=T, seed=1)
-for label, interventions in [("clean", []), ("L0H0 ablated", [kit.Ablate(0, 0)]),
-                             ("L0H1-3 ablated", [kit.Ablate(0, [1, 2, 3])])]:
+for label, interventions in [("clean", []), ("L0H3 ablated", [kit.Ablate(0, 3)]),
+                             ("L0H0 and L0H3 ablated", [kit.Ablate(0, [0, 3])]),
+                             ("L0H1 and L0H2 ablated", [kit.Ablate(0, [1, 2])])]:
     pattern = model.trace(ids8, capture=["pattern"], interventions=interventions)["pattern", 1]
-    print(f"{label:>15}: layer-1 induction scores", [round(float(s), 2) for s in induction_score_of(pattern, T)])
+    print(f"{label:>22}: layer-1 induction scores", [round(float(s), 2) for s in induction_score_of(pattern, T)])
 
 # %% [markdown]
 # ## K-composition: the circuit in the weights
@@ -301,23 +336,26 @@ baseline = composition_scores(untrained, "k")[0, :, 1, :]
 # %%
 # NBVAL_CHECK_OUTPUT
 for kind in "qkv":
-    print(f"{kind.upper()}-composition of L0H0 into layer 1:", [round(float(s), 2) for s in comp[kind][0]])
+    print(f"{kind.upper()}-composition of L0H3 into layer 1:", [round(float(s), 2) for s in comp[kind][3]])
 print("untrained model, largest K-composition:", round(float(baseline.max()), 2))
-print("L0H0 has the largest K-composition into every layer-1 head:", bool((comp["k"].argmax(0) == 0).all()))
-print("and it is above the untrained baseline:", bool((comp["k"][0] > baseline.max()).all()))
-print("L0H0 composes through keys more than through queries or values:",
-      bool((comp["k"][0] > comp["q"][0]).all() and (comp["k"][0] > comp["v"][0]).all()))
+print("the two previous-token heads have the largest K-composition into every layer-1 head:",
+      bool(((comp["k"].argmax(0) == 0) | (comp["k"].argmax(0) == 3)).all()))
+print("both are above the untrained baseline:", bool((comp["k"][[0, 3]] > baseline.max()).all()))
+print("L0H3 composes through keys more than through queries or values:",
+      bool((comp["k"][3] > comp["q"][3]).all() and (comp["k"][3] > comp["v"][3]).all()))
 
 # %% [markdown]
 # ## Summary
 #
-# - Training on text with repeats, a 2-layer model forms an induction circuit abruptly: the loss on
-#   repeated tokens collapses at the same steps as the induction score jumps. A 1-layer model cannot.
-# - The circuit: a **previous-token head** (L0H0) writes "the token before me" into every position; the
+# - Training on text with repeats, a 2-layer model forms an induction circuit abruptly: in the log, the
+#   induction score crosses 0.5 within a few dozen steps of the steepest fall of the loss on repeated
+#   tokens, after a previous-token head has slowly formed. A 1-layer model cannot.
+# - The circuit: **previous-token heads** (L0H3, L0H0) write "the token before me" into every position; the
 #   **induction heads** of layer 1 read it through their keys (K-composition), attend to the token after
 #   the earlier occurrence, and copy it.
-# - Ablation tells the parts apart: the induction heads back each other up; the previous-token head is
-#   a single point of failure.
+# - Ablation tells the parts apart: heads that share a job back each other up (four induction heads, two
+#   previous-token heads); silencing a whole job (both previous-token heads, or all of layer 1) breaks
+#   the second copy.
 #
 # **Next**: `03_factual_recall.ipynb`: how `facts-4l` moves a subject's information to the last
 # position and turns it into an answer.
@@ -325,7 +363,10 @@ print("L0H0 composes through keys more than through queries or values:",
 # %% [markdown]
 # ## Optional: the same on GPT-2 (needs internet)
 #
-# GPT-2 small has induction heads too, most famously 5.1, 5.5, 6.9, 7.2 and 7.10 (Olsson et al. 2022).
+# GPT-2 small has induction heads too: the TransformerLens demonstrations and the ARENA exercises
+# (chapter 1.2, *Intro to mechanistic interpretability*), which score heads the way this lesson does,
+# name 5.1, 5.5, 6.9, 7.2 and 7.10 (induction heads themselves are from Elhage et al. 2021 and Olsson
+# et al. 2022).
 # `kit.analysis.induction_scores(model)` and `kit.analysis.prev_token_scores(model)` work on any traced
 # model. These cells download GPT-2 (about 500 MB) the first time and are skipped in the offline test run.
 

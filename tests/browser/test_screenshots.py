@@ -17,7 +17,9 @@ from browser_helpers import grid_cell_point, save_screenshot
 
 import kit
 from kit.analysis import causal_trace, induction_scores, prev_token_scores
-from kit.widgets import AttentionViewer, CircuitDiagram, Dashboard, NeuronProbe, PatchingHeatmap, ResidualLens
+from kit.widgets import (
+    AttentionViewer, CircuitDiagram, Dashboard, NeuronProbe, PatchingHeatmap, ResidualLens, TrainingScrubber,
+)
 
 PROMPT = "The capital of Veloria is"
 SUBJECT = "Veloria"
@@ -123,3 +125,15 @@ def test_dashboard(offline, tmp_path, model, trace):
     o.page.mouse.move(1, 1)
     path = save_screenshot(o.page.locator(".tmk-page"), "dashboard", tmp_path)
     assert png_size(path)[1] > png_size(path)[0] / 3
+
+
+def test_training_scrubber(offline, tmp_path):
+    from kit.train import TrainingHistory
+    from tests.zoo import ZOO
+
+    history = TrainingHistory.load(ZOO / "induction-2l" / "training_history.safetensors")
+    best = [float(s[1].max()) for s in history.induction]
+    at = next(i for i, v in enumerate(best) if v >= 0.5)  # the phase change: the induction head appears
+    head = int(history.induction[at][1].argmax())
+    w = TrainingScrubber(history, step=history.steps[at], layer=1, head=head)
+    shoot(offline, tmp_path, w, "training_scrubber", min_size=(600, 300))

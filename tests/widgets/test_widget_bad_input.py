@@ -18,9 +18,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 import traitlets
+from scrubber_fakes import fake_history
 
 from kit.analysis import activation_patching
-from kit.widgets import AttentionViewer, CircuitDiagram, Dashboard, NeuronProbe, PatchingHeatmap, ResidualLens
+from kit.train.history import TrainingHistory
+from kit.widgets import (
+    AttentionViewer, CircuitDiagram, Dashboard, NeuronProbe, PatchingHeatmap, ResidualLens, TrainingScrubber,
+)
 
 CLEAN = "The cat sat on the mat."  # 12 tokens
 NAN = float("nan")
@@ -103,6 +107,10 @@ CONSTRUCTORS = [
     ("CircuitDiagram", "weights of the wrong shape", lambda c: CircuitDiagram(c.m, weights={"heads": torch.ones(2, 2)}), ValueError, r"\[3, 4\]"),
     ("CircuitDiagram", "NaN weights", lambda c: CircuitDiagram(c.m, weights={"heads": torch.full((3, 4), NAN)}), ValueError, "NaN"),
     ("CircuitDiagram", "a trace missing captures", lambda c: CircuitDiagram(c.tr_logits), ValueError, "capture="),
+    # TrainingScrubber (more in test_training_scrubber.py)
+    ("TrainingScrubber", "not a history", lambda c: TrainingScrubber({"steps": [0]}), TypeError, "TrainingHistory"),
+    ("TrainingScrubber", "an empty history", lambda c: TrainingScrubber(TrainingHistory(finished=True)), ValueError, "no snapshots"),
+    ("TrainingScrubber", "a step not recorded", lambda c: TrainingScrubber(fake_history(), step=15), traitlets.TraitError, "recorded step"),
     # Dashboard
     ("Dashboard", "no views", lambda c: Dashboard(), ValueError, "at least one view"),
     ("Dashboard", "not a widget", lambda c: Dashboard("lens"), TypeError, "kit widgets"),

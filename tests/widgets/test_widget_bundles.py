@@ -13,7 +13,7 @@ STATIC = ROOT / "kit" / "static"
 BUNDLES = sorted(STATIC.glob("*.js"))
 
 
-WIDGETS = ["attention_viewer", "patching_heatmap", "residual_lens", "neuron_probe", "circuit_diagram"]
+WIDGETS = ["attention_viewer", "patching_heatmap", "residual_lens", "neuron_probe", "circuit_diagram", "training_scrubber"]
 
 
 def test_every_widget_has_a_bundle():
