@@ -6,7 +6,10 @@ patching and causal tracing ``[layer, pos]``.
 
 from __future__ import annotations
 
+from .ablation import AblationComparison, BackupResult, ablate_heads, backup_heads, compare_ablations
 from .attribution import Attribution, direct_logit_attribution
+from .attribution_patching import Agreement, AttributionPatching, agreement, attribution_patching
+from .circuits import OVCircuit, QKCircuit, composition_baseline, ov_circuit, qk_circuit
 from .factual import RecallStory, RecallSummary, recall_story, recall_summary
 from .features import (
     MLPActivations, Purity, PurityComparison, chance_purity, compare_purity, decode_direction, diff_means,
@@ -21,6 +24,7 @@ from .patching import (
     CausalTrace, PatchingResult, activation_patching, attention_knockout, causal_trace, causal_traces,
     subject_positions,
 )
+from .path_patching import PathPatchingResult, path_patching
 from .snmf import Decomposition, nmf, snmf
 from .steering import SteeringResult, compare_steering, concept_ids, steer_at_matched_kl, steering_table
 from .steering import steer as steer_mlp
@@ -39,4 +43,7 @@ __all__ = [
     "chance_purity", "compare_purity", "PurityComparison", "random_sparse_like", "direction_logits",
     "decode_direction", "steer_mlp", "steer_at_matched_kl", "compare_steering", "steering_table", "SteeringResult",
     "concept_ids",
+    "path_patching", "PathPatchingResult", "attribution_patching", "AttributionPatching", "agreement", "Agreement",
+    "qk_circuit", "QKCircuit", "ov_circuit", "OVCircuit", "composition_baseline",
+    "compare_ablations", "AblationComparison", "ablate_heads", "backup_heads", "BackupResult",
 ]

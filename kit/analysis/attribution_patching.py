@@ -104,7 +104,7 @@ def attribution_patching(model: Model, clean: str | Sequence[str], corrupted: st
         diff = clean_tr[point, l].float() - corr_tr[point, l].detach().float()
         prod = diff * g.float()  # [prompt, pos, ...]
         rows.append(prod.sum((0, 1, 3)) if kind == "heads" else prod.sum((0, 2)))
-    change = torch.stack(rows).cpu() / P
+    change = torch.stack(rows).cpu()  # the metric is already the mean over prompts
     corrupted_v = float(value.detach())
     clean_v = float(metric(clean_tr.logits))
     return AttributionPatching(corrupted_v + change, clean_v, corrupted_v, kind,
