@@ -168,17 +168,17 @@ def test_attribution_patching_fails_on_a_saturated_softmax(tiny_dirs):
         m.adapter.final_norm.weight.mul_(400.0)
         m.adapter.final_norm.bias.mul_(400.0)
     g = torch.Generator().manual_seed(3)
-    for _ in range(50):  # find a pair whose saturated top tokens differ
+    p_last = lambda ids, t: float(m.trace(ids, capture=[]).logits[0, -1].softmax(-1)[t])  # noqa: E731
+    for _ in range(100):  # a pair whose clean answer is certain in the clean run and ruled out in the corrupted
         clean = torch.randint(5, m.vocab_size, (1, 8), generator=g)
         corrupted = clean.clone()
         corrupted[0, -1] = torch.randint(5, m.vocab_size, (1,), generator=g)
         top_clean = int(m.trace(clean, capture=[]).logits[0, -1].argmax())
-        top_corr = int(m.trace(corrupted, capture=[]).logits[0, -1].argmax())
-        if top_clean != top_corr:
+        if p_last(clean, top_clean) > 0.99 and p_last(corrupted, top_clean) < 0.01:
             break
     est = A.attribution_patching(m, clean, corrupted, top_clean, kind="resid")
     real = A.activation_patching(m, clean[0], corrupted[0], top_clean, kind="resid")
     assert real.corrupted < 0.01 and real.clean > 0.99  # saturated both ways
     last = real.scores[:, -1]  # restoring the last position's residual restores the answer
     assert (last > 0.99).all()
-    assert (est.scores[:, -1] - est.corrupted).abs().max() < 0.01  # the estimate misses it entirely
+    assert (est.scores[:, -1] - est.corrupted).abs().max() < 0.1  # the estimate misses over 90 % of it
