@@ -1,7 +1,9 @@
 """The kit's attention function, registered with ``transformers`` as implementation ``"kit"``.
 
 It computes ordinary (eager) attention, and lets the active hook session read the attention
-probabilities and edit the pre-softmax scores (knockout) or the probabilities (patching). The
+probabilities and edit the pre-softmax scores (knockout) or the probabilities (patching). A query
+left with no visible key after an edit of the scores attends to nothing (a zero pattern row), never
+to the future. The
 tracer switches a model to it only for a trace that needs patterns; every other trace runs the
 model's own (SDPA) attention untouched.
 """
@@ -45,14 +47,31 @@ def kit_attention(
     if attention_mask is not None:
         scores = scores + attention_mask[..., : key.shape[-2]]
     observer = _observer[-1] if _observer else None
+    blocked = None
     if observer is not None:
-        scores = observer.on_scores(module, scores)
+        if observer.edits_scores(module):  # an edit (knockout) may block every key a query could see
+            scores = observer.on_scores(module, scores)
+            blocked = blocked_queries(scores)
+        else:
+            scores = observer.on_scores(module, scores)
     pattern = torch.softmax(scores.float(), dim=-1).to(value.dtype)
+    if blocked is not None:
+        pattern = pattern.masked_fill(blocked, 0.0)
     if observer is not None:
         pattern = observer.on_pattern(module, pattern)
     pattern_used = nn.functional.dropout(pattern, p=dropout, training=module.training)
     out = torch.matmul(pattern_used, value).transpose(1, 2).contiguous()
     return out, pattern
+
+
+def blocked_queries(scores: torch.Tensor) -> torch.Tensor:
+    """``blocked[batch, head, query, 1]``: True where every key of the query is masked out.
+
+    A masked score carries the mask's large negative value (``finfo.min``); a query whose whole row
+    is masked would otherwise get a uniform softmax over *all* positions, future ones included.
+    Such a query attends to nothing instead: its pattern row, and so its head output, is zero.
+    """
+    return (scores <= torch.finfo(scores.dtype).min / 2).all(dim=-1, keepdim=True)
 
 
 AttentionInterface.register(IMPLEMENTATION, kit_attention)

@@ -48,6 +48,11 @@ class HookSession:
         return x if fns else None
 
     # attention observer protocol (see kit._attention) -----------------------------------------
+    def edits_scores(self, module: nn.Module) -> bool:
+        """Whether an intervention edits this attention module's pre-softmax scores."""
+        layer = self._attn_layer.get(id(module))
+        return layer is not None and ("attn_scores", layer) in self.edits
+
     def on_scores(self, module: nn.Module, scores: torch.Tensor) -> torch.Tensor:
         layer = self._attn_layer.get(id(module))
         if layer is None:

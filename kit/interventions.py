@@ -13,19 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Union
+from typing import Literal, Protocol, Union, runtime_checkable
 
 import torch
 
 from .names import EDITABLE, NAMES, check_index, check_name
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .trace import Trace
-
 Positions = Union[None, int, Sequence[int], slice, torch.Tensor]
 Indices = Union[int, Sequence[int]]
 
-__all__ = ["Ablate", "Patch", "Clamp", "Steer", "Knockout", "Edit", "Intervention"]
+__all__ = ["Ablate", "Patch", "Clamp", "Steer", "Knockout", "Edit", "Intervention", "Activations"]
+
+
+@runtime_checkable
+class Activations(Protocol):
+    """Anything that holds activations by ``(name, layer)``, with a mask of real tokens.
+
+    A :class:`kit.Trace` is one; interventions read a patch source or a mean-ablation reference
+    through this protocol only, so they never depend on the tracer.
+    """
+
+    mask: torch.Tensor  # [batch, pos] bool, True on real tokens
+
+    def __getitem__(self, key: tuple[str, int]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -34,28 +44,30 @@ class Ablate:
 
     ``how="mean"`` uses the head's mean over the real tokens of ``reference`` (a Trace that
     captured ``z`` or ``head_out`` at this layer), or of the traced batch itself when no reference
-    is given.
+    is given. That batch mean is a statistic of the whole batch, later tokens included, so it is
+    the one intervention under which a position's output depends on later tokens; pass a
+    ``reference`` (a fixed set of prompts) for a strictly causal ablation.
     """
 
     layer: int
     head: Indices
     how: Literal["zero", "mean"] = "zero"
     pos: Positions = None
-    reference: "Trace | None" = None
+    reference: Activations | None = None
 
 
 @dataclass(frozen=True)
 class Patch:
     """Overwrite an activation with the same activation from another trace (or a tensor).
 
-    ``source`` is a Trace that captured ``name`` at ``layer`` (with as many positions as the traced
+    ``source`` is a Trace (any :class:`Activations`) that captured ``name`` at ``layer`` (with as many positions as the traced
     prompts), or a tensor of that activation's shape; a batch of 1 is broadcast. ``head`` limits
     the patch to some heads (for ``z``, ``head_out`` and ``pattern``).
     """
 
     name: str
     layer: int
-    source: "Trace | torch.Tensor"
+    source: Activations | torch.Tensor
     pos: Positions = None
     head: Indices | None = None
 
@@ -90,7 +102,10 @@ class Knockout:
     """Block attention from ``query`` positions to ``key`` positions in the chosen layers (and heads).
 
     The blocked scores get the same large negative bias as the causal mask before the softmax, so
-    each query redistributes its attention over the keys it may still see.
+    each query redistributes its attention over the keys it may still see. A query whose every
+    visible key is blocked (e.g. ``Knockout(layer, query=None, key=0)`` at position 0) attends to
+    **nothing**: its pattern row is all zeros and that head's output there is zero. Knocked-out
+    keys never unblock the causal mask, so no position ever sees a later one.
     """
 
     layer: Indices
@@ -210,11 +225,15 @@ def _expected_shape(name: str, ctx: Context) -> tuple[int, ...]:
 
 
 def _source_tensor(p: Patch, name: str, ctx: Context) -> torch.Tensor:
-    from .trace import Trace  # local import: trace imports this module
-
-    src = p.source[name, p.layer] if isinstance(p.source, Trace) else p.source
+    if isinstance(p.source, torch.Tensor):
+        src = p.source
+    elif callable(getattr(p.source, "__getitem__", None)) and not isinstance(p.source, (str, bytes, list, tuple, dict)):
+        src = p.source[name, p.layer]
+    else:
+        src = None
     if not isinstance(src, torch.Tensor):
-        raise ValueError(f"Patch source must be a Trace or a tensor, got {type(p.source).__name__}")
+        raise ValueError(f"Patch source must be a Trace (anything indexable by (name, layer)) or a tensor, "
+                         f"got {type(p.source).__name__}")
     want = _expected_shape(name, ctx)
     if src.shape[1:] != torch.Size(want[1:]) or src.shape[0] not in (1, want[0]):
         raise ValueError(

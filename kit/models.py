@@ -108,8 +108,7 @@ class Model:
                 try:
                     enc = self.tokenizer(prompts, padding=True, return_tensors="pt")
                 except Exception as err:  # e.g. a word-level vocabulary without an unknown token
-                    raise ValueError(f"this model's tokenizer cannot encode the prompt ({err}); "
-                                     f"pass token ids, or text in its vocabulary") from err
+                    raise ValueError(_cannot_encode(self.tokenizer, prompts, err)) from err
                 ids, mask = enc["input_ids"], enc["attention_mask"].bool()
                 if ids.shape[1] == 0 or (mask.sum(1) == 0).any():
                     raise ValueError("a prompt produced no tokens; give some text to trace")
@@ -158,8 +157,9 @@ class Model:
         ``max_bytes``: refuse (``MemoryError``, before allocating) a capture larger than this
         (default 4 GiB, or the ``KIT_MAX_TRACE_BYTES`` environment variable).
         """
-        return run_trace(self, prompts, capture=capture, layers=layers, interventions=interventions, grad=grad,
-                         max_bytes=max_bytes)
+        input_ids, mask = self.tokenize(prompts)
+        return run_trace(self.adapter, input_ids, mask, decode=self.to_str_tokens, capture=capture, layers=layers,
+                         interventions=interventions, grad=grad, max_bytes=max_bytes, owner=self)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm and unembedding of residual vectors ``[..., d_model]`` -> logits ``[..., vocab]``."""
@@ -232,3 +232,28 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto", d
             f"offline: {shipped}.{hint(name, shipped)}"
         ) from err
     return Model(hf, tok, name=name)
+
+
+def _cannot_encode(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], err: Exception) -> str:
+    """The message for prompts that ``tokenizer`` refuses: the first word it cannot encode, and a few
+    tokens it does know (e.g. the syllables of ``induction-2l``'s word-level vocabulary)."""
+    where = "the prompt"
+    for i, prompt in enumerate(prompts):
+        bad = next((w for w in prompt.split() if not _encodes(tokenizer, w)), None)
+        if bad is not None:
+            where = f"{bad!r} in prompt {i}" if len(prompts) > 1 else repr(bad)
+            break
+    special = set(tokenizer.all_special_tokens)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])  # [(token, id)] in id order
+    known = [tokenizer.convert_tokens_to_string([t]) for t, _ in vocab if t not in special][:8]
+    return (f"this model's tokenizer cannot encode {where} ({err}); its vocabulary has {len(vocab)} tokens, "
+            f"for example {', '.join(map(repr, known))}: pass text made of its tokens, or token ids")
+
+
+def _encodes(tokenizer: PreTrainedTokenizerBase, text: str) -> bool:
+    try:
+        tokenizer(text, add_special_tokens=False)
+    except Exception:
+        return False
+    return True
+

@@ -44,3 +44,6 @@ def tiny_models(tiny_dirs):
 @pytest.fixture()
 def tiny_model(tiny_models, family):
     return tiny_models[family]
+
+
+from tests.fixtures_teeth import teeth  # noqa: E402,F401  (sharpened tiny models: signals far above tolerances)

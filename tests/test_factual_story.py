@@ -10,7 +10,7 @@ import torch
 import kit
 from kit.analysis import recall_story
 from kit.models import ZOO_DIR
-from kit.train.story import story_examples
+from scripts.factual_story import story_examples
 from kit.train.world import load_world
 
 FACTS = ZOO_DIR / "facts-4l"
@@ -67,7 +67,7 @@ def test_model_card_states_the_measured_figures(story):
 def test_peak_sentence_names_where_the_mlp_effect_peaks():
     from types import SimpleNamespace
 
-    from kit.train.story import _peak_sentence
+    from scripts.factual_story import _peak_sentence
 
     def at(subject_last, other, last):
         return _peak_sentence(SimpleNamespace(mlp_subject_last=subject_last, mlp_other=other, mlp_last=last))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import kit
-from kit.analysis import direct_logit_attribution, logit_lens
+from kit.analysis import contrast_attribution, direct_logit_attribution, logit_lens
+from kit.lessons.attention import relation_competitors
 from kit.train import load_world
 
 
@@ -66,6 +67,28 @@ def test_the_last_row_of_the_lens_is_the_models_output(model, tr):
 def test_direct_effects_add_up_to_the_logit(tr, fact):
     att = direct_logit_attribution(tr, fact[1])
     assert torch.allclose(att.parts_sum(), att.total, atol=1e-3)
+
+
+def test_contrast_effects_add_up_to_the_logit_difference(model, world, tr, fact):
+    others = relation_competitors(model, world, "capital", fact[1])
+    att = contrast_attribution(tr, [fact[1]], [others], neurons=True)
+    diff = tr.logits[0, -1, model.tokenizer(fact[1], add_special_tokens=False)["input_ids"][0]] - tr.logits[0, -1, others].mean()
+    assert float(att.total[0]) == pytest.approx(float(diff), abs=1e-4)
+    assert torch.allclose(att.parts_sum(), att.total, atol=1e-3)
+    assert torch.allclose(att.neurons.sum(-1) + att.mlp_bias, att.mlps, atol=1e-3)
+
+
+def test_the_raw_logit_trap_mlp1_is_largest_raw_but_small_against_the_other_capitals(model, world, tr, fact):
+    # "On the raw logit MLP1 looks like the main writer of the answer; against the other capitals it adds
+    # far less ... The heads that look at the country's name (L1H3, L2H2, L2H3) single out this capital."
+    others = relation_competitors(model, world, "capital", fact[1])
+    att = contrast_attribution(tr, [fact[1]], [others])
+    raw = direct_logit_attribution(tr, fact[1], neurons=False)
+    assert int(raw.mlps[0].argmax()) == 1 and float(raw.mlps[0, 1]) > 3
+    assert float(att.mlps[0, 1]) < float(raw.mlps[0, 1]) / 4
+    top3 = {divmod(int(i), model.n_heads) for i in att.heads[0].flatten().topk(3).indices}
+    assert top3 == {(1, 3), (2, 2), (2, 3)}
+    assert float(att.heads[0].max()) > 2 * float(att.mlps[0].max())
 
 
 def test_the_exercise_answers_are_not_the_tour_answers(model, world):

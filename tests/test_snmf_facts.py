@@ -1,4 +1,4 @@
-"""SNMF on the shipped facts-4l: the claims docs/snmf.md states, measured as `python -m kit.analysis.snmf_report
+"""SNMF on the shipped facts-4l: the claims docs/snmf.md states, measured as `python scripts/snmf_report.py
 --quick` measures them (MLP layers 0 and 2, 40 training sentences per relation, k = 50, matched KL 0.5)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 
 import kit
 from kit.analysis.features import mlp_activations
-from kit.analysis.snmf_report import (
+from scripts.snmf_report import (
     SCHEMES,
     concept_feature,
     corpus,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kit.train.story import STORY_HEADING
+from scripts.factual_story import STORY_HEADING
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -34,7 +34,7 @@ def world():
 
 
 def test_card_states_exactly_the_recorded_figures(figures):
-    # the card is render_card's text, followed by the factual-recall section of kit.train.story
+    # the card is render_card's text, followed by the factual-recall section of scripts/factual_story.py
     card = (DIR / "MODEL_CARD.md").read_text().split(STORY_HEADING)[0].rstrip() + "\n"
     assert card == render_card(figures).rstrip() + "\n"
     assert figures["command"] == "python -m kit.train facts-4l --out kit/zoo/facts-4l"

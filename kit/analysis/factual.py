@@ -16,10 +16,12 @@ import torch
 
 from .._validate import check_int, check_model, check_same_length
 from ..models import Model
-from .attribution import direct_logit_attribution
+from ._common import last_positions, token_ids_per_prompt
+from .attribution import Attribution, direct_logit_attribution, frozen_norm
 from .patching import subject_positions
 
-__all__ = ["RecallSummary", "recall_summary", "RecallStory", "recall_story"]
+__all__ = ["RecallSummary", "recall_summary", "RecallStory", "recall_story", "contrast_attribution",
+           "FinalBlockMeasures", "final_block_measures"]
 
 
 @dataclass
@@ -151,3 +153,97 @@ def recall_story(model: Model, prompts: Sequence[str], subjects: Sequence[str], 
     summary = recall_summary(model, prompts, subjects, answers)
     return RecallStory(len(prompts), mean(mlp_s), mean(mlp_o), mean(mlp_l), mean(re_s), mean(re_l), mean(rl_l),
                        float(ko["after"].mean() / ko["before"].mean()), summary)
+
+
+@torch.no_grad()
+def contrast_attribution(tr, answers: Sequence[str | int] | str | int,
+                         competitors: Sequence[Sequence[str | int]], pos: int | list[int] = -1,
+                         neurons: bool = False) -> Attribution:
+    """Direct logit attribution onto ``logit[answer] - mean(logit[c] for c in competitors)``, per prompt.
+
+    ``competitors[b]``: the tokens (ids or texts) that prompt ``b``'s answer competes with, e.g. the
+    other answers of the same relation. A raw logit is not shift-invariant (a component that raises
+    every answer of a relation raises the right one too); the difference against the competitors
+    keeps only what singles the right answer out. Every field is ``raw(answer) - mean_c raw(c)``, so
+    the parts still add up to ``total``.
+    """
+    B = tr.batch
+    if isinstance(answers, (str, int)):
+        answers = [answers] * B
+    if len(competitors) != B or any(len(c) == 0 for c in competitors):
+        raise ValueError(f"competitors needs one non-empty list of tokens per prompt ({B} prompts), "
+                         f"got {len(competitors)} lists")
+    base = direct_logit_attribution(tr, list(answers), pos=pos, neurons=neurons)
+    fields = ("embed", "heads", "attn_bias", "mlps", "neurons", "mlp_bias", "bias", "total")
+    acc = {f: None for f in fields}
+    for j in range(max(len(c) for c in competitors)):
+        toks = [c[j] if j < len(c) else c[0] for c in competitors]
+        weight = torch.tensor([1.0 / len(c) if j < len(c) else 0.0 for c in competitors])
+        part = direct_logit_attribution(tr, toks, pos=pos, neurons=neurons)
+        for f in fields:
+            v = getattr(part, f)
+            if v is None:
+                continue
+            w = weight.reshape(-1, *([1] * (v.ndim - 1)))
+            acc[f] = v * w if acc[f] is None else acc[f] + v * w
+    out = {f: None if getattr(base, f) is None else getattr(base, f) - acc[f] for f in fields}
+    return Attribution(**out)
+
+
+@dataclass
+class FinalBlockMeasures:
+    """Four measures of what the final block does to the correct answer (means over prompts).
+
+    ``raw_logit``: its direct effect on the answer's logit. ``logit_diff``: its direct effect on the
+    answer's logit minus the mean logit of the competitors. ``delta_logprob``: log p(answer) of the
+    model minus log p(answer) with the final block's direct contribution removed from the final
+    residual (the final norm's scale frozen at the clean run, as in attribution). ``lens_before`` /
+    ``lens_after``: the logit lens's p(answer) after the second-to-last and after the last layer.
+    Negative, negative, negative and ``lens_after < lens_before`` would each be the
+    "anti-overconfidence" of Lv et al. (2024); each is reported on its own.
+    """
+
+    raw_logit: float
+    logit_diff: float
+    delta_logprob: float
+    lens_before: float
+    lens_after: float
+    n_prompts: int
+
+    def rows(self) -> list[tuple[str, float, bool]]:
+        """``(measure, value, suppresses the answer?)`` for each measure."""
+        return [
+            ("direct effect on the answer's raw logit", self.raw_logit, self.raw_logit < 0),
+            ("direct effect on the logit difference vs the other answers", self.logit_diff, self.logit_diff < 0),
+            ("change in log p(answer) from the final block's direct path", self.delta_logprob, self.delta_logprob < 0),
+            ("logit-lens p(answer): after the last layer minus before it", self.lens_after - self.lens_before,
+             self.lens_after < self.lens_before),
+        ]
+
+
+@torch.no_grad()
+def final_block_measures(model: Model, prompts: Sequence[str], answers: Sequence[str | int],
+                         competitors: Sequence[Sequence[str | int]]) -> FinalBlockMeasures:
+    """Measure the final block's effect on the correct answer four ways (see :class:`FinalBlockMeasures`)."""
+    check_model(model, "final_block_measures")
+    check_same_length("final_block_measures", prompts=prompts, answers=answers, competitors=competitors)
+    prompts = list(prompts)
+    tr = model.trace(prompts, capture=["resid_pre", "resid_post", "head_out", "mlp_out", "attn_out"])
+    B, L = tr.batch, model.n_layers
+    rows, last = torch.arange(B), last_positions(tr, -1)
+    raw = direct_logit_attribution(tr, list(answers), neurons=False)
+    diff = contrast_attribution(tr, list(answers), competitors)
+    block = lambda a: a.heads[:, -1].sum(-1) + a.attn_bias[:, -1] + a.mlps[:, -1]  # noqa: E731
+    ids = token_ids_per_prompt(model, list(answers), B).to(model.device)
+    a = model.adapter
+    final = tr["resid_post", L - 1][rows, last]  # [batch, d_model]
+    linear, norm_bias = frozen_norm(a.final_norm, final)
+    b_U = a.b_U.float() if a.b_U is not None else 0.0
+    logits = lambda x: (linear(x) + norm_bias) @ a.W_U.float() + b_U  # noqa: E731
+    without = final - tr["attn_out", L - 1][rows, last] - tr["mlp_out", L - 1][rows, last]
+    lp_full = logits(final).log_softmax(-1)[rows, ids]
+    lp_without = logits(without).log_softmax(-1)[rows, ids]
+    lens = lambda l: model.unembed(tr["resid_post", l][rows, last]).float().softmax(-1)[rows, ids]  # noqa: E731
+    mean = lambda x: float(x.float().mean())  # noqa: E731
+    return FinalBlockMeasures(mean(block(raw)), mean(block(diff)), mean(lp_full - lp_without),
+                              mean(lens(L - 2)), mean(lens(L - 1)), B)

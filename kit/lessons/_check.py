@@ -2,7 +2,9 @@
 
 A check never raises on a wrong or missing answer (the notebook keeps running, so nbval can execute a
 lesson whose exercises are still open); it returns a :class:`CheckResult` that prints as one line
-and renders as a coloured box in Jupyter. Tests use its truth value.
+and renders as a coloured box in Jupyter. Tests use its truth value. Making a verdict records it for
+the current student, when one is set (:mod:`kit.lessons.progress`); the last verdict a check makes
+for an exercise is the one that stands.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ class CheckResult:
     exercise: str
     status: str
     message: str
+
+    def __post_init__(self) -> None:
+        if self.status not in ("passed", "failed", "unanswered"):
+            raise ValueError(f"status {self.status!r} is not one of 'passed', 'failed', 'unanswered'")
+        from . import progress  # every verdict is recorded here, once (off unless a student is set)
+
+        progress.record(self)
 
     @property
     def passed(self) -> bool:

@@ -6,29 +6,31 @@ returns a :class:`~kit.lessons.CheckResult` that says what is wrong and how to g
 - :func:`check_residual_from_parts`: the learner's ``fn(tr, layer) -> resid[batch, pos, d_model]``.
 - :func:`check_most_attended`: the learner's ``fn(tr, layer, head) -> key position`` of the last token.
 - :func:`check_first_top1_layer`: the first layer whose logit lens ranks the answer top-1.
-- :func:`check_top_component`: the component with the largest direct logit attribution.
+- :func:`check_top_component`: the component with the largest direct effect on the answer's logit
+  *difference* against its competitors (the other answers of the same relation).
 
-Helpers the lesson uses too: :func:`component_effects` (direct effects by name) and
-:func:`parse_component` (``"L3H0"``, ``"MLP2"``, ``"embed"``).
+Helpers the lesson uses too: :func:`component_effects` (direct effects by name, raw or against
+competitors) and :func:`parse_component` (``"L3H0"``, ``"MLP2"``, ``"embed"``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from ..analysis import direct_logit_attribution, logit_lens
+from ..analysis.factual import contrast_attribution
 from ..models import Model
 from ..trace import Trace
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
+from ._names import parse_component
 
 __all__ = [
     "check_residual_from_parts", "check_most_attended", "check_first_top1_layer", "check_top_component",
-    "component_effects", "parse_component", "answer_ranks",
+    "component_effects", "parse_component", "answer_ranks", "relation_competitors",
 ]
 
 EX_RESID = "1.1 residual stream from its parts"
@@ -42,14 +44,20 @@ HINT_ATTEND = ("tr['pattern', layer] is [batch, head, query, key]; the last toke
 
 # --- helpers ----------------------------------------------------------------------------------------
 
-def component_effects(model: Model, prompt: str, answer: str) -> dict[str, float]:
-    """Direct effect of each component on ``answer``'s logit at the last position of ``prompt``.
+def component_effects(model: Model, prompt: str, answer: str,
+                      competitors: Sequence[str | int] | None = None) -> dict[str, float]:
+    """Direct effect of each component at the last position of ``prompt`` on ``answer``'s logit minus
+    the mean logit of ``competitors`` (e.g. the other answers of the same relation); on the raw logit
+    when ``competitors`` is ``None`` (the trap: a raw logit is not shift-invariant).
 
     Keys: ``"embed"``, ``"L{layer}H{head}"`` for every head, ``"MLP{layer}"`` for every MLP (the
     biases are left out: they are not components a learner can point at).
     """
     tr = model.trace(prompt, capture=["resid_pre", "resid_post", "head_out", "mlp_out"])
-    att = direct_logit_attribution(tr, answer, neurons=False)
+    if competitors is None:
+        att = direct_logit_attribution(tr, answer, neurons=False)
+    else:
+        att = contrast_attribution(tr, [answer], [list(competitors)])
     out = {"embed": float(att.embed[0])}
     for l in range(model.n_layers):
         out.update({f"L{l}H{h}": float(att.heads[0, l, h]) for h in range(model.n_heads)})
@@ -57,20 +65,12 @@ def component_effects(model: Model, prompt: str, answer: str) -> dict[str, float
     return out
 
 
-def parse_component(name: Any, n_layers: int, n_heads: int) -> str | None:
-    """``"L3H0"``, ``"MLP2"`` or ``"embed"`` in canonical spelling, or ``None`` if it names none of them."""
-    if not isinstance(name, str):
-        return None
-    text = name.strip().replace(" ", "").replace(".", "")
-    if text.lower() in ("embed", "embedding", "embeddings"):
-        return "embed"
-    m = re.fullmatch(r"[lL](\d+)[hH](\d+)", text)
-    if m and int(m.group(1)) < n_layers and int(m.group(2)) < n_heads:
-        return f"L{int(m.group(1))}H{int(m.group(2))}"
-    m = re.fullmatch(r"(?:mlp|MLP|Mlp)(\d+)", text)
-    if m and int(m.group(1)) < n_layers:
-        return f"MLP{int(m.group(1))}"
-    return None
+def relation_competitors(model: Model, world: Any, relation: str, answer: str) -> list[int]:
+    """First-token ids of the other answers of ``relation`` in ``world`` (those whose first token
+    differs from ``answer``'s): the answers that ``answer`` competes with."""
+    tid = lambda text: int(model.tokenizer(text, add_special_tokens=False)["input_ids"][0])  # noqa: E731
+    mine = tid(answer)
+    return sorted({tid(" " + a) for a in world.answers(relation)} - {mine})
 
 
 def answer_ranks(model: Model, prompt: str, answer: str) -> list[int]:
@@ -87,14 +87,50 @@ def _ordinal(rank: int) -> str:
 
 # --- exercise 1.1 ------------------------------------------------------------------------------------
 
+class _Shortcut(Exception):
+    """Raised by :class:`_PartsOnly` when a learner's function reads a residual stream it must build."""
+
+
+class _PartsOnly:
+    """A trace that serves the embeddings and the blocks' outputs, and refuses the residual streams
+    ``resid_post`` and ``resid_pre`` after layer 0 (exercise 1.1 builds them from the parts)."""
+
+    def __init__(self, tr: Trace) -> None:
+        self._tr = tr
+
+    def __getitem__(self, key: Any) -> torch.Tensor:
+        name, layer = key if isinstance(key, tuple) and len(key) == 2 else (key, None)
+        n = self._tr.model.n_layers
+        if name == "resid_post" or (name == "resid_pre" and isinstance(layer, int) and layer % n != 0):
+            raise _Shortcut(f"tr[{name!r}, {layer}]")
+        return self._tr[key]
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._tr, attr)
+
+
 def check_residual_from_parts(fn: Callable[[Trace, int], Any], tr: Trace) -> CheckResult:
-    """``fn(tr, layer)`` must equal ``tr["resid_post", layer]`` for every layer of ``tr``."""
+    """``fn(tr, layer)`` must equal ``tr["resid_post", layer]`` at every layer, built only from
+    ``tr["resid_pre", 0]``, ``tr["attn_out", l]`` and ``tr["mlp_out", l]`` (the function is handed a
+    trace that refuses the residual streams themselves)."""
     if is_unanswered(fn):
         return todo(EX_RESID, HINT_RESID)
+    parts = _PartsOnly(tr)
+
+    def guarded(t: Any, layer: int) -> Any:
+        try:
+            return fn(t, layer)
+        except _Shortcut as read:
+            return read
+
     for layer in range(tr.model.n_layers):
-        got, verdict = run_learner(EX_RESID, HINT_RESID, fn, tr, layer)
+        got, verdict = run_learner(EX_RESID, HINT_RESID, guarded, parts, layer)
         if verdict is not None:
             return verdict
+        if isinstance(got, _Shortcut):
+            return failed(EX_RESID, f"your function read {got} for layer {layer}: that is the answer itself, not "
+                                    f"the sum of its parts. Build it from tr['resid_pre', 0] (the embeddings) and "
+                                    f"tr['attn_out', l] + tr['mlp_out', l] for every block l <= layer")
         want = tr["resid_post", layer]  # [batch, pos, d_model]
         if not isinstance(got, torch.Tensor):
             return failed(EX_RESID, f"for layer {layer} your function returned {type(got).__name__}; return a tensor "
@@ -119,6 +155,10 @@ def check_residual_from_parts(fn: Callable[[Trace, int], Any], tr: Trace) -> Che
         no_attn = tr["resid_pre", 0] + sum(tr["mlp_out", l] for l in range(layer + 1))
         if (got - no_attn).abs().max() <= tol:
             return failed(EX_RESID, "you added the MLP outputs but not the attention outputs: every block adds both")
+        only_this = tr["resid_pre", 0] + tr["attn_out", layer] + tr["mlp_out", layer]
+        if layer > 0 and (got - only_this).abs().max() <= tol:
+            return failed(EX_RESID, f"for layer {layer} you added only block {layer}'s outputs to the embeddings: "
+                                    f"the stream keeps what every earlier block wrote too (sum over l = 0 .. layer)")
         err = float((got - want).abs().max())
         return failed(EX_RESID, f"for layer {layer} your tensor differs from tr['resid_post', {layer}] by up to "
                                 f"{err:.3g}; resid_post[layer] = resid_pre[0] + sum over l <= layer of "
@@ -194,23 +234,35 @@ def check_first_top1_layer(answer: Any, model: Model, prompt: str, target: str) 
 
 # --- exercise 1.4 ------------------------------------------------------------------------------------
 
-def check_top_component(answer: Any, model: Model, prompt: str, target: str) -> CheckResult:
-    """``answer``: the component (``"L{l}H{h}"``, ``"MLP{l}"`` or ``"embed"``) with the largest direct effect."""
+def check_top_component(answer: Any, model: Model, prompt: str, target: str,
+                        competitors: Sequence[str | int]) -> CheckResult:
+    """``answer``: the component (``"L{l}H{h}"``, ``"MLP{l}"`` or ``"embed"``) with the largest (most
+    positive) direct effect on ``logit[target] - mean(logit[competitors])``."""
     if is_unanswered(answer):
-        return unanswered(EX_DLA, "direct_logit_attribution(tr, target) gives .heads[batch, layer, head], "
-                                  ".mlps[batch, layer] and .embed[batch]; name the largest, e.g. 'L2H3' or 'MLP1'")
+        return unanswered(EX_DLA, "component_effects(model, prompt, answer, competitors) or "
+                                  "contrast_attribution(tr, [answer], [competitors]) give each component's effect "
+                                  "on the logit difference; name the largest, e.g. 'L2H3' or 'MLP1'")
     name = parse_component(answer, model.n_layers, model.n_heads)
     if name is None:
         return failed(EX_DLA, f"{answer!r} names no component of this model; write 'L<layer>H<head>' "
                               f"(e.g. 'L2H3'), 'MLP<layer>' (e.g. 'MLP1') or 'embed' "
                               f"(layers 0 .. {model.n_layers - 1}, heads 0 .. {model.n_heads - 1})")
-    effects = component_effects(model, prompt, target)
-    best = max(effects, key=effects.get)
+    effects = component_effects(model, prompt, target, competitors)
+    ranked = sorted(effects, key=effects.get, reverse=True)
+    best = ranked[0]
     if name == best:
-        second = sorted(effects.values(), reverse=True)[1]
-        return passed(EX_DLA, f"{best} writes {effects[best]:+.2f} directly onto the logit of {target!r}, the most "
-                              f"of any component (next: {second:+.2f})")
-    rank = sorted(effects, key=effects.get, reverse=True).index(name)
-    return failed(EX_DLA, f"{name} writes {effects[name]:+.2f} onto the logit of {target!r} ({_ordinal(rank)} "
-                          f"largest); one component writes {effects[best]:+.2f}. Compare every head, every MLP and "
-                          f"the embeddings, not only one kind")
+        return passed(EX_DLA, f"{best} adds {effects[best]:+.2f} to the logit difference between {target!r} and "
+                              f"the other answers, the most of any component (next: {ranked[1]} "
+                              f"{effects[ranked[1]]:+.2f})")
+    raw = component_effects(model, prompt, target)
+    mine = f"{name} adds {effects[name]:+.2f} to the logit difference ({_ordinal(ranked.index(name))} largest)"
+    if name == max(raw, key=raw.get):
+        return failed(EX_DLA, f"{name} has the largest effect on the raw logit of {target!r} ({raw[name]:+.2f}), "
+                              f"but against the other answers it adds only {effects[name]:+.2f}: it raises every "
+                              f"answer of the relation, not the right one. Attribute the logit difference "
+                              f"(competitors given), not the raw logit")
+    if effects[name] < 0:
+        return failed(EX_DLA, f"{mine}: it pushes {target!r} down relative to the others. 'Largest' means the "
+                              f"most positive effect, not the largest in size")
+    return failed(EX_DLA, f"{mine}; one component adds {effects[best]:+.2f}. Compare every head, every MLP and the "
+                          f"embeddings, not only one kind")

@@ -1,10 +1,13 @@
 """Lesson 03 (factual recall): the lesson's measurements and its exercise checks.
 
 Helpers measure what the lesson shows on ``facts-4l`` (or any model with a world of facts):
-:func:`lesson_facts` picks facts the model answers, :func:`mlp_response_to_heads` asks whether an
-MLP amplifies or erases what a head carries, :func:`mlp_answer_readout` measures how well each MLP's
-output alone names the answer (an implicit ``get_capital(X)``), and :func:`trace_by_role` averages
-causal traces over facts by token role, as in Meng et al. (2022). The ``check_*`` functions return a
+:func:`lesson_facts` picks facts the model answers and :func:`competitors` the answers each competes
+with (for logit differences); :func:`head_readout` reads what one head's output names (mover or
+extractor?), :func:`subject_enrichment` what the subject's last token already names (Geva et al.
+2023), :func:`mlp_amplification` whether an MLP amplifies or erases what a head writes (against a
+noise floor), :func:`mlp_answer_readout` how well each MLP's output alone names the answer (an
+implicit ``get_capital(X)``), and :func:`trace_by_role` averages causal traces over facts by token
+role, as in Meng et al. (2022). The ``check_*`` functions return a
 :class:`~kit.lessons.CheckResult` and compute their truth from the model they are given.
 """
 
@@ -18,11 +21,14 @@ import torch
 from ..analysis import attention_knockout, causal_trace, recall_summary, subject_positions
 from ..analysis.attribution import frozen_norm
 from ..analysis.features import direction_logits
-from ..interventions import Ablate
-from ._check import CheckResult, call_learner, failed, is_unanswered, passed, unanswered
+from ..interventions import Ablate, Edit
+from ._check import CheckResult, failed, is_unanswered, passed, unanswered
+from ._learner import run_learner
+from ._names import head_help, head_name, parse_head
 
 __all__ = [
-    "ROLES", "lesson_facts", "first_token", "mlp_response_to_heads", "mlp_answer_readout", "trace_by_role",
+    "ROLES", "lesson_facts", "first_token", "competitors", "head_readout", "subject_enrichment", "mlp_amplification",
+    "mlp_answer_readout", "trace_by_role",
     "check_subject_tokens", "check_mover_head", "check_subject_peak", "check_knockout_drop",
 ]
 
@@ -56,27 +62,121 @@ def lesson_facts(model, world, n: int = 24, relations: Sequence[str] | None = No
     return out[:n]
 
 
-@torch.no_grad()
-def mlp_response_to_heads(model, facts: Sequence, heads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """``response[head_i, layer]``: the direct effect on the answer's logit of MLP ``layer`` at the last
-    position that disappears when head ``heads[head_i]`` is zero-ablated there (mean over ``facts``).
-
-    Read through the final norm frozen at the clean run, so only the MLP's own change counts. Same
-    sign as the head's direct effect: the MLP amplifies what the head carries; opposite: it erases it.
-    """
-    texts = [p.text for p in facts]
-    ids = torch.tensor([first_token(model, p.answer) for p in facts])
-    clean = model.trace(texts, capture=["resid_post", "mlp_out"])
-    rows, last = torch.arange(len(facts)), torch.tensor(clean.lengths) - 1
-    linear, _ = frozen_norm(model.adapter.final_norm, clean["resid_post", -1][rows, last])
-    unembed = model.adapter.W_U.detach().float()[:, ids.to(model.device)].T  # [batch, d_model]
-    effect = lambda x: float((linear(x) * unembed).sum(-1).mean())  # noqa: E731
-    out = torch.zeros(len(heads), model.n_layers)
-    for i, (layer, head) in enumerate(heads):
-        tr = model.trace(texts, capture=["mlp_out"], interventions=[Ablate(layer, head, pos=-1)])
-        for m in range(model.n_layers):
-            out[i, m] = effect(clean["mlp_out", m][rows, last] - tr["mlp_out", m][rows, last])
+def competitors(model, world, facts: Sequence) -> list[list[int]]:
+    """Per fact: first-token ids of the other answers of its relation (those whose first token differs
+    from the fact's answer), the answers it competes with in a logit difference."""
+    cache: dict[str, list[int]] = {}
+    out = []
+    for f in facts:
+        if f.relation not in cache:
+            cache[f.relation] = sorted({first_token(model, " " + a) for a in world.answers(f.relation)})
+        mine = first_token(model, f.answer)
+        out.append([t for t in cache[f.relation] if t != mine])
     return out
+
+
+def _rank_among(logits: torch.Tensor, model, answers: Sequence[str], truth: str) -> int:
+    """Rank (0 = first) of ``truth`` among ``answers`` by ``logits[vocab]`` of their first tokens."""
+    cand = torch.tensor([first_token(model, " " + a) for a in answers], device=logits.device)
+    scores = logits[cand]
+    return int((scores > scores[list(answers).index(truth)]).sum())
+
+
+@torch.no_grad()
+def head_readout(model, world, facts: Sequence, layer: int, head: int) -> dict[str, list[int]]:
+    """What one head's own output at the last position names, read alone through the unembedding
+    (:func:`~kit.analysis.direction_logits`), as ranks among the answers of a relation (0 = first).
+
+    ``{"answer": [rank of each fact's answer among its relation's answers], attribute: [...]}`` with,
+    for each country attribute (capital, language, continent, currency), the rank of the subject's own
+    value among that attribute's answers, over the facts whose subject is a country, whatever the
+    prompt asks. A head that moves only the subject would rank no answer first; a head that extracts
+    attributes from an enriched subject (Geva et al. 2023) ranks the subject's attributes first.
+    """
+    tr = model.trace([f.text for f in facts], capture=["head_out"], layers=[layer])
+    last = torch.tensor(tr.lengths) - 1
+    out: dict[str, list[int]] = {"answer": []}
+    countries = {c["name"]: c for c in world.countries}
+    attrs = [r for r in world.relations if world.relations[r].subject_type == "country"]
+    for a in attrs:
+        out[a] = []
+    for b, f in enumerate(facts):
+        logits = direction_logits(model, tr["head_out", layer][b, last[b], head])
+        out["answer"].append(_rank_among(logits, model, world.answers(f.relation), f.answer.strip()))
+        if f.subject in countries:
+            for a in attrs:
+                out[a].append(_rank_among(logits, model, world.answers(a), countries[f.subject][a]))
+    return out
+
+
+@torch.no_grad()
+def subject_enrichment(model, world, facts: Sequence) -> dict[str, float]:
+    """How often the residual stream at the subject's **last token** already names the fact's answer
+    (ranked first among the relation's answers, read through the unembedding): before the first MLP
+    (embeddings + attention of layer 0) and after each block. Geva et al. (2023) call the rise the
+    subject's enrichment by early MLPs."""
+    tr = model.trace([f.text for f in facts], capture=["resid_pre", "attn_out", "resid_post"])
+    stages = {"before MLP0": lambda b, s: tr["resid_pre", 0][b, s] + tr["attn_out", 0][b, s]}
+    for l in range(model.n_layers):
+        stages[f"after block {l}"] = lambda b, s, l=l: tr["resid_post", l][b, s]
+    out = {}
+    for name, get in stages.items():
+        hits = [_rank_among(direction_logits(model, get(b, subject_positions(model, f.text, f.subject)[-1])), model,
+                            world.answers(f.relation), f.answer.strip()) == 0 for b, f in enumerate(facts)]
+        out[name] = sum(hits) / len(hits)
+    return out
+
+
+@torch.no_grad()
+def mlp_amplification(model, facts: Sequence, heads: Sequence[tuple[int, int]], seeds: int = 8
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Does an MLP amplify or erase what a head writes at the last position? ``(k, floor)``.
+
+    ``k[head_i, layer]``: mean-ablate head ``heads[head_i]`` at the last position (its mean over the
+    facts: the head still writes its average, only what is specific to the prompt is removed), and
+    measure how much of the removed vector ``d`` MLP ``layer``'s output loses **along d**:
+    ``<Δmlp_out, d> / |d|²`` (mean over facts). +0.1: the MLP adds 10 % more of what the head wrote
+    (amplifies); -0.1: it cancels 10 % of it (erases). NaN for MLPs before the head's layer.
+
+    ``floor[head_i, layer]``: the noise floor, the largest ``|k|`` when, instead of the head, a random
+    direction of the same size is removed from that layer's attention output (``seeds`` draws). An
+    MLP responds to any change of its input; only a ``k`` beyond the floor is specific to the head.
+    """
+    texts = [f.text for f in facts]
+    clean = model.trace(texts, capture=["head_out", "mlp_out", "z"])
+    rows, last = torch.arange(len(facts)), torch.tensor(clean.lengths) - 1
+    L = model.n_layers
+    k = torch.full((len(heads), L), float("nan"))
+    floor = torch.full((len(heads), L), float("nan"))
+
+    def response(tr, d: torch.Tensor, layer: int) -> list[float]:
+        out = []
+        for m in range(layer, L):
+            dm = (clean["mlp_out", m][rows, last] - tr["mlp_out", m][rows, last]).float()
+            out.append(float(((dm * d).sum(-1) / (d * d).sum(-1)).mean()))
+        return out
+
+    for i, (layer, head) in enumerate(heads):
+        tr = model.trace(texts, capture=["head_out", "mlp_out"],
+                         interventions=[Ablate(layer, head, how="mean", pos=-1, reference=clean)])
+        d = (clean["head_out", layer][rows, last, head] - tr["head_out", layer][rows, last, head]).float()
+        k[i, layer:] = torch.tensor(response(tr, d, layer))
+        size = d.norm(dim=-1, keepdim=True)  # [batch, 1]
+        draws = []
+        for seed in range(seeds):
+            g = torch.Generator().manual_seed(seed)
+            r = torch.randn(len(facts), model.d_model, generator=g).to(d.device)
+            r = r / r.norm(dim=-1, keepdim=True) * size
+
+            def remove(x: torch.Tensor, r=r) -> torch.Tensor:
+                x = x.clone()
+                x[rows, last] = x[rows, last] - r.to(x.dtype)
+                return x
+
+            tr = model.trace(texts, capture=["mlp_out"], interventions=[Edit("attn_out", layer, remove)])
+            draws.append(response(tr, r, layer))
+        floor[i, layer:] = torch.tensor(draws).abs().max(0).values
+    return k, floor
 
 
 @torch.no_grad()
@@ -149,15 +249,22 @@ def _pair(x: Any) -> tuple[int, int] | None:
     return (items[0], items[1]) if items is not None and len(items) == 2 else None
 
 
+def _todo(*args: Any) -> None:
+    raise NotImplementedError
+
+
 def check_subject_tokens(fn: Callable[[str, str], Any], model, world) -> CheckResult:
     """Exercise 1: ``fn(prompt, subject)`` returns the token positions of the subject in the prompt."""
     name = "03.1 subject tokens"
+    hint = "tokenize with model.tokenizer(prompt, return_offsets_mapping=True) and keep the tokens whose span overlaps the subject"
+    if is_unanswered(fn):
+        return run_learner(name, hint, _todo)[1]
     cases = []
     for rel in world.relations:  # one prompt per relation, the templates differ in where the subject sits
         prompts = world.prompts("all", rel)
         cases.append(prompts[len(cases) * 7 % len(prompts)])
     for p in cases:
-        got, verdict = call_learner(name, fn, p.text, p.subject)
+        got, verdict = run_learner(name, hint, fn, p.text, p.subject)
         if verdict is not None:
             return verdict
         items = _as_int_list(got)
@@ -169,10 +276,18 @@ def check_subject_tokens(fn: Callable[[str, str], Any], model, world) -> CheckRe
         if items != truth:
             shown = ", ".join(f"{i}:{tokens[i]!r}" for i in truth)
             hint = ""
+            ids = model.tokenizer(p.text)["input_ids"]
+            start = p.text.index(p.subject)
             if [i + 1 for i in items] == truth:
                 hint = " Your positions are one too small: position 0 is the <|bos|> token that the tokenizer adds."
+            elif items == [ids[i] for i in truth]:
+                hint = " Those are the subject's token ids; give their positions in the prompt."
+            elif items == list(range(start, start + len(p.subject))):
+                hint = " Those are character positions; give token positions."
             elif set(items) < set(truth):
                 hint = " You found only part of the subject: invented names span several tokens."
+            elif set(truth) < set(items):
+                hint = " You included tokens outside the subject: keep only spans that overlap it."
             return failed(name, f"for {p.text!r} with subject {p.subject!r} you gave {items}; the subject covers "
                                 f"positions {truth} ({shown}).{hint} Tokenize with "
                                 "model.tokenizer(prompt, return_offsets_mapping=True) and keep the tokens whose "
@@ -188,24 +303,44 @@ def check_mover_head(answer: Any, model, facts: Sequence) -> CheckResult:
     if is_unanswered(answer):
         return unanswered(name, "for each layer l, tr['pattern', l][b, :, last, subject].sum(-1) is each head's "
                                 "attention from the last token to the subject; average over the facts.")
-    pair = _pair(answer)
+    pair = parse_head(answer, model.n_layers, model.n_heads)
     if pair is None:
-        return failed(name, f"give (layer, head) as two ints, e.g. (1, 0); got {answer!r}")
+        return failed(name, f"{answer!r} is not a head of this model; {head_help(model.n_layers, model.n_heads)}")
     layer, head = pair
-    if not (0 <= layer < model.n_layers and 0 <= head < model.n_heads):
-        return failed(name, f"(layer, head) = {pair} is out of range: layers 0..{model.n_layers - 1}, "
-                            f"heads 0..{model.n_heads - 1}")
     s = recall_summary(model, [p.text for p in facts], [p.subject for p in facts], [p.answer for p in facts])
     (bl, bh, best), = s.top_subject_heads(1)
     mine = float(s.subject_attention[layer, head])
     if (layer, head) == (bl, bh):
-        return passed(name, f"L{bl}H{bh} puts {best:.2f} of its attention from the last token on the subject "
-                            f"(mean over {len(facts)} facts); its direct effect on the answer's logit is "
-                            f"{float(s.head_effect[bl, bh]):+.2f}.")
-    close = " Very close: average over all the facts, not one prompt." if best - mine < 0.03 else ""
-    return failed(name, f"L{layer}H{head} puts {mine:.2f} of its attention from the last token on the subject; "
-                        f"another head puts {best:.2f} there.{close} Compare every layer and head, summing the "
-                        "attention over all the subject's tokens.")
+        return passed(name, f"{head_name(bl, bh)} puts {best:.2f} of its attention from the last token on the "
+                            f"subject (mean over {len(facts)} facts).")
+    hint = ""
+    swapped = parse_head((head, layer), model.n_layers, model.n_heads)
+    first = recall_summary(model, [facts[0].text], [facts[0].subject], [facts[0].answer]).top_subject_heads(1)[0]
+    if swapped == (bl, bh):
+        hint = " You swapped the two numbers: (layer, head), layer first."
+    elif (layer, head) == first[:2]:
+        hint = " That is the top head on the first prompt; average over all the facts."
+    elif best - mine < 0.03:
+        hint = " Very close: average over all the facts, not one prompt."
+    elif _max_token_head(model, facts) == (layer, head):
+        hint = " You took each head's largest weight on one subject token; sum over all the subject's tokens."
+    return failed(name, f"{head_name(layer, head)} puts {mine:.2f} of its attention from the last token on the "
+                        f"subject; another head puts {best:.2f} there.{hint} Compare every layer and head, summing "
+                        "the attention over all the subject's tokens.")
+
+
+@torch.no_grad()
+def _max_token_head(model, facts: Sequence) -> tuple[int, int]:
+    """The head with the highest mean of its *largest* weight on one subject token (a common slip)."""
+    tr = model.trace([p.text for p in facts], capture=["pattern"])
+    last = torch.tensor(tr.lengths) - 1
+    score = torch.zeros(model.n_layers, model.n_heads)
+    for b, p in enumerate(facts):
+        pos = subject_positions(model, p.text, p.subject)
+        for l in range(model.n_layers):
+            score[l] += tr["pattern", l][b, :, last[b], pos].max(-1).values.float().cpu()
+    i = int(score.argmax())
+    return i // model.n_heads, i % model.n_heads
 
 
 def check_subject_peak(answer: Any, model, prompt: str, subject: str, target: str, samples: int = 10,
@@ -217,15 +352,20 @@ def check_subject_peak(answer: Any, model, prompt: str, subject: str, target: st
         return unanswered(name, "index ct.scores[:, ct.subject] and find its argmax; map the column back to a position.")
     pair = _pair(answer)
     if pair is None:
-        return failed(name, f"give (layer, position) as two ints; got {answer!r}")
+        return failed(name, f"give (layer, position) as two ints, layer first; got {answer!r}")
     ct = causal_trace(model, prompt, subject, answer=target, kind="resid", samples=samples, seed=seed)
     L, T = ct.scores.shape
     layer, pos = pair
-    if not (0 <= layer < L and 0 <= pos < T):
-        return failed(name, f"(layer, position) = {pair} is out of range: layers 0..{L - 1}, positions 0..{T - 1}")
     sub = ct.scores[:, ct.subject]
     i = int(sub.argmax())
     bl, bp = i // sub.shape[1], ct.subject[i % sub.shape[1]]
+    if (pos, layer) == (bl, bp) and (layer, pos) != (bl, bp):
+        return failed(name, f"you gave ({layer}, {pos}); the order is (layer, position): layer first.")
+    if not (0 <= layer < L and 0 <= pos < T):
+        return failed(name, f"(layer, position) = {pair} is out of range: layers 0..{L - 1}, positions 0..{T - 1}")
+    if pos == T - 1:
+        return failed(name, f"position {pos} is the last token: restoring it restores everything trivially. "
+                            f"Look only at the subject's columns {ct.subject}.")
     if pos not in ct.subject:
         return failed(name, f"position {pos} is {ct.tokens[pos]!r}, not a subject token; the subject is at "
                             f"{ct.subject}. Look only at the subject's columns.")
@@ -233,9 +373,16 @@ def check_subject_peak(answer: Any, model, prompt: str, subject: str, target: st
         return passed(name, f"restoring the residual stream after layer {bl} at {ct.tokens[bp]!r} (position {bp}) "
                             f"brings p(answer) back to {float(ct.scores[bl, bp]):.2f} (clean {ct.clean:.2f}, "
                             f"corrupted {ct.corrupted:.2f}).")
-    return failed(name, f"restoring (layer {layer}, position {pos}) gives p(answer) {float(ct.scores[layer, pos]):.2f}; "
-                        f"another subject cell gives {float(sub.max()):.2f}. Take the argmax over every layer and "
-                        "every subject position.")
+    mine = float(ct.scores[layer, pos])
+    if layer == bl:
+        hint = (f" The layer is right, the position is not: within layer {layer}, compare the subject's "
+                f"positions {ct.subject}.")
+    elif pos == bp:
+        hint = " The position is right, the layer is not: compare every layer in that column."
+    else:
+        hint = " Take the argmax over every layer and every subject position."
+    return failed(name, f"restoring (layer {layer}, position {pos}) gives p(answer) {mine:.2f}; another subject "
+                        f"cell gives {float(sub.max()):.2f}.{hint}")
 
 
 def check_knockout_drop(answer: Any, model, prompt: str, subject: str, target: str) -> CheckResult:

@@ -15,7 +15,6 @@ Every check computes the truth from the model it is given (never a stored answer
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from ..models import Model
 from ..train import metrics
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
+from ._names import head_help, parse_head
 
 __all__ = [
     "INDUCTION_THRESHOLD", "repeated_ids", "random_ids", "prev_token_score_of", "induction_score_of",
@@ -35,6 +35,7 @@ __all__ = [
 
 INDUCTION_THRESHOLD = 0.4  # ARENA calls a head with an induction score above 0.4 an induction head
 OFFSET = 1  # <|bos|> comes first
+SCORE_ATOL = 1e-4  # float32 means of at most a few hundred probabilities agree to ~1e-7; a wrong query range is off by >1e-3
 
 EX_PREV = "2.1 previous-token score"
 EX_IND = "2.2 induction score"
@@ -98,29 +99,23 @@ def ablation_table(model: Model, ids: torch.Tensor, half_len: int) -> dict[tuple
             for l in range(model.n_layers) for h in range(model.n_heads)}
 
 
-def parse_head(value: Any, n_layers: int, n_heads: int) -> tuple[int, int] | None:
-    """``(layer, head)`` from a pair of ints or a string like ``"L0H1"``; ``None`` when it is neither."""
-    if isinstance(value, str):
-        text = value.strip().upper().replace(" ", "")
-        if text.startswith("L") and "H" in text:
-            layer, _, head = text[1:].partition("H")
-            if layer.isdigit() and head.isdigit():
-                value = (int(layer), int(head))
-    is_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # numpy ints too
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        l, h = (int(v) for v in value)
-        if 0 <= l < n_layers and 0 <= h < n_heads:
-            return l, h
-    return None
-
-
 def _head_help(model: Model) -> str:
-    return (f"write a head as (layer, head), e.g. (1, 2), with layer in 0..{model.n_layers - 1} and head in "
-            f"0..{model.n_heads - 1}")
+    return head_help(model.n_layers, model.n_heads)
 
 
-def _fmt(scores: torch.Tensor) -> str:
-    return "[" + ", ".join(f"{float(s):.2f}" for s in scores) + "]"
+def _fmt(scores: torch.Tensor, digits: int = 2) -> str:
+    return "[" + ", ".join(f"{float(s):.{digits}f}" for s in scores) + "]"
+
+
+def _differences(got: torch.Tensor, want: torch.Tensor, atol: float) -> str:
+    """Where two score lists differ, head by head, at a precision that shows the gap."""
+    gap = (got - want).abs()
+    digits = 2
+    while digits < 6 and float(gap.max()) < 10 ** -digits * 5:
+        digits += 1  # enough digits that the rounded lists differ where they do
+    bad = [h for h in range(len(want)) if float(gap[h]) > atol]
+    heads = ", ".join(f"head {h}: yours {float(got[h]):.{digits}f}, expected {float(want[h]):.{digits}f}" for h in bad)
+    return f"your scores {_fmt(got, digits)} differ from the expected {_fmt(want, digits)} ({heads})"
 
 
 def _check_scores(exercise: str, got: Any, want: torch.Tensor, what: str) -> CheckResult | None:
@@ -132,8 +127,9 @@ def _check_scores(exercise: str, got: Any, want: torch.Tensor, what: str) -> Che
         return failed(exercise, f"your scores have shape {tuple(got.shape)}; expected ({want.shape[0]},), one per "
                                 f"head: average over the batch and over the queries (dimensions 0 and 2 of "
                                 f"pattern[batch, head, query, key])")
-    if not torch.allclose(got.detach().float().cpu(), want, atol=1e-4):
-        return failed(exercise, f"your scores {_fmt(got.detach())} differ from the {what}s {_fmt(want)}")
+    got = got.detach().float().cpu()
+    if not torch.allclose(got, want, atol=SCORE_ATOL):
+        return failed(exercise, f"{what}s: " + _differences(got, want, SCORE_ATOL))
     return None
 
 
@@ -173,6 +169,7 @@ def check_induction_score(fn: Callable[[torch.Tensor, int], Any], model: Model) 
         return todo(EX_IND, HINT_IND)
     for half_len in (16, 9):  # two lengths: a hard-coded 16 fails
         tr = model.trace(repeated_ids(model, n_seqs=8, half_len=half_len, seed=4), capture=["pattern"])
+        worst: tuple[float, int, CheckResult] | None = None  # the failing layer with the largest gap
         for layer in range(model.n_layers):
             pattern = tr["pattern", layer].detach().cpu()
             got, verdict = run_learner(EX_IND, HINT_IND, fn, pattern.clone(), half_len)
@@ -183,12 +180,28 @@ def check_induction_score(fn: Callable[[torch.Tensor, int], Any], model: Model) 
             if bad is None:
                 continue
             if isinstance(got, torch.Tensor) and got.shape == want.shape:
+                got = got.detach().float().cpu()
                 q = torch.arange(OFFSET + half_len, OFFSET + 2 * half_len)
                 same = pattern[:, :, q, q - half_len].float().mean((0, 2))
-                if torch.allclose(got.float(), same, atol=1e-4):
+                if torch.allclose(got, same, atol=SCORE_ATOL):
                     return failed(EX_IND, "you measured attention to the first occurrence of the same token "
                                           "(key i - half_len); an induction head attends to the token *after* "
                                           "it (key i - half_len + 1), whose value is the prediction")
+                for shift, where in ((-1, "one query too early"), (1, "one query too late")):
+                    qs = q + shift
+                    qs = qs[(qs - half_len + 1 >= 0) & (qs < pattern.shape[2])]
+                    shifted = pattern[:, :, qs, qs - half_len + 1].float().mean((0, 2))
+                    if torch.allclose(got, shifted, atol=SCORE_ATOL):
+                        bad = CheckResult(bad.exercise, bad.status, f"{bad.message}. Your query range starts "
+                                          f"{where}: the second copy holds positions {OFFSET + half_len} .. "
+                                          f"{OFFSET + 2 * half_len - 1} (<|bos|> is position 0)")
+                gap = float((got - want).abs().max())
+            else:
+                gap = float("inf")
+            if worst is None or gap > worst[0]:
+                worst = (gap, layer, bad)
+        if worst is not None:
+            _, layer, bad = worst
             return CheckResult(bad.exercise, bad.status, f"layer {layer}, half_len {half_len}: {bad.message}")
     return passed(EX_IND, "your induction scores match on every layer and for two sequence lengths")
 

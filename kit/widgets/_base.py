@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from ._fallback import fallback_html, static_fallback
-from ._html import STATIC, html_page
+from ._html import STATIC, PageView, html_page
 from ._wire import Encoded
 
 __all__ = ["KitWidget", "STATIC", "with_static_fallback"]
@@ -43,6 +44,8 @@ class KitWidget(anywidget.AnyWidget):
 
     def __init__(self, **traits: Any) -> None:
         self._blob_cache: dict[str, Encoded] = {}
+        # never wider than the output area or grid cell it is given: its parts scroll inside it
+        traits.setdefault("layout", ipywidgets.Layout(min_width="0", max_width="100%"))
         super().__init__(**traits)
         self.on_msg(self._on_custom_msg)
 
@@ -95,6 +98,17 @@ class KitWidget(anywidget.AnyWidget):
         """The synced state the front end reads (our traits, not the widget framework's)."""
         framework = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id"}
         return self.get_state(key=[n for n in self.trait_names(sync=True) if n not in framework])
+
+    def page_view(self) -> PageView:
+        """This view as a static page shows it: its module, synced state and every lazy blob's key."""
+        return PageView(
+            name=type(self).__name__,
+            module=self._module,
+            state=self._state_for_html(),
+            blob_keys=self._blob_keys(),
+            blob=self.blob,
+            export_hint=self._export_hint,
+        )
 
     def to_html(self, path: str | Path | None = None, *, max_bytes: int | None = None) -> str:
         """One self-contained HTML page (code and data inlined; renders with no network).

@@ -21,18 +21,40 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ._base import KitWidget
+from ._wire import Encoded
 
-__all__ = ["STATIC", "html_page", "page_budget", "script_json", "split_buffers", "write_atomically"]
+__all__ = [
+    "STATIC", "Exportable", "PageView", "grid_columns", "html_page", "page_budget", "script_json", "split_buffers", "write_atomically",
+]
 
 STATIC = Path(__file__).parent.parent / "static"
 
 _BINARY = (bytes, bytearray, memoryview)
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What a page needs of one view: its front-end ``module`` (a bundle in kit/static), its synced
+    ``state``, the lazy data the front end may ask for (``blob_keys``, each encoded by ``blob``),
+    and, for the over-budget message, its ``name`` and how to export less (``export_hint``)."""
+
+    name: str
+    module: str
+    state: dict[str, Any]
+    blob_keys: Sequence[str]
+    blob: Callable[[str], Encoded]
+    export_hint: str = ""
+
+
+class Exportable(Protocol):
+    """Anything a page can show: a view that describes itself as a :class:`PageView`."""
+
+    def page_view(self) -> PageView: ...
 
 
 def split_buffers(value: Any, path: list[Any] | None = None) -> tuple[Any, list[list[Any]], list[bytes]]:
@@ -90,36 +112,48 @@ class _Budget:
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
 
-    def add(self, widget: KitWidget, nbytes: int, done: int, total: int) -> None:
+    def add(self, view: PageView, nbytes: int, done: int, total: int) -> None:
         self.used += nbytes
         if self.used > self.limit:
             raise ValueError(
-                f"this page would inline more than {_size(self.limit)} of data: {type(widget).__name__}'s first "
+                f"this page would inline more than {_size(self.limit)} of data: {view.name}'s first "
                 f"{done} of {total} pieces already take {_size(self.used)}. Export less"
-                f"{': ' + widget._export_hint if widget._export_hint else ''}; or show it live in Jupyter, "
+                f"{': ' + view.export_hint if view.export_hint else ''}; or show it live in Jupyter, "
                 f"which sends only what is on screen; or raise the limit with to_html(path, max_bytes=...) "
                 f"or the KIT_MAX_HTML_BYTES environment variable."
             )
 
 
-def _payload(widget: KitWidget, widget_id: str, target: str, budget: _Budget) -> dict[str, Any]:
-    state, paths, buffers = split_buffers(widget._state_for_html())
-    budget.add(widget, sum(len(b) for b in buffers), 0, 0)
+def _payload(view: PageView, widget_id: str, target: str, budget: _Budget) -> dict[str, Any]:
+    state, paths, buffers = split_buffers(view.state)
+    budget.add(view, sum(len(b) for b in buffers), 0, 0)
     blobs = {}
-    keys = widget._blob_keys()
+    keys = list(view.blob_keys)
     for i, key in enumerate(keys):
-        encoded = widget.blob(key)
-        budget.add(widget, encoded.nbytes, i + 1, len(keys))
+        encoded = view.blob(key)
+        budget.add(view, encoded.nbytes, i + 1, len(keys))
         blobs[key] = {"meta": encoded.meta, "data": _b64(encoded.data)}
     return {
         "id": widget_id,
         "target": target,
-        "module": widget._module,
+        "module": view.module,
         "state": state,
         "buffer_paths": paths,
         "buffers": [_b64(b) for b in buffers],
         "blobs": blobs,
     }
+
+
+#: The narrowest column a grid of views gives a view before it puts the views one under another.
+MIN_COLUMN_PX = 420
+
+
+def grid_columns(columns: int, gap_px: int = 16) -> str:
+    """CSS ``grid-template-columns`` for at most ``columns`` views per row that wraps to fewer rows'
+    worth of columns (down to one) when the width given is too narrow for ``MIN_COLUMN_PX`` each."""
+    columns = int(columns)
+    share = f"(100% - {(columns - 1) * gap_px}px) / {columns}"
+    return f"repeat(auto-fit, minmax(min(100%, max({MIN_COLUMN_PX}px, calc({share}))), 1fr))"
 
 
 def _static_code(name: str) -> str:
@@ -130,7 +164,7 @@ def _static_code(name: str) -> str:
 
 
 def html_page(
-    widgets: Sequence[KitWidget],
+    widgets: Sequence[Exportable],
     path: str | Path | None = None,
     title: str = "Transformer Mechanisms Kit",
     links: Sequence[tuple[int, str, int]] = (),
@@ -149,13 +183,14 @@ def html_page(
     bodies, modules = [], {}
     ids = []
     for i, widget in enumerate(widgets):
+        view = widget.page_view()
         widget_id = f"tmk-{page_id}-{i}"
         ids.append(widget_id)
         target = f"{widget_id}-view"
-        modules.setdefault(widget._module, _static_code(widget._module))
+        modules.setdefault(view.module, _static_code(view.module))
         bodies.append(
             f'<div id="{target}" class="tmk-host"></div>\n'
-            f'<script type="application/vnd.tmk.widget+json">{script_json(_payload(widget, widget_id, target, budget))}</script>'
+            f'<script type="application/vnd.tmk.widget+json">{script_json(_payload(view, widget_id, target, budget))}</script>'
         )
     link_list = []
     for i, trait, j in links:
@@ -180,8 +215,9 @@ def html_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>{html.escape(title)}</title>
-<style>body{{margin:16px;font-family:system-ui,sans-serif}}.tmk-host{{margin:0 0 16px;min-width:0}}
-.tmk-page{{display:grid;grid-template-columns:repeat({int(columns)},max-content);gap:0 16px;align-items:start}}</style>
+<style>:root{{color-scheme:light dark}}body{{margin:16px;font-family:system-ui,sans-serif}}
+.tmk-host{{margin:0 0 16px;min-width:0;max-width:100%}}
+.tmk-page{{display:grid;grid-template-columns:{grid_columns(columns)};gap:0 16px;align-items:start;justify-items:start}}</style>
 </head>
 <body>
 <div class="tmk-page">

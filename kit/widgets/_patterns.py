@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .._validate import check_tensor
+from ._source import resolve_source
 
 __all__ = ["PromptAttention", "from_source", "thumbnails", "check_scores"]
 
@@ -52,23 +53,10 @@ def _count_layers(trace: Any) -> int:
 
 def from_source(source: Any, prompt: Any = None, batch_index: int = 0) -> PromptAttention:
     """Patterns of prompt `batch_index` of a trace, or of `source.trace(prompt)` for a model."""
-    if prompt is not None:
-        if not callable(getattr(source, "trace", None)):
-            raise TypeError(
-                "AttentionViewer(model, prompt) needs a kit model (something with .trace()) as its first argument"
-            )
-        trace = source.trace(prompt, capture=["pattern"])
-        n_layers = getattr(source, "n_layers", None)
-        n_layers = n_layers if isinstance(n_layers, int) else _count_layers(trace)
-    else:
-        if callable(getattr(source, "trace", None)) and not hasattr(source, "tokens"):
-            raise TypeError('AttentionViewer(model) needs a prompt too: AttentionViewer(model, "some text")')
-        if not hasattr(source, "tokens"):
-            raise TypeError(
-                f"AttentionViewer takes a trace (from model.trace(...)) or a model and a prompt; got {type(source).__name__}"
-            )
-        trace = source
-        n_layers = _count_layers(trace)
+    resolved = resolve_source("AttentionViewer", source, prompt, ["pattern"])
+    trace = resolved.trace
+    n_layers = getattr(resolved.model, "n_layers", None) if prompt is not None else None
+    n_layers = n_layers if isinstance(n_layers, int) else _count_layers(trace)
     tokens_all = trace.tokens
     if not 0 <= batch_index < len(tokens_all):
         raise ValueError(

@@ -8,12 +8,13 @@ from typing import Any
 import torch
 import traitlets
 
-from ..analysis import direct_logit_attribution
+from ..analysis import direct_logit_attribution, token_id
 from ._base import STATIC, KitWidget
 from ._circuit import KINDS, head_edges, weights_from
 from ._options import refuse_unknown
 from ._patterns import from_source
 from ._probe import decode_directions
+from ._source import resolve_source
 from ._tokens import visible_token
 from ._wire import Encoded, encode_tensor, is_causal
 
@@ -126,8 +127,6 @@ class CircuitDiagram(KitWidget):
         self._has_patterns = trace is not None and "pattern" in trace.names and len(trace.layers) == L
         target = None
         if answer is not None:
-            from ..analysis._common import token_id
-
             target = model.to_str_tokens([token_id(model, answer)])[0]
         super().__init__(
             _graph={
@@ -160,17 +159,10 @@ class CircuitDiagram(KitWidget):
 
     @staticmethod
     def _model_and_trace(source: Any, prompt: str | None) -> tuple[Any, Any]:
-        if prompt is not None:
-            if not callable(getattr(source, "trace", None)):
-                raise TypeError("CircuitDiagram(model, prompt) needs a kit model as its first argument")
-            return source, source.trace(prompt, capture=CAPTURE)
-        if hasattr(source, "tokens") and hasattr(source, "model"):
-            return source.model, source
-        if callable(getattr(source, "trace", None)) and hasattr(source, "n_layers"):
-            return source, None
-        raise TypeError(
-            f"CircuitDiagram takes a trace, a model and a prompt, or a model with weights=; got {type(source).__name__}"
-        )
+        resolved = resolve_source("CircuitDiagram", source, prompt, CAPTURE, model_alone="weights=")
+        if resolved.trace is not None and resolved.model is None:
+            raise TypeError(f"CircuitDiagram takes a kit trace (from model.trace(...)); got {type(source).__name__}")
+        return resolved.model, resolved.trace
 
     def _mlp_details(self) -> dict[str, Any]:
         """Per layer, the MLP's top neurons: by direct effect when known, else by activation at ``pos``."""

@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets
 
 from ._base import KitWidget, with_static_fallback
-from ._html import html_page
+from ._html import grid_columns, html_page
 from ._options import refuse_unknown
 
 __all__ = ["Dashboard"]
@@ -53,7 +53,10 @@ class Dashboard(ipywidgets.GridBox):
         self._jslinks = [ipywidgets.jslink((self._views[i], t), (self._views[j], t)) for i, t, j in self._pairs]
         super().__init__(
             children=self._views,
-            layout=ipywidgets.Layout(grid_template_columns=f"repeat({columns}, max-content)", grid_gap="12px 16px"),
+            # at most `columns` views per row; fewer (down to one) when the output area is narrow
+            layout=ipywidgets.Layout(
+                grid_template_columns=grid_columns(columns), grid_gap="12px 16px", justify_items="flex-start", width="100%"
+            ),
         )
 
     @staticmethod

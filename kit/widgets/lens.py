@@ -8,9 +8,11 @@ from typing import Any
 import torch
 import traitlets
 
+from ..analysis import token_id
 from ._base import STATIC, KitWidget
 from ._lens import DLA_NEEDS, dla_by_position, lens_data, residual_norms, target_stats
 from ._options import refuse_unknown
+from ._source import resolve_source
 from ._tokens import visible_token
 from ._wire import Encoded, encode_tensor
 
@@ -120,18 +122,9 @@ class ResidualLens(KitWidget):
 
     @staticmethod
     def _trace_of(source: Any, prompt: str | None) -> Any:
-        if prompt is not None:
-            if not callable(getattr(source, "trace", None)):
-                raise TypeError(
-                    "ResidualLens(model, prompt) needs a kit model (something with .trace()) as its first argument"
-                )
-            return source.trace(prompt, capture=CAPTURE)
-        if callable(getattr(source, "trace", None)) and not hasattr(source, "tokens"):
-            raise TypeError('ResidualLens(model) needs a prompt too: ResidualLens(model, "some text")')
-        if not hasattr(source, "tokens") or not hasattr(source, "model"):
-            raise TypeError(
-                f"ResidualLens takes a trace (from model.trace(...)) or a model and a prompt; got {type(source).__name__}"
-            )
+        source = resolve_source("ResidualLens", source, prompt, CAPTURE).trace
+        if not hasattr(source, "model"):
+            raise TypeError(f"ResidualLens takes a kit trace (from model.trace(...)); got {type(source).__name__}")
         if "resid_post" not in source.names or len(source.layers) != source.model.n_layers:
             raise ValueError(
                 "ResidualLens needs a trace of every layer with 'resid_post' (and for the attribution waterfall "
@@ -148,8 +141,6 @@ class ResidualLens(KitWidget):
 
     @target.setter
     def target(self, value: int | str | None) -> None:
-        from ..analysis._common import token_id
-
         if value is None:
             self._target_id = None
             self._target = {}

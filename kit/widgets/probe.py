@@ -10,7 +10,7 @@ import torch
 import traitlets
 
 from .._validate import check_tensor
-from ..analysis import decode_neurons
+from ..analysis import decode_neurons, token_id
 from ._base import STATIC, KitWidget
 from ._options import refuse_unknown
 from ._probe import CLAMP_MULTIPLES, MLPActs, collect_acts, decode_directions, next_token_change
@@ -223,8 +223,6 @@ class NeuronProbe(KitWidget):
 
     def prob(self, token: int | str) -> tuple[float, float]:
         """``(before, after)``: the probability of ``token`` as the prompt's next token, without and with the clamp."""
-        from ..analysis._common import token_id
-
         tid = token_id(self._model, token)
         eff = self._effect(*self._unit(), float(self.clamp if self.clamp is not None else 0.0))
         before = float(eff["before_all"][tid])

@@ -2,7 +2,8 @@
 # exercise cells use. In the lesson: `%load solutions/01_attention_and_the_residual_stream.py`.
 
 import kit
-from kit.analysis import direct_logit_attribution, logit_lens
+from kit.analysis import contrast_attribution, logit_lens
+from kit.lessons.attention import relation_competitors
 from kit.train import load_world
 
 
@@ -24,7 +25,8 @@ def most_attended(tr, layer, head):
 
 # Exercises 1.3 and 1.4 are about one prompt of facts-4l
 _model = kit.load("facts-4l", device="cpu")
-_person = load_world().people[0]
+_world = load_world()
+_person = _world.people[0]
 _prompt, _answer = f"{_person['name']} works as a", " " + _person["profession"]
 _tr = _model.trace(_prompt)
 
@@ -32,8 +34,10 @@ _tr = _model.trace(_prompt)
 _ranks = logit_lens(_tr, k=1, target=_answer).target_rank[:, 0, -1]  # [layer]
 first_top1_layer = next(layer for layer, rank in enumerate(_ranks.tolist()) if rank == 0)
 
-# Exercise 1.4: the largest direct effect among the embeddings, every head and every MLP
-_att = direct_logit_attribution(_tr, _answer, neurons=False)
+# Exercise 1.4: the largest direct effect on the logit difference against the other professions,
+# among the embeddings, every head and every MLP
+_others = relation_competitors(_model, _world, "profession", _answer)
+_att = contrast_attribution(_tr, [_answer], [_others])
 _effects = {"embed": float(_att.embed[0])}
 for _l in range(_model.n_layers):
     _effects.update({f"L{_l}H{_h}": float(_att.heads[0, _l, _h]) for _h in range(_model.n_heads)})

@@ -10,8 +10,9 @@
 # - read an **attention pattern** `pattern[batch, head, query, key]`, in the `AttentionViewer` and as a tensor;
 # - use the **logit lens** (`ResidualLens`, `kit.analysis.logit_lens`) to see after which layer a
 #   prediction forms;
-# - split a logit into the **direct contributions** of the embeddings, every head and every MLP, which
-#   add up to it (direct logit attribution).
+# - split a **logit difference** (the answer against its competitors) into the direct contributions of
+#   the embeddings, every head and every MLP, which add up to it (direct logit attribution), and see
+#   why attributing a raw logit misleads.
 #
 # **Prerequisites**: `00_quickstart.ipynb`; vectors, matrix products and the softmax.
 #
@@ -23,9 +24,10 @@
 import torch
 
 import kit
-from kit.analysis import direct_logit_attribution, logit_lens
+from kit.analysis import contrast_attribution, direct_logit_attribution, logit_lens
 from kit.lessons.attention import (
     check_first_top1_layer, check_most_attended, check_residual_from_parts, check_top_component,
+    relation_competitors,
 )
 from kit.train import load_world
 from kit.widgets import AttentionViewer, CircuitDiagram, Dashboard, ResidualLens
@@ -193,47 +195,75 @@ check_first_top1_layer(first_top1_layer, model, prompt2, answer2)
 # %% [markdown]
 # ## Direct logit attribution: who wrote the answer?
 #
-# Because the final residual stream is a sum, its logit for the answer is (almost) a sum too: the final
-# layer norm is linear once its scale is fixed at the value of the actual forward pass, and the
-# unembedding is linear. So every part of the stream (the embeddings, each head's output, each MLP's
-# output, each bias) has a **direct effect** on the answer's logit, and the effects add up to the logit
-# exactly. `direct_logit_attribution` computes them: `.heads[batch, layer, head]`, `.mlps[batch, layer]`,
-# `.embed[batch]`, the biases, and `.total`, the logit itself.
+# Because the final residual stream is a sum, a logit is (almost) a sum too: the final layer norm is
+# linear once its scale is fixed at the value of the actual forward pass, and the unembedding is
+# linear. So every part of the stream (the embeddings, each head's output, each MLP's output, each
+# bias) has a **direct effect** on a logit, and the effects add up to it exactly.
+#
+# **Which logit?** The softmax ignores anything added to every logit alike, so a raw logit is not
+# shift-invariant: a component that writes "a city comes next" raises the logit of every capital, the
+# right one's included, and looks important on the raw logit while it does nothing to pick *this*
+# capital. What the model must do is rank the right capital above the other capitals. So we attribute
+# a **logit difference**: the answer's logit minus the mean logit of its competitors, here the other
+# capitals of the world (`relation_competitors`). `contrast_attribution` returns the direct effects on
+# it: `.heads[batch, layer, head]`, `.mlps[batch, layer]`, `.embed[batch]`, the biases, and `.total`,
+# the logit difference itself.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-att = direct_logit_attribution(tr, answer)
-print(f"logit of {answer!r}: {float(att.total[0]):.2f}")
+others = relation_competitors(model, world, "capital", answer)  # token ids of the other capitals
+att = contrast_attribution(tr, [answer], [others], neurons=True)
+print(f"logit of {answer!r} minus the mean logit of the {len(others)} other capitals: {float(att.total[0]):.2f}")
 print(f"sum of the direct effects: {float(att.parts_sum()[0]):.2f}")
 print("they agree:", bool((att.parts_sum() - att.total).abs().max() < 1e-3))
 for l in range(model.n_layers):
-    heads = "  ".join(f"H{h} {float(att.heads[0, l, h]):+.2f}" for h in range(model.n_heads))
+    heads = "  ".join(f"L{l}H{h} {float(att.heads[0, l, h]):+.2f}" for h in range(model.n_heads))
     print(f"layer {l}: {heads}  | MLP{l} {float(att.mlps[0, l]):+.2f}")
 print(f"embeddings {float(att.embed[0]):+.2f}, biases {float(att.attn_bias[0].sum() + att.mlp_bias[0].sum() + att.bias[0]):+.2f}")
 
 # %% [markdown]
-# The same numbers as a picture: `CircuitDiagram` draws each head and MLP as a node, coloured and sized
-# by its direct effect on the answer (the waterfall in the `ResidualLens` above shows them too). Direct
-# effects miss what a component does *through* later components (a head that moves the subject into
-# place, read by a later MLP, has a small direct effect but a large total one); lesson 03 measures
-# those with patching.
+# ### The trap: attributing the raw logit
+#
+# `direct_logit_attribution(tr, answer)` attributes the raw logit of the answer alone. Compare the MLPs:
 
 # %%
-CircuitDiagram(tr, answer=answer)
+# NBVAL_CHECK_OUTPUT
+raw = direct_logit_attribution(tr, answer, neurons=False)
+print(f"raw logit of {answer!r}: {float(raw.total[0]):.2f}")
+for l in range(model.n_layers):
+    print(f"MLP{l}: on the raw logit {float(raw.mlps[0, l]):+.2f}, against the other capitals {float(att.mlps[0, l]):+.2f}")
+top_raw = max(range(model.n_layers), key=lambda l: float(raw.mlps[0, l]))
+print(f"largest on the raw logit: MLP{top_raw}; it adds {float(att.mlps[0, top_raw]):+.2f} against the other capitals")
+
+# %% [markdown]
+# On the raw logit MLP1 looks like the main writer of the answer; against the other capitals it adds
+# far less: most of what it writes raises *every* capital ("a city comes next"), which the softmax
+# cancels. The heads that look at the country's name (L1H3, L2H2, L2H3) are what single out this
+# capital. From here on, every effect in these lessons is measured on a difference.
+#
+# The same numbers as a picture: `CircuitDiagram` draws each head and MLP as a node, coloured and sized
+# by its direct effect on the logit difference. (The waterfall of the `ResidualLens` above shows the
+# raw logit: read it with the trap in mind.) Direct effects miss what a component does *through*
+# later components (a head that moves the subject into place, read by a later MLP, has a small direct
+# effect but a large total one); lesson 03 measures those with patching.
+
+# %%
+CircuitDiagram(tr, answer=answer, attribution=att, contrast="the other capitals (mean)")
 
 # %% [markdown]
 # ### Exercise 1.4: the largest direct effect
 #
-# For the profession prompt of exercise 1.3, which component writes the most directly onto the logit of
-# the answer? Name it as `"L<layer>H<head>"` (a head, e.g. `"L2H3"`), `"MLP<layer>"` (e.g. `"MLP1"`)
-# or `"embed"`.
+# For the profession prompt of exercise 1.3, which component adds the most, directly, to the logit
+# difference between the answer and the other professions (`others2` below)? Name it as
+# `"L<layer>H<head>"` (a head, e.g. `"L2H3"`), `"MLP<layer>"` (e.g. `"MLP1"`) or `"embed"`.
 #
 # Solution: `lessons/solutions/01_attention_and_the_residual_stream.py`.
 
 # %%
+others2 = relation_competitors(model, world, "profession", answer2)  # the other professions
 top_component = ...  # your answer, e.g. "L2H3" or "MLP1"
 
-check_top_component(top_component, model, prompt2, answer2)
+check_top_component(top_component, model, prompt2, answer2, others2)
 
 # %% [markdown]
 # ## Linked views
@@ -268,8 +298,10 @@ AttentionViewer(small.trace(f"{segment} {segment}"))
 #   `AttentionViewer` shows every head at once.
 # - The logit lens reads the residual stream after each layer as a prediction; here the answer reaches
 #   the top in the middle layers, before the last block.
-# - Direct logit attribution splits a logit into the direct effects of the embeddings, heads and MLPs,
-#   which add up to it exactly.
+# - Direct logit attribution splits a logit difference into the direct effects of the embeddings,
+#   heads and MLPs, which add up to it exactly. Attribute a difference (the answer against its
+#   competitors), never a raw logit: a component that raises every answer of a kind looks important
+#   on the raw logit and singles out none of them.
 #
 # **Next**: `02_induction_heads.ipynb`: train `induction-2l` live, watch an induction head form, and
 # take it apart.
@@ -286,10 +318,12 @@ gpt2 = kit.load("gpt2", device="cpu")
 tr_gpt2 = gpt2.trace("The Eiffel Tower is located in the city of")
 lens_gpt2 = logit_lens(tr_gpt2, k=3, target=" Paris")
 print("rank of ' Paris' after each layer:", lens_gpt2.target_rank[:, 0, -1].tolist())
-att_gpt2 = direct_logit_attribution(tr_gpt2, " Paris", neurons=False)
-print("logit", round(float(att_gpt2.total[0]), 2), "= sum of parts", round(float(att_gpt2.parts_sum()[0]), 2))
+g_others = [" London", " Rome", " Berlin", " Madrid", " Vienna"]  # competing cities
+att_gpt2 = contrast_attribution(tr_gpt2, [" Paris"], [g_others])
+print("logit difference", round(float(att_gpt2.total[0]), 2), "= sum of parts", round(float(att_gpt2.parts_sum()[0]), 2))
 top_heads = att_gpt2.heads[0].flatten().topk(5)
-print("heads writing most to ' Paris':", [(divmod(int(i), gpt2.n_heads), round(float(v), 2)) for v, i in zip(top_heads.values, top_heads.indices)])
+print("heads adding most to ' Paris' vs other cities:",
+      [f"L{int(i) // gpt2.n_heads}H{int(i) % gpt2.n_heads} {float(v):+.2f}" for v, i in zip(top_heads.values, top_heads.indices)])
 print("MLPs:", [round(float(v), 2) for v in att_gpt2.mlps[0]])
 
 # %%

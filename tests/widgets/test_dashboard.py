@@ -5,6 +5,8 @@ import re
 
 import ipywidgets
 import pytest
+
+from kit.widgets._html import grid_columns
 import torch
 from widget_fakes import FakeTrace
 
@@ -78,7 +80,7 @@ def test_bad_arguments():
 def test_a_list_of_views_is_accepted_and_repr_reads_well():
     d = Dashboard([viewer(), heatmap()], columns=1)
     assert repr(d) == "Dashboard(AttentionViewer, PatchingHeatmap; linked: layer, token)"
-    assert d.layout.grid_template_columns == "repeat(1, max-content)"
+    assert d.layout.grid_template_columns == grid_columns(1)
 
 
 def test_the_static_page_carries_the_links():
@@ -87,4 +89,13 @@ def test_the_static_page_carries_the_links():
     ids = re.findall(r'<div id="(tmk-[0-9a-f]+-\d)-view"', page)
     links = json.loads(re.search(r'<script type="application/vnd.tmk.links\+json">(.*?)</script>', page).group(1))
     assert links == [[ids[0], "layer", ids[1]], [ids[0], "token", ids[1]]]
-    assert "repeat(2,max-content)" in page
+    assert grid_columns(2) in page and d_columns_differ()
+
+
+def d_columns_differ() -> bool:
+    return grid_columns(1) != grid_columns(2)
+
+
+def test_columns_wrap_instead_of_growing_wider_than_the_page():
+    two = grid_columns(2)
+    assert "max-content" not in two and "auto-fit" in two and "420px" in two

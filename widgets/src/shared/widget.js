@@ -8,7 +8,12 @@ import { h } from "./dom.js";
  * an explicit height, and theme tracking. Returns {root, theme(), dispose()}.
  */
 export function mountRoot(el, { name, css, label, model, onTheme }) {
-  const root = h("div", { class: `tmk-root tmk-${name}`, attrs: { role: "group", "aria-label": label } });
+  // data-lm-suppress-shortcuts: Lumino hosts (Notebook 7, JupyterLab) leave keys pressed inside
+  // the view to the view, instead of reading them as notebook shortcuts (arrows, Enter, Space).
+  const root = h("div", {
+    class: `tmk-root tmk-${name}`,
+    attrs: { role: "group", "aria-label": label, "data-lm-suppress-shortcuts": "true" },
+  });
   root.append(h("style", { text: baseCss + "\n" + css }));
   el.append(root);
   let theme = "light";

@@ -1,8 +1,12 @@
 """The factual-recall story of ``facts-4l``, measured and written into its model card.
 
-``python -m kit.train.story [DIR]`` measures :func:`kit.analysis.recall_story` over facts the model
-answers correctly in each relation's first template and rewrites the card's "Factual recall,
-measured" section (tests/test_factual_story.py checks the card against the weights).
+``python scripts/factual_story.py [DIR]`` measures :func:`kit.analysis.recall_story` over facts the
+model answers correctly in each relation's first template and rewrites the card's "Factual recall,
+measured" section (tests/test_factual_story.py checks the card against the weights). ``DIR``
+defaults to the shipped ``kit/zoo/facts-4l``.
+
+A report, not part of the library: it ties ``kit.analysis`` (the measurements) to ``kit.train`` (the
+world the model was trained on), which the library packages never do to each other.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .world import load_world
+import kit
+from kit.analysis import recall_story
+from kit.models import ZOO_DIR
+from kit.train.world import load_world
 
 __all__ = ["story_examples", "write_story", "STORY_HEADING"]
 
@@ -35,17 +42,14 @@ def story_examples(model, world, n: int = 60, relations=("capital", "language", 
 
 def write_story(directory: str | Path, n: int = 60) -> str:
     """Measure the story on the model in ``directory`` and write it into its MODEL_CARD.md."""
-    from .. import load
-    from ..analysis import recall_story
-
-    model = load(directory, device="cpu")
+    model = kit.load(directory, device="cpu")
     prompts, subjects, answers = story_examples(model, load_world(Path(directory) / "world.json"), n)
     story = recall_story(model, prompts, subjects, answers)
     final = story.summary.final_block_effect
     verdict = ("negative: it suppresses the correct answer, like the seed paper's anti-overconfidence mechanism"
                if final < 0 else "positive: it promotes the correct answer; no anti-overconfidence in this model")
     section = (f"{STORY_HEADING}\n\nOver {story.n} facts that the model answers correctly in each relation's first "
-               f"template, measured by `python -m kit.train.story` (`kit.analysis.recall_story`: causal tracing "
+               f"template, measured by `python scripts/factual_story.py` (`kit.analysis.recall_story`: causal tracing "
                f"with 5 noise samples of 3x the embedding std, MLP window 1 layer; effects are restored minus "
                f"corrupted p(answer); attention knockout in every layer):\n\n{story.table()}\n\n"
                f"The final block's direct effect on the correct answer's logit is {verdict}.\n\n"
@@ -70,5 +74,5 @@ def _peak_sentence(story) -> str:
 
 
 if __name__ == "__main__":
-    target = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "zoo" / "facts-4l")
+    target = sys.argv[1] if len(sys.argv) > 1 else str(ZOO_DIR / "facts-4l")
     print(write_story(target))

@@ -1,7 +1,10 @@
 """SNMF on ``facts-4l``, measured: label purity of features vs neurons, NMF and DiffMeans; steering at matched KL.
 
-    python -m kit.analysis.snmf_report            # the tables of docs/snmf.md (every layer; a few minutes)
-    python -m kit.analysis.snmf_report --quick    # layers 0 and 2, 40 sentences per relation (what the test runs)
+    python scripts/snmf_report.py            # the tables of docs/snmf.md (every layer; a few minutes)
+    python scripts/snmf_report.py --quick    # layers 0 and 2, 40 sentences per relation (what the test runs)
+
+A report, not part of the library: it ties ``kit.analysis`` (the measurements) to ``kit.train`` (the
+invented world), which the library packages never do to each other.
 
 Everything is computed from the model and its world (``kit.train.load_world``); nothing is tied to
 one set of weights. The corpus is the world's training sentences (prompt, answer, full stop). Each
@@ -34,16 +37,18 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models import Model
-from .features import (
+import kit
+from kit.analysis.features import (
     MLPActivations,
     diff_means,
     label_purity,
     mlp_activations,
     random_sparse_like,
 )
-from .snmf import Decomposition, nmf, snmf
-from .steering import SteeringResult, compare_steering
+from kit.analysis.snmf import Decomposition, nmf, snmf
+from kit.analysis.steering import SteeringResult, compare_steering
+from kit.models import Model
+from kit.train import load_world
 
 __all__ = ["Corpus", "corpus", "PurityTable", "purity_table", "concept_feature", "steering_by_relation",
            "steering_markdown", "mean_gains", "SCHEMES"]
@@ -225,11 +230,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from .. import load
-    from ..train import load_world
-
     t0 = time.perf_counter()
-    model, world = load(args.model, device="cpu"), load_world()
+    model, world = kit.load(args.model, device="cpu"), load_world()
     corp = corpus(model, world, per_relation=40 if args.quick else None)
     layers = args.layers if args.layers else ([0, 2] if args.quick else list(range(model.n_layers)))
     print(f"{args.model}: {len(corp.sentences)} training sentences, {len(corp.last_prompt)} tokens, k={args.k}, "
