@@ -187,9 +187,5 @@ def _facts_card(fig: dict) -> list[str]:
 def render_card(figures: dict) -> str:
     """The Markdown model card for ``figures`` (the content of ``figures.json``)."""
     kind = figures["recipe_kind"]
-    if kind == "ioi":
-        from kit.train.ioi_card import ioi_card  # its own module: it reuses this one's sections
-
-        return "\n".join(ioi_card(figures))
     lines = {"induction": _induction_card, "facts": _facts_card}[kind](figures)
     return "\n".join(lines)

@@ -7,13 +7,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kit.train.build import _files, _mean_last, _refuse_existing, _training_figures, out_name
+import json
+
+from kit.train.build import _mean_last, _refuse_existing, _training_figures, out_name
 from kit.train.checkpoint import Checkpoints
 from kit.train.ioi import EVAL_SETTINGS, IOIRecipe, measure_ioi, train_ioi
+from kit.train.ioi_card import render_ioi_card
 from kit.train.ioi_data import HELD_OUT_TEMPLATES, TEMPLATES
+from kit.train.log import TrainLog
 from kit.train.save import save_model_dir
 
 __all__ = ["build_ioi"]
+
+
+def _files(figures: dict, log: TrainLog) -> dict[str, str]:
+    text = json.dumps(figures, indent=1, sort_keys=True) + "\n"
+    return {"figures.json": text, "MODEL_CARD.md": render_ioi_card(json.loads(text)),
+            "training_log.json": log.to_json()}
 
 
 def build_ioi(out: str | Path, recipe: IOIRecipe, command: str, overwrite: bool = False, progress: bool = True,

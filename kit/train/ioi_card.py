@@ -1,10 +1,10 @@
-"""The model card of ``ioi-3l``: a pure function of its ``figures.json`` (see ``kit.train.card``)."""
+"""The model card of ``ioi-3l``: a pure function of its ``figures.json`` (as ``kit.train.card`` for the others)."""
 
 from __future__ import annotations
 
 from kit.train.card import _f, _figures_table, _training_section
 
-__all__ = ["head_roles", "ioi_card"]
+__all__ = ["head_roles", "ioi_card", "render_ioi_card"]
 
 ROLE_RESTORE = 0.2  # a head "matters" when patching it alone restores >= 20 % of the logit difference
 ROLE_ATTN = 0.3  # an attention figure "counts" at >= 0.3
@@ -114,3 +114,8 @@ def ioi_card(fig: dict) -> list[str]:
          "every figure of this card against the weights, and lesson 05 traces the circuit with `kit.analysis`."),
         "",
     ]
+
+
+def render_ioi_card(figures: dict) -> str:
+    """The Markdown model card for ``figures`` (the content of ``figures.json``)."""
+    return "\n".join(ioi_card(figures))
