@@ -74,10 +74,11 @@ print(f"logit difference, clean: {clean_diff:.1f}; corrupted: {corrupted_diff:.1
 # %% [markdown]
 # ## 1. Which components matter: activation patching
 #
-# Run the corrupted prompt, and patch in **one head's clean output** (at every position): how much of the
-# logit difference comes back? `kit.analysis.activation_patching(..., kind="heads")` does every head in a
-# few batched forward passes; `patching_by_head` averages it over 8 prompt pairs (0: nothing restored,
-# 1: everything).
+# Run the corrupted prompts, and patch in **one head's clean output** (at every position, with
+# `kit.Patch("z", layer, clean_trace, head=h)`): how much of the logit difference comes back?
+# `patching_by_head` does it for every head over the 32 prompt pairs (0: nothing restored, 1: everything).
+# On a single prompt pair, `kit.analysis.activation_patching(..., kind="heads")` computes the same grid in a
+# few batched passes; single prompts vary a lot, so we measure over many.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -126,7 +127,7 @@ for kind in ("heads", "resid"):
 #
 # ## 2. How they connect: path patching
 #
-# Patching L1H1 restores 0.58 of the gap, but *through which path*? **Path patching** corrupts one sender
+# Patching L1H1 restores 0.72 of the gap, but *through which path*? **Path patching** corrupts one sender
 # head and lets the change reach only the chosen receivers: every other head is frozen at its clean value.
 # First the receivers are the logits (the direct path), then L2H2 at the last position.
 
@@ -244,7 +245,7 @@ for method in cmp.methods:
 
 # %% [markdown]
 # All three agree that L1H1 and L2H2 hurt most. But look at **L0H3**: ablating it costs about 2 logits by
-# every method, while patching it restored nothing (0.00 in the patching grid). The two methods ask different
+# every method, while patching it restored under a tenth of the gap (0.08 in the patching grid). The two methods ask different
 # questions: patching asks what the head carries that *differs* between clean and corrupted prompts;
 # ablation asks what breaks when the head's usual output is gone (here, probably where the names are).
 #
