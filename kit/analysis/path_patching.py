@@ -157,7 +157,7 @@ def path_patching(model: Model, clean: str | Sequence[str], corrupted: str | Seq
         rows = [torch.arange(i * P, (i + 1) * P, device=model.device) for i in range(k)]
         recorded: dict[int, torch.Tensor] = {}
 
-        def freeze(layer: int):
+        def freeze(layer: int, recorded=recorded, k=k, chunk=chunk, rows=rows):
             def fn(x: torch.Tensor) -> torch.Tensor:
                 if receivers != "logits" and receiver_input != "pattern":
                     recorded[layer] = x.clone()  # receivers' z computed from the patched stream
@@ -168,7 +168,7 @@ def path_patching(model: Model, clean: str | Sequence[str], corrupted: str | Seq
                 return out
             return fn
 
-        def keep_pattern(layer: int):
+        def keep_pattern(layer: int, recorded=recorded, k=k):
             def fn(x: torch.Tensor) -> torch.Tensor:
                 if receiver_input == "pattern":
                     recorded[layer] = x.clone()  # receivers' pattern from the patched queries and keys

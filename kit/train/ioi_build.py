@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 from kit.train.build import _mean_last, _refuse_existing, _training_figures, out_name
 from kit.train.checkpoint import Checkpoints
