@@ -158,6 +158,19 @@ ROWS = [
     ("steering_table", "not steering results", lambda c: A.steering_table({"a": 1.0}), TypeError, "SteeringResult"),
     ("concept_ids", "no words", lambda c: A.concept_ids(c.m, []), ValueError, "no tokens"),
     ("concept_ids", "token id out of range", lambda c: A.concept_ids(c.m, [300]), ValueError, r"valid ids are 0\.\.299"),
+    # circuits (lesson 05)
+    ("path_patching", "receivers neither heads nor 'logits'", lambda c: A.path_patching(c.m, CLEAN, CLEAN, " cat", " mat", receivers="heads"), ValueError, r"\(layer, head\) pairs or 'logits'"),
+    ("path_patching", "a trace instead of a model", lambda c: A.path_patching(c.tr, CLEAN, CLEAN, " cat", " mat"), TypeError, r"kit model"),
+    ("attribution_patching", "unknown kind", lambda c: A.attribution_patching(c.m, CLEAN, CLEAN, " cat", kind="neurons"), ValueError, "valid kinds"),
+    ("agreement", "results of different kinds", lambda c: A.agreement(A.attribution_patching(c.m, CLEAN, CLEAN, " cat", kind="heads"), A.activation_patching(c.m, CLEAN, CLEAN, " cat", kind="mlp")), ValueError, "shapes differ"),
+    ("qk_circuit", "head out of range", lambda c: A.qk_circuit(c.m, 0, 9), ValueError, r"valid heads are 0\.\.3"),
+    ("ov_circuit", "no tokens", lambda c: A.ov_circuit(c.m, 0, 0, tokens=[]), ValueError, "tokens is empty"),
+    ("composition_baseline", "unknown kind", lambda c: A.composition_baseline(c.m, "x"), ValueError, "valid kinds"),
+    ("compare_ablations", "one prompt", lambda c: A.compare_ablations(c.m, [CLEAN], " cat", " mat"), ValueError, "at least 2 prompts"),
+    ("ablate_heads", "unknown method", lambda c: A.ablate_heads(c.m, [(0, 0)], "knockout", None), ValueError, "valid: zero, mean, resample"),
+    ("backup_heads", "no heads to ablate", lambda c: A.backup_heads(c.m, [CLEAN, CLEAN], " cat", " mat", ablate=[]), ValueError, "no heads given"),
+    ("train_toy_models", "a sparsity of 1", lambda c: A.train_toy_models(sparsities=(1.0,)), ValueError, "sparsities"),
+    ("train_dictionary", "negative l1", lambda c: A.train_dictionary(c.acts, l1=-1.0), ValueError, "l1 must be >= 0"),
 ]
 
 

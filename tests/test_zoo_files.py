@@ -6,7 +6,7 @@ import pytest
 
 from tests.zoo import ZOO
 
-NAMES = ["facts-4l", "induction-2l"]
+NAMES = ["facts-4l", "induction-2l", "ioi-3l"]
 REQUIRED = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "MODEL_CARD.md",
             "figures.json", "training_log.json"}
 PICKLE = (".bin", ".pt", ".pth", ".pkl", ".ckpt", ".pickle")
@@ -36,6 +36,8 @@ def test_kit_load_reads_the_folder(name):
         pytest.skip("kit.load is not on this branch")
     assert name in kit.models()
     model = kit.load(name, device="cpu")
-    assert model.n_layers == {"induction-2l": 2, "facts-4l": 4}[name]
-    tr = model.trace("ba be bi ba be" if name == "induction-2l" else "The capital of Veloria is")
+    assert model.n_layers == {"induction-2l": 2, "facts-4l": 4, "ioi-3l": 3}[name]
+    prompt = {"induction-2l": "ba be bi ba be", "facts-4l": "The capital of Veloria is",
+              "ioi-3l": "When Goumel and Kreka went to the park , Goumel gave a book to"}[name]
+    tr = model.trace(prompt)
     assert tr.logits.shape[-1] == model.vocab_size

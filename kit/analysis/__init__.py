@@ -7,7 +7,11 @@ patching and causal tracing ``[layer, pos]``.
 from __future__ import annotations
 
 from ._common import token_id
+from .ablation import AblationComparison, BackupResult, ablate_heads, backup_heads, compare_ablations
 from .attribution import Attribution, direct_logit_attribution
+from .attribution_patching import Agreement, AttributionPatching, agreement, attribution_patching
+from .circuits import OVCircuit, QKCircuit, composition_baseline, ov_circuit, qk_circuit
+from .dictionary import SparseDictionary, train_dictionary
 from .factual import (
     FinalBlockMeasures, RecallStory, RecallSummary, contrast_attribution, final_block_measures, recall_story,
     recall_summary,
@@ -25,7 +29,9 @@ from .patching import (
     CausalTrace, PatchingResult, activation_patching, attention_knockout, causal_trace, causal_traces,
     subject_positions,
 )
+from .path_patching import PathPatchingResult, path_patching
 from .snmf import Decomposition, nmf, snmf
+from .superposition import ToyModels, train_toy_models
 from .steering import SteeringResult, compare_steering, concept_ids, steer_at_matched_kl, steering_table
 from .steering import steer as steer_mlp
 from .voids import active_layers, skip_voids
@@ -43,4 +49,8 @@ __all__ = [
     "chance_purity", "compare_purity", "PurityComparison", "random_sparse_like", "direction_logits",
     "decode_direction", "steer_mlp", "steer_at_matched_kl", "compare_steering", "steering_table", "SteeringResult",
     "concept_ids", "token_id",
+    "path_patching", "PathPatchingResult", "attribution_patching", "AttributionPatching", "agreement", "Agreement",
+    "qk_circuit", "QKCircuit", "ov_circuit", "OVCircuit", "composition_baseline",
+    "compare_ablations", "AblationComparison", "ablate_heads", "backup_heads", "BackupResult",
+    "train_toy_models", "ToyModels", "train_dictionary", "SparseDictionary",
 ]

@@ -175,4 +175,8 @@ def measure_dir(path: str | Path) -> dict:
     if figures["recipe_kind"] == "induction":
         return {**measure_induction(model, **figures["measure_settings"]), "curve": induction_curve(model)}
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if figures["recipe_kind"] == "ioi":
+        from kit.train.ioi import IOIRecipe, measure_ioi  # local: ioi_build imports this module
+
+        return measure_ioi(model, tokenizer, IOIRecipe())
     return measure_facts(model, tokenizer, load_world(path / "world.json"))

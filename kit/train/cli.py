@@ -1,7 +1,7 @@
 """``python -m kit.train RECIPE --out DIR``: train a teaching model and write its directory.
 
 Recipes: ``induction-2l`` (the shipped induction model, plus its 1-layer
-control for the card), ``induction-1l`` (the control alone), ``facts-4l``.
+control for the card), ``induction-1l`` (the control alone), ``facts-4l``, ``ioi-3l``.
 ``--measure DIR`` re-measures an existing directory instead and prints the
 figures as JSON. Ctrl-C leaves no output directory (it is written atomically).
 
@@ -30,7 +30,7 @@ from kit.train.induction import InductionRecipe
 
 __all__ = ["RECIPES", "main"]
 
-RECIPES = ("induction-2l", "induction-1l", "facts-4l")
+RECIPES = ("induction-2l", "induction-1l", "facts-4l", "ioi-3l")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             recipe = replace(InductionRecipe(), n_layers=int(args.recipe[len("induction-")])).with_train(**changes)
             path = build_induction(args.out, recipe, command, overwrite=args.overwrite, progress=not args.quiet,
                                    control=not args.no_control, checkpoints=checkpoints)
+        elif args.recipe == "ioi-3l":
+            from kit.train.ioi import IOIRecipe
+            from kit.train.ioi_build import build_ioi
+
+            path = build_ioi(args.out, IOIRecipe().with_train(**changes), command, overwrite=args.overwrite,
+                             progress=not args.quiet, checkpoints=checkpoints)
         else:
             recipe = FactsRecipe().with_train(**changes)
             path = build_facts(args.out, recipe, command, overwrite=args.overwrite, progress=not args.quiet,

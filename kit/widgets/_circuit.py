@@ -28,7 +28,7 @@ import torch
 
 from ..analysis import composition_scores
 
-__all__ = ["Graph", "weights_from", "head_edges", "KINDS"]
+__all__ = ["Graph", "weights_from", "head_edges", "measured_edges", "KINDS"]
 
 KINDS = ("q", "k", "v")
 
@@ -121,3 +121,26 @@ def head_edges(
     keep = order[:max_edges][flat.flatten()[order[:max_edges]] > 0]
     src, dst = keep // (L * H), keep % (L * H)
     return torch.stack([src, dst], 1), flat.flatten()[keep], kind.reshape(L * H, L * H).flatten()[keep]
+
+
+def measured_edges(edges: Any, n_layers: int, n_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(pairs[E, 2], weight[E], kind[E])`` from measured edges ``[((l1, h1), (l2, h2), weight), ...]`` (``l1 <
+    l2``), strongest first; ``weight`` is drawn as ``|weight|``, ``kind`` is 0 (one kind: a measured path)."""
+    rows = []
+    for item in edges:
+        try:
+            (l1, h1), (l2, h2), w = item
+            l1, h1, l2, h2, w = int(l1), int(h1), int(l2), int(h2), float(w)
+        except (TypeError, ValueError):
+            raise ValueError(f"each edge is ((layer, head), (layer, head), weight); got {item!r}") from None
+        for l, h in ((l1, h1), (l2, h2)):
+            if not (0 <= l < n_layers and 0 <= h < n_heads):
+                raise ValueError(f"edge {item!r} names head L{l}H{h}; valid layers 0..{n_layers - 1}, "
+                                 f"heads 0..{n_heads - 1}")
+        if l1 >= l2:
+            raise ValueError(f"edge {item!r} must go from an earlier layer to a later one")
+        rows.append((l1 * n_heads + h1, l2 * n_heads + h2, abs(w)))
+    rows.sort(key=lambda r: -r[2])
+    pairs = torch.tensor([[a, b] for a, b, _ in rows], dtype=torch.long).reshape(-1, 2)
+    weight = torch.tensor([w for _, _, w in rows], dtype=torch.float32)
+    return pairs, weight, torch.zeros(len(rows), dtype=torch.long)

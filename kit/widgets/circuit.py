@@ -10,7 +10,7 @@ import traitlets
 
 from ..analysis import direct_logit_attribution, token_id
 from ._base import STATIC, KitWidget
-from ._circuit import KINDS, head_edges, weights_from
+from ._circuit import KINDS, head_edges, measured_edges, weights_from
 from ._options import refuse_unknown
 from ._patterns import from_source
 from ._probe import decode_directions
@@ -41,7 +41,9 @@ class CircuitDiagram(KitWidget):
     - an edge into the logits: ``w`` itself (for direct attribution, exactly the node's direct effect);
     - a head-to-head edge: ``composition * sqrt(|w_from| * |w_to|)``, the largest of the Q/K/V
       composition scores of the pair scaled by how much both heads matter: a weight-based
-      heuristic, not a measured path effect; the ``max_edges`` strongest are kept.
+      heuristic, not a measured path effect; the ``max_edges`` strongest are kept. Or pass
+      ``edges=[((l1, h1), (l2, h2), weight), ...]``: measured edges (e.g. path-patching effects,
+      :func:`kit.analysis.path_patching`), drawn as given (``|weight|``) and labelled ``edge_label``.
 
     The ``threshold`` slider (a share of the largest weight) dims weaker nodes and hides weaker
     edges. Clicking a node selects it (``node``: ``"embed"``, ``"L3.H2"``, ``"L3.MLP"``,
@@ -78,6 +80,8 @@ class CircuitDiagram(KitWidget):
         batch_index: int = 0,
         threshold: float = 0.2,
         max_edges: int = 400,
+        edges: Any = None,
+        edge_label: str = "measured path effect",
         node: str = "",
         layer: int = 0,
         head: int = 0,
@@ -119,7 +123,12 @@ class CircuitDiagram(KitWidget):
         graph = weights_from(L, H, attribution, patching, mlp_patching, weights, batch_index)
         self._graph_data = graph
         self._attribution = attribution
-        pairs, strength, kind = head_edges(model, graph.heads, max_edges)
+        if edges is None:
+            pairs, strength, kind = head_edges(model, graph.heads, max_edges)
+            kinds, edge_note = list(KINDS), None
+        else:
+            pairs, strength, kind = measured_edges(edges, L, H)
+            kinds, edge_note = ["path"], f"{edge_label} (measured)"
         self._edge_list = (pairs, strength, kind)
         flat = torch.cat([torch.tensor([graph.embed]), graph.heads.flatten(), graph.mlps])
         tokens = [] if trace is None else [str(t) for t in trace.tokens[batch_index]]
@@ -139,7 +148,8 @@ class CircuitDiagram(KitWidget):
                 "tokens": tokens,
                 "pos": self._pos,
                 "patterns": self._has_patterns,
-                "kinds": list(KINDS),
+                "kinds": kinds,
+                **({"edge_note": edge_note} if edge_note else {}),
             },
             _weights=encode_tensor(flat, "float16").envelope(),
             _edges={

@@ -31,7 +31,7 @@ function render({ model, el }) {
 
   const target = graph.target ? ` \u00ab${visibleToken(graph.target)}\u00bb` : "";
   const at = graph.pos !== null && graph.pos !== undefined && graph.tokens.length ? ` at position ${graph.pos} \u00ab${visibleToken(graph.tokens[graph.pos])}\u00bb` : "";
-  desc.textContent = `Nodes: ${graph.label}${target}${at}. Edges into the logits carry a node's weight; head-to-head edges: composition \u00d7 \u221a(|w\u2081|\u00b7|w\u2082|).`;
+  desc.textContent = `Nodes: ${graph.label}${target}${at}. Edges into the logits carry a node's weight; head-to-head edges: ${graph.edge_note ?? "composition \u00d7 \u221a(|w\u2081|\u00b7|w\u2082|)"}.`;
 
   root.append(
     h("div", { class: "tmk-header" }, [h("span", { class: "tmk-title", text: "Circuit" }), h("span", { class: "tmk-spacer" }), tableButton]),
