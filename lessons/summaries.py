@@ -136,7 +136,7 @@ def summarize(src: Path, notebook: Path | None = None) -> Summary:
         lines += [goals.strip(), ""]
     in_summary = False
     optional = False
-    for i, cell in enumerate(nb.cells[1:], start=1):
+    for cell in nb.cells[1:]:
         if cell.cell_type == "markdown":
             heading = next((l for l in cell.source.splitlines()[:1] if re.match(r"#{2,3} ", l)), None)
             if heading is None:

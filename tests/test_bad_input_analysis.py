@@ -171,6 +171,15 @@ ROWS = [
     ("backup_heads", "no heads to ablate", lambda c: A.backup_heads(c.m, [CLEAN, CLEAN], " cat", " mat", ablate=[]), ValueError, "no heads given"),
     ("train_toy_models", "a sparsity of 1", lambda c: A.train_toy_models(sparsities=(1.0,)), ValueError, "sparsities"),
     ("train_dictionary", "negative l1", lambda c: A.train_dictionary(c.acts, l1=-1.0), ValueError, "l1 must be >= 0"),
+    # contrasts and the final block (lessons 01 and 03)
+    ("contrast_attribution", "one competitor list for two prompts", lambda c: A.contrast_attribution(c.m.trace([CLEAN, CLEAN]), [" cat", " cat"], [[" mat"]]), ValueError, r"one list of tokens per prompt: 2 prompts, 1 lists"),
+    ("contrast_attribution", "no competitors", lambda c: A.contrast_attribution(c.tr, " cat", [[]]), ValueError, r"prompt 0 has no competitors"),
+    ("contrast_attribution", "competitor id out of range", lambda c: A.contrast_attribution(c.tr, " cat", [[10**6]]), ValueError, r"token id 1000000 is out of range: valid ids are 0\.\.299"),
+    ("final_block_measures", "a trace instead of a model", lambda c: A.final_block_measures(c.tr, [CLEAN], [" cat"], [[" mat"]]), TypeError, r"kit model"),
+    ("final_block_measures", "answers and prompts of different lengths", lambda c: A.final_block_measures(c.m, [CLEAN, CLEAN], [" cat"], [[" mat"], [" mat"]]), ValueError, r"answers"),
+    ("token_id", "an id out of range", lambda c: A.token_id(c.m, 300), ValueError, r"token id 300 is out of range: valid ids are 0\.\.299"),
+    ("token_id", "a negative id", lambda c: A.token_id(c.m, -1), ValueError, r"out of range"),
+    ("token_id", "text that gives no token", lambda c: A.token_id(c.m, ""), ValueError, r"produced no tokens"),
 ]
 
 

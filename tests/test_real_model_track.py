@@ -4,7 +4,6 @@ model-agnostic), with no download."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

@@ -67,7 +67,8 @@ def train_sae(acts: torch.Tensor, k: int, *, l1: float = 0.1, steps: int = 300, 
     on the layer's scale (the returned weights are in the activations' own units). Loss: mean squared
     error of the reconstruction relative to the mean squared norm, plus ``l1`` times the mean L1 norm
     of the latents. Decoder columns are renormalised to unit norm after every step (so the penalty
-    cannot be dodged by shrinking latents). ``losses[i]``: relative error of step ``i``'s minibatch; the last entry is over every token, for the returned weights.
+    cannot be dodged by shrinking latents). ``losses[i]``: relative error of step ``i``'s minibatch; the
+    last entry is over every token, for the returned weights.
     """
     acts = check_tensor(acts, "acts", (None, None), "[d_mlp, n_tokens]")
     check_int(k, "k", low=1)

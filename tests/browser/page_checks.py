@@ -59,7 +59,8 @@ FOCUS_RING = """() => {
   }
   return {
     tag: el.tagName.toLowerCase(), cls: String(el.className?.baseVal ?? el.className ?? ""),
-    inRoot: !!el.closest(".tmk-root"), style: st.outlineStyle, width, stroke: getComputedStyle(el.querySelector?.("circle,rect") ?? el).strokeDasharray,
+    inRoot: !!el.closest(".tmk-root"), style: st.outlineStyle, width,
+    stroke: getComputedStyle(el.querySelector?.("circle,rect") ?? el).strokeDasharray,
     clipped,
   };
 }"""
