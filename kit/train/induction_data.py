@@ -31,9 +31,11 @@ BOS_ID, EOS_ID, PAD_ID = 0, 1, 2  # the order of SPECIAL_TOKENS
 
 
 def syllables(n: int) -> list[str]:
-    """``n`` distinct consonant-vowel syllables (``"ba", "be", ...``) used as token strings."""
+    """``n`` distinct syllables used as token strings: consonant-vowel (``"ba", "be", ...``: 70), then the
+    same with a final ``n`` (``"ban", "ben", ...``)."""
     consonants, vowels = "bdfgklmnprstvz", "aeiou"
     out = [c + v for c in consonants for v in vowels]
+    out += [s + "n" for s in out]  # then "ban", "ben", ...: 140 in all
     if n > len(out):
         raise ValueError(f"at most {len(out)} syllable tokens, asked for {n}")
     return out[:n]
@@ -114,18 +116,26 @@ class RepeatedSegmentTask:
     segment_from_language: bool = False
     short_prob: float = 0.0  # the share of batches whose sequences have only short_len tokens
     short_len: int = 48
+    segment_dist: str = "uniform"  # "uniform" or "log" (log-uniform: short segments as common as long ones per octave)
+    first_gap: tuple[int, int] | None = None  # background before the first segment (default: ``gap``)
 
     def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
         """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
         copy, 2 later copy (``source``: the position it copies), 3 first token of a later copy."""
         L, (lo, hi) = len(role), self.segment_len
         p = first
+        gap = self.first_gap or self.gap
         while True:
-            p += rng.randint(*self.gap)
+            p += rng.randint(*gap)
+            gap = self.gap
             room = L - p
             if room < 2 * lo:
                 return
-            m = rng.randint(lo, min(hi, room // 2))
+            top = min(hi, room // 2)
+            if self.segment_dist == "log":
+                m = min(top, int(lo * ((top + 1) / lo) ** rng.random()))
+            else:
+                m = rng.randint(lo, top)
             k = min(rng.randint(*self.copies), room // m)
             role[p: p + m] = 1
             role[p + m: p + k * m] = 2
