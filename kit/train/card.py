@@ -40,6 +40,17 @@ def _control_rows(fig: dict) -> list[tuple[str, str, str]]:
     )]
 
 
+def _first_gap(r: dict) -> str:
+    fg = r.get("first_gap")
+    return f" ({fg[0]}-{fg[1]} before the first segment, so repeats also start near position 0)" if fg else ""
+
+
+def _length_dist(r: dict) -> str:
+    if r.get("segment_dist", "uniform") == "log":
+        return "log-uniform length: each doubling of length as likely, so short repeats are common"
+    return "uniform length"
+
+
 def _induction_card(fig: dict) -> list[str]:
     r, m, t = fig["recipe"], fig["measured"], fig["training"]
     s = fig["measure_settings"]
@@ -56,14 +67,15 @@ def _induction_card(fig: dict) -> list[str]:
         "## Data",
         "",
         (f"- Tokens: `<|bos|>` (0), `<|eos|>` (1), `<|pad|>` (2) and {r['n_tokens']} syllables (`ba`, `be`, `bi`, ...) "
-        "(ids 3-63); a word-level tokenizer splits text on spaces and puts `<|bos|>` first."),
+        f"(ids 3-{r['n_tokens'] + 2}); a word-level tokenizer splits text on spaces and puts `<|bos|>` first."),
         (f"- Background: a fixed random language (seed {r['language_seed']}) in which the next token is drawn from "
         f"{fmt(1 - r['skip'], 1)} x a bigram table on the current token + {fmt(r['skip'], 1)} x a skip-bigram table on "
         f"the token before it (Dirichlet rows, concentration {r['concentration']}): in-weights learning pays, and a "
         "previous-token head pays by itself."),
         (f"- Repeats: each sequence of {r['n_ctx']} tokens is laid out left to right: {r['gap'][0]}-{r['gap'][1]} "
-        f"tokens of background, then a segment of uniformly random tokens of length {r['segment_len'][0]}-"
-        f"{r['segment_len'][1]} (at most half of what is left) written {r['copies'][0]}-{r['copies'][1]} times in "
+        f"tokens of background{_first_gap(r)}, then a segment of uniformly random tokens of length "
+        f"{r['segment_len'][0]}-{r['segment_len'][1]} ({_length_dist(r)}, at most half of what is left) written "
+        f"{r['copies'][0]}-{r['copies'][1]} times in "
         "a row (fewer if they do not fit), and again while room is left: one long repeat or several short ones. "
         f"A share {fmt(1 - r['bos_prob'], 2)} of the sequences has no `<|bos|>` (position 0 is an ordinary token). "
         "Offsets and lengths vary per sequence, so no fixed position solves the task: only an induction head "
@@ -120,6 +132,11 @@ def _induction_card(fig: dict) -> list[str]:
 RATIO_TARGET = 0.2  # the loss on the second copy should be at most this share of the first
 
 
+SHORT_NOTE = (", not below (short repeats: the copy is predicted, but less surely: token 2 of a copy rests on a "
+              "single matching token, and one token in T - 1 weighs more in a short copy; "
+              "`docs/induction_short_repeats.md`: the recipes tried)")
+
+
 def ratio_holds_from(curve: list[dict], bos: bool) -> int | None:
     """The shortest repeat length T from which the loss ratio stays at most ``RATIO_TARGET`` for every longer
     T (with or without ``<|bos|>``); ``None`` when it fails at the longest."""
@@ -140,7 +157,9 @@ def _curve_lines(fig: dict) -> list[str]:
     out = ["## Across repeat lengths, with and without `<|bos|>`", "",
            ("Random tokens of length T repeated twice, with and without a first `<|bos|>`; best induction score "
             "of layer 1 (and its head) and the loss on tokens 2..T of the second copy over that of the first "
-            "(32 sequences, seed 0), for every T from 4 to half the context. Selected lengths:"), "",
+            "(32 sequences, seed 0), for every T from 4 to half the context. Each copy's first token is left "
+            "out of both losses: in the second copy it cannot be predicted (nothing yet says the sequence "
+            "repeats), so tokens 2..T are what induction predicts. Selected lengths:"), "",
            "| T | with `<|bos|>`: score (head), loss ratio | without: score (head), loss ratio |", "|---|---|---|"]
     rows = {(c["bos"], c["half_len"]): c for c in curve}
     longest = max(c["half_len"] for c in curve)
@@ -155,8 +174,8 @@ def _curve_lines(fig: dict) -> list[str]:
         worst_r = max(part, key=lambda c: c["loss_ratio"])
         from_t = ratio_holds_from(curve, bos)
         holds = (f"the loss ratio is at most {RATIO_TARGET} for every T from {from_t} on"
-                 + (", not below (short repeats: the copy is predicted, but less surely)" if from_t > part[0]["half_len"]
-                    else "") if from_t is not None else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
+                 + (SHORT_NOTE if from_t > part[0]["half_len"] else "") if from_t is not None
+                 else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
         out.append(f"- {'With' if bos else 'Without'} `<|bos|>`, over every T from {part[0]['half_len']} to "
                    f"{part[-1]['half_len']}: the lowest best score is {fmt(worst_s['induction_score'])} (T = "
                    f"{worst_s['half_len']}), the highest loss ratio {fmt(worst_r['loss_ratio'])} (T = "

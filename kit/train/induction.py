@@ -9,6 +9,10 @@ offsets (a quarter of the sequences without ``<|bos|>``, half the batches only
 32 tokens long). Previous-token heads form in layer 0 (the skip-bigram pays for
 them) and induction heads in layer 1 (the repeats pay for them), abruptly.
 
+The loss ratio of the card (second copy / first) leaves out the first token of
+each copy: the second copy's first token cannot be predicted (nothing says the
+sequence repeats yet), so it counts tokens ``2..T`` of each copy.
+
 ``train_induction(recipe, history=True)`` returns a ``TrainResult`` with a
 ``TrainingHistory``; ``measure_induction`` and ``induction_curve`` return the
 figures of the model card. ``n_layers=1`` gives the control model.
@@ -69,8 +73,8 @@ class InductionRecipe(Recipe):
     segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
     short_prob: float = 0.5  # the share of batches of short_len tokens (cheaper; induction forms sooner)
     short_len: int = 32
-    segment_dist: str = "uniform"
-    first_gap: tuple[int, int] | None = None
+    segment_dist: str = "uniform"  # segment lengths; "log": log-uniform (docs/induction_short_repeats.md)
+    first_gap: tuple[int, int] | None = None  # background before the first segment (None: ``gap``)
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
     history_every: int = 20  # a TrainingHistory snapshot every 20 steps (when one is recorded)
     history_weight_steps: tuple[int, ...] = (0, 300, 600, 900, 1200)  # steps whose full weights it keeps
@@ -78,6 +82,15 @@ class InductionRecipe(Recipe):
         steps=1200, batch_size=32, lr=7e-3, warmup_steps=30, min_lr_ratio=0.6,
         weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
     ))
+
+    def to_dict(self) -> dict:
+        """The fields as a dict; ``segment_dist`` and ``first_gap`` only where they differ from the shipped
+        model's (``"uniform"``, ``None``), so the shipped ``figures.json`` keeps its form."""
+        out = super().to_dict()
+        for key, default in (("segment_dist", "uniform"), ("first_gap", None)):
+            if out[key] == default:
+                del out[key]
+        return out
 
 
 
@@ -166,7 +179,9 @@ def curve_lengths(n_ctx: int, bos: bool) -> list[int]:
 def induction_curve(model: torch.nn.Module, n_seqs: int = 32, seed: int = 0) -> list[dict]:
     """The induction head as a function of repeat length and BOS: one row per ``(bos, half_len)`` for every
     length of :func:`curve_lengths`, with the best layer-1 (last layer) induction score and its head, and
-    the losses on tokens ``2..half_len`` of each copy (``kit.head_scores.copy_losses``) and their ratio."""
+    the losses on tokens ``2..half_len`` of each copy (``kit.head_scores.copy_losses``) and their ratio.
+    Each copy's first token is left out: in the second copy it is unpredictable (nothing yet says the
+    sequence repeats), so only tokens 2..T measure induction."""
     model.eval()
     n_ctx = int(model.config.n_positions)
     rows = []

@@ -31,11 +31,9 @@ BOS_ID, EOS_ID, PAD_ID = 0, 1, 2  # the order of SPECIAL_TOKENS
 
 
 def syllables(n: int) -> list[str]:
-    """``n`` distinct syllables used as token strings: consonant-vowel (``"ba", "be", ...``: 70), then the
-    same with a final ``n`` (``"ban", "ben", ...``)."""
+    """``n`` distinct consonant-vowel syllables (``"ba", "be", ...``) used as token strings."""
     consonants, vowels = "bdfgklmnprstvz", "aeiou"
     out = [c + v for c in consonants for v in vowels]
-    out += [s + "n" for s in out]  # then "ban", "ben", ...: 140 in all
     if n > len(out):
         raise ValueError(f"at most {len(out)} syllable tokens, asked for {n}")
     return out[:n]
@@ -96,10 +94,12 @@ class RepeatedSegmentTask:
     """Background text in which segments of random tokens repeat, at random offsets and lengths.
 
     Per sequence, positions are laid out left to right: a stretch of background text (``gap`` tokens,
-    uniform in ``gap``), then a segment of ``m`` uniformly random ordinary tokens (``m`` uniform in
-    ``segment_len``, at most half of what is left) written ``k`` times in a row (``k`` uniform in
-    ``copies``, fewer if they do not fit), and again while room is left: so one sequence holds one long
-    repeat or several short ones. With probability ``1 - bos_prob`` the sequence has no ``<|bos|>`` and
+    uniform in ``gap``; before the first segment, in ``first_gap`` when given), then a segment of ``m``
+    uniformly random ordinary tokens (``m`` in ``segment_len``, at most half of what is left: uniform, or
+    with ``segment_dist="log"`` log-uniform, so that each doubling of length is as likely and short
+    repeats are common) written ``k`` times in a row (``k`` uniform in ``copies``, fewer if they do not
+    fit), and again while room is left: so one sequence holds one long repeat or several short ones.
+    With probability ``1 - bos_prob`` the sequence has no ``<|bos|>`` and
     position 0 is an ordinary token. Every token outside a segment continues the background language.
 
     ``batch(n, generator)`` returns a ``Batch`` with ``input_ids[batch, pos]`` of length ``seq_len``
@@ -118,6 +118,10 @@ class RepeatedSegmentTask:
     short_len: int = 48
     segment_dist: str = "uniform"  # "uniform" or "log" (log-uniform: short segments as common as long ones per octave)
     first_gap: tuple[int, int] | None = None  # background before the first segment (default: ``gap``)
+
+    def __post_init__(self):
+        if self.segment_dist not in ("uniform", "log"):
+            raise ValueError(f"segment_dist={self.segment_dist!r}; valid: 'uniform', 'log'")
 
     def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
         """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
