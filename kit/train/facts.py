@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from kit.train.batch import Batch
+from kit.train.batch import Batch, pack_rows
 from kit.train.checkpoint import Checkpointer
 from kit.train.loop import TrainConfig
 from kit.train.recipe import Recipe, gpt2_model
@@ -219,14 +219,7 @@ class FactsTask:
         is_record = (torch.rand(n, generator=generator) < self.records).tolist() if self.records else [False] * n
         records = iter(self._record_rows(sum(is_record), generator))
         seqs = [next(records) if flag else self.sequence(row) for row, flag in zip(rows, is_record)]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
-        mask = torch.zeros(n, width, dtype=torch.long)
-        answer = torch.zeros(n, width, dtype=torch.bool)
-        for row, (seq, answers) in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-            answer[row, answers] = True
+        ids, mask, answer = pack_rows([seq for seq, _ in seqs], self.pad, marks=[a for _, a in seqs])  # [batch, pos]
         targets = mask.bool().clone()
         targets[:, 0] = False
         return Batch(input_ids=ids, loss_mask=targets, groups={"answer": answer}, attention_mask=mask)
