@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: The Jupyter configuration the kit installs into etc/jupyter (and `make lab` puts on JUPYTER_CONFIG_PATH).
+KIT_JUPYTER_CONFIG = REPO / "jupyter-config"
 
 # The notebook is open and its kernel has started.
 KERNEL_IDLE = """() => {
