@@ -90,6 +90,8 @@ def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb"
         env={
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            # what the kit installs into etc/jupyter (and `make lab` uses): widget state saved with the notebook
+            "JUPYTER_CONFIG_PATH": str(KIT_JUPYTER_CONFIG),
             "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         },
     )
