@@ -176,3 +176,16 @@ def test_the_preprocessor_module_imports_neither_kit_nor_torch():
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_preprocessor_named_on_the_command_line_works_without_the_config(tmp_path):
+    """docs/hosts.md's way for a nbconvert that does not read the kit's configuration."""
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(_notebook(), path)
+    env = {"JUPYTER_CONFIG_DIR": str(tmp_path / "user"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+                           "--HTMLExporter.preprocessors=kit_nbconvert.KitViews", str(path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = (tmp_path / "nb.html").read_text()
+    assert body.count('class="tmk-fallback"') == 2 and '"model_name": "AnyModel"' not in body
