@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: The Jupyter configuration the kit installs into etc/jupyter (and `make lab` puts on JUPYTER_CONFIG_PATH).
+KIT_JUPYTER_CONFIG = REPO / "jupyter-config"
 
 # The notebook is open and its kernel has started.
 KERNEL_IDLE = """() => {
@@ -111,6 +113,8 @@ def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb"
         env={
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            # what the kit installs into etc/jupyter (and `make lab` uses): widget state saved with the notebook
+            "JUPYTER_CONFIG_PATH": str(KIT_JUPYTER_CONFIG),
             "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         },
     )

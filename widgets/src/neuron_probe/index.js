@@ -24,7 +24,7 @@ function render({ model, el }) {
   const uid = `tmk-probe-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
   const view = { acts: null, decoded: null, vmax: 1, disposed: false, built: false, request: 0 };
   const subs = listeners(model);
-  const fetcher = createFetcher(model);
+  const fetcher = createFetcher(model, el);
   const host = mountRoot(el, { name: "probe", css, label: "Neuron probe", model, onTheme: () => paint() });
   const { root } = host;
 
