@@ -194,8 +194,8 @@ def _check_number(value, name: str, positive: bool) -> float:
 
 
 def _check_data(x, name: str) -> torch.Tensor:
-    x = check_tensor(x, name, (None, None), f"[d, n_tokens] (one column per token; a trace's "
-                                            f"tr['mlp_post', l][tr.mask].T)")
+    x = check_tensor(x, name, (None, None), "[d, n_tokens] (one column per token; a trace's "
+                                            "tr['mlp_post', l][tr.mask].T)")
     if x.shape[1] < 2:
         raise ValueError(f"{name} needs at least two tokens (columns); got shape {list(x.shape)}")
     x = x.detach().float()
