@@ -301,9 +301,11 @@ for value in (0.0, 3 * top_value):
           f"{said['other']:.0%}, the asked capital {said['asked']:.0%}, else {said['else']:.0%}")
 
 # %% [markdown]
-# Set high, the feature turns capital questions into currency questions, and the model answers with the
-# subject's **own** currency: as lesson 04 found for the SNMF feature, what layer 0 holds at the last
-# token is the relation ("a currency comes next"), not a fact. The SAE found the same kind of feature.
+# Set high, the feature turns every capital question into a currency question: the model now names a
+# currency, sometimes the subject's own, more often another country's, never the capital. As lesson 04
+# found for the SNMF feature, what layer 0 holds at the last token is the relation ("a currency comes
+# next"); which currency is retrieved later (the extractor head L1H3 of lesson 03), and an edit this
+# large also disturbs that retrieval.
 #
 # %% [markdown]
 # ## 5. Which decomposition is better? Measured, over seeds
@@ -328,11 +330,13 @@ for a, b in (("SAE", "SNMF"), ("SAE", "NMF"), ("transcoder", "SAE"), ("SAE", "ne
 print(f"chance purity: {table.chance:.2f}")
 
 # %% [markdown]
-# Read the verdicts, not the means. On this model and layer, NMF and SNMF components are at least as pure
-# as the SAE's latents; the SAE is purer than single neurons; the transcoder, which must predict the
-# MLP's output rather than summarise its neurons, is the least pure of the learnt dictionaries. The SAE
-# is the only one whose latents an encoder computes on new tokens, which is what makes splicing and
-# clamping possible. Which method "wins" depends on the measure: say which one you mean.
+# Read the verdicts, not the means. On purity, SNMF and NMF components are ahead of the SAE's latents
+# on this model and layer, the transcoder ties with the SAE, and the SAE is ahead of single neurons (all
+# far above chance). The relative errors are not one quantity: NMF's is of the clipped activations,
+# the transcoder's of the MLP's *output*, the SAE's of the neurons on held-out tokens; and SNMF, NMF and
+# the neurons use far more active units per token than the two dictionaries. Only the SAE and the
+# transcoder have an encoder that computes their latents on new tokens, which is what splicing and
+# clamping need. Which method "wins" depends on the measure: say which one you mean.
 #
 # ## Optional: an SAE on GPT-2 (needs internet)
 #
