@@ -337,7 +337,8 @@ print(f"chance purity: {table.chance:.2f}")
 # the neurons use far more active units per token than the two dictionaries. Only the SAE and the
 # transcoder have an encoder that computes their latents on new tokens, which is what splicing and
 # clamping need. Which method "wins" depends on the measure: say which one you mean.
-#
+
+# %% [markdown]
 # ## Optional: an SAE on GPT-2 (needs internet)
 #
 # The same on GPT-2 small's layer-6 MLP (3072 neurons), on a few dozen sentences: far too little data
