@@ -166,3 +166,20 @@ def test_the_verdict_is_a_tie_inside_the_spread():
     t = L.UnitComparison({"a": {"purity": torch.tensor([0.9, 0.91, 0.92])}, "b": {"purity": torch.tensor([0.5, 0.5, 0.52])}},
                          0.1, (0, 1, 2), 4)
     assert t.difference("purity", "a", "b").endswith("a ahead") and t.difference("purity", "b", "a").endswith("a ahead")
+
+
+def test_steering_verdicts_at_matched_kl(setup, table):
+    st = words.matched_kl_comparison(setup["model"], setup["world"], setup["io"].col, setup["prompts"],
+                                     table.steering_fits(("SNMF", "SAE", "transcoder")), target_kl=1.0, rtol=0.01,
+                                     relations=("capital", "currency", "profession"))
+    assert all(bool(((k - 1.0).abs() <= 0.01).all()) for k in st.kl.values())
+    assert st.verdict("SAE", "SNMF") == "tie" and st.verdict("SAE", "DiffMeans") == "tie"
+    assert st.verdict("transcoder", "SAE") == "tie"
+    assert st.verdict("SAE", "random (sparse)") == "SAE ahead"
+
+
+def test_transcoder_features_steer_through_the_neurons_with_the_same_effect_on_mlp_out(setup, table):
+    fit = table.fits["transcoder"][0]
+    W_out = setup["model"].adapter.W_out(0).detach().float()
+    tc = train_transcoder(setup["io"].inputs, setup["io"].outputs, 64, steps=200, seed=0)
+    assert torch.allclose(W_out.T @ fit.Z, tc.Z, atol=1e-4)

@@ -407,8 +407,15 @@ class UnitComparison:
     """``values[unit][measure]``: one value per seed (``[seed]``) of each measure (:data:`MEASURES`) for each
     kind of unit (:data:`UNITS`); ``chance``: the purity of random tokens."""
 
-    def __init__(self, values: dict[str, dict[str, torch.Tensor]], chance: float, seeds: Sequence[int], k: int):
+    def __init__(self, values: dict[str, dict[str, torch.Tensor]], chance: float, seeds: Sequence[int], k: int,
+                 fits: dict[str, list] | None = None):
         self.values, self.chance, self.seeds, self.k = values, chance, list(seeds), k
+        self.fits = fits or {}  # fits[unit][seed]: a Decomposition whose Z[d_mlp, k] are neuron-space directions
+
+    def steering_fits(self, units: Sequence[str]) -> dict[str, list]:
+        """``{unit: [fit per seed]}`` with ``Z`` in the neurons' space (a transcoder's features through
+        :meth:`kit.analysis.Dictionary.mlp_directions`), for :func:`kit.lessons.mlp.matched_kl_comparison`."""
+        return {u: self.fits[u] for u in units}
 
     def mean(self, measure: str, unit: str) -> float:
         return float(self.values[unit][measure].mean())
@@ -445,7 +452,11 @@ def compare_units(model: Any, io: Any, held_io: Any, labels: torch.Tensor, k: in
     SNMF and NMF (the best iterate's relative error; NMF's of the clipped activations)."""
     from ..analysis import chance_purity, nmf, snmf, train_sae, train_transcoder
 
+    from ..analysis import Decomposition
+
     values: dict[str, dict[str, list[float]]] = {u: {m: [] for m in MEASURES} for u in UNITS}
+    kept: dict[str, list] = {u: [] for u in UNITS}
+    W_out = model.adapter.W_out(io.layer).detach().float().cpu()
     for s in seeds:
         fits = {"SNMF": snmf(io.hidden, k, n_iter=snmf_iter, seed=s, progress=False), "NMF": nmf(io.hidden, k, n_iter=nmf_iter, seed=s),
                 "SAE": train_sae(io.hidden, k, steps=steps, seed=s),
@@ -460,9 +471,12 @@ def compare_units(model: Any, io: Any, held_io: Any, labels: torch.Tensor, k: in
                 got["error"] = fit.loss
             for m in MEASURES:
                 values[u][m].append(got[m])
+            kept[u].append(fit if u != "transcoder" else
+                           Decomposition(fit.mlp_directions(W_out), fit.Y, [], "transcoder"))
+        kept["neurons"].append(Decomposition(torch.eye(io.hidden.shape[0]), io.hidden, [], "neurons"))
         got = _unit_measures(io.hidden, labels)
         got["error"] = 0.0
         for m in MEASURES:
             values["neurons"][m].append(got[m])
     tensors = {u: {m: torch.tensor(v) for m, v in ms.items()} for u, ms in values.items()}
-    return UnitComparison(tensors, chance_purity(labels), seeds, k)
+    return UnitComparison(tensors, chance_purity(labels), seeds, k, kept)
