@@ -238,6 +238,10 @@ class Report:
         lines = ["| A vs B | purity | reconstruction (same target only) | spliced KL | steering: A − B (n) | steering |",
                  "| --- | --- | --- | --- | ---: | --- |"]
         for a, b in pairs:
+            if b not in self.values["purity"]:  # DiffMeans or the random direction: steering only
+                mean, sd, n = self.steering.difference(a, b)
+                lines.append(f"| {a} vs {b} | - | - | - | {mean:+.2f} ± {sd:.2f} ({n}) | {self.steering.verdict(a, b)} |")
+                continue
             pur = spread_verdict(self.values["purity"][a], self.values["purity"][b], (a, b))
             same = a.startswith("transcoder") == b.startswith("transcoder")
             exact = "single neurons" in (a, b)
@@ -290,7 +294,9 @@ def measure(st: Setting, fits: dict[str, list[Fit]], target_kl: float = 1.0, rto
 
 PAIRS_SMALL = ("SAE k={k}", "SNMF"), ("transcoder k={k}", "SNMF"), ("SAE k={k}", "transcoder k={k}"), \
     ("SAE k={k}", "NMF (Ecco)"), ("NMF (Ecco)", "SNMF"), ("SAE k={k}", "single neurons"), \
-    ("transcoder k={k}", "single neurons"), ("SNMF", "single neurons"), ("NMF (Ecco)", "single neurons")
+    ("transcoder k={k}", "single neurons"), ("SNMF", "single neurons"), ("NMF (Ecco)", "single neurons"), \
+    ("SAE k={k}", "random (sparse)"), ("transcoder k={k}", "random (sparse)"), ("SNMF", "random (sparse)"), \
+    ("SAE k={k}", "DiffMeans"), ("SNMF", "DiffMeans")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -146,3 +146,17 @@ def test_dictionaries_refuse_bad_input_with_messages_naming_what_is_valid(model,
         A.mlp_io(model, [], 0)
     with pytest.raises(ValueError, match="empty"):
         A.splice(model, [""], L, tc)
+
+
+def test_a_dictionary_built_by_hand_must_have_consistent_parts():
+    Z, Y = torch.eye(4)[:, :3], torch.zeros(3, 2)
+    ok = A.Dictionary(Z, Y, [0.0], "transcoder", 0, 0.0, {}, torch.zeros(3, 6), torch.zeros(3), torch.zeros(4))
+    assert (ok.d_in, ok.d_out, ok.k) == (6, 4, 3)
+    with pytest.raises(ValueError, match="one of"):
+        A.Dictionary(Z, Y, [0.0], "snmf", 0, 0.0, {}, torch.zeros(3, 6), torch.zeros(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="needs its encoder"):
+        A.Dictionary(Z, Y, [0.0], "sae")
+    with pytest.raises(ValueError, match=r"b_dec \[5\] = \[d_out\]"):
+        A.Dictionary(Z, Y, [0.0], "transcoder", 0, 0.0, {}, torch.zeros(3, 6), torch.zeros(3), torch.zeros(5))
+    with pytest.raises(ValueError, match="same space"):
+        A.Dictionary(Z, Y, [0.0], "sae", 0, 0.0, {}, torch.zeros(3, 6), torch.zeros(3), torch.zeros(4))

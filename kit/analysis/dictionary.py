@@ -52,6 +52,20 @@ class Dictionary(Decomposition):
     b_enc: torch.Tensor | None = None  # [k]
     b_dec: torch.Tensor | None = None  # [d_out]
 
+    def __post_init__(self) -> None:
+        if self.method not in KINDS:
+            raise ValueError(f"a Dictionary's method is one of {KINDS}; got {self.method!r}")
+        if any(t is None for t in (self.W_enc, self.b_enc, self.b_dec)):
+            raise ValueError("a Dictionary needs its encoder W_enc [k, d_in], b_enc [k] and decoder bias b_dec [d_out]")
+        d_out, k = self.Z.shape
+        if (self.W_enc.ndim != 2 or self.W_enc.shape[0] != k or tuple(self.b_enc.shape) != (k,)
+                or tuple(self.b_dec.shape) != (d_out,) or self.Y.shape[0] != k):
+            raise ValueError(f"inconsistent shapes: Z {list(self.Z.shape)} = [d_out, k], Y {list(self.Y.shape)} = [k, n], "
+                             f"W_enc {list(self.W_enc.shape)} = [k, d_in], b_enc {list(self.b_enc.shape)} = [k], "
+                             f"b_dec {list(self.b_dec.shape)} = [d_out]")
+        if self.method == "sae" and self.W_enc.shape[1] != d_out:
+            raise ValueError(f"an SAE reads and writes the same space: W_enc [k, {d_out}], got {list(self.W_enc.shape)}")
+
     # ---------------------------------------------------------------- shape
     @property
     def kind(self) -> str:
@@ -194,8 +208,8 @@ def _check_number(value, name: str, positive: bool) -> float:
 
 
 def _check_data(x, name: str) -> torch.Tensor:
-    x = check_tensor(x, name, (None, None), f"[d, n_tokens] (one column per token; a trace's "
-                                            f"tr['mlp_post', l][tr.mask].T)")
+    x = check_tensor(x, name, (None, None), "[d, n_tokens] (one column per token; a trace's "
+                                            "tr['mlp_post', l][tr.mask].T)")
     if x.shape[1] < 2:
         raise ValueError(f"{name} needs at least two tokens (columns); got shape {list(x.shape)}")
     x = x.detach().float()
