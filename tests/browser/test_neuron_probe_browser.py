@@ -244,3 +244,21 @@ def test_an_sae_feature_is_shown_like_a_neuron_offline(offline, model, sae, sche
     after = [float(x) for x in root.locator(".tmk-next tbody tr .tmk-after").all_text_contents()]
     assert after == pytest.approx(eff["after"][: len(after)].tolist(), rel=2e-3, abs=1e-6)
     assert o.remote_requests == [] and o.errors == []
+
+
+def test_a_transcoder_feature_reads_the_mlp_input_offline(offline, model):
+    from kit.analysis import train_transcoder
+
+    trs = [model.trace(t, capture=["mlp_normalized", "mlp_out"]) for t in TEXTS]
+    tc = train_transcoder(torch.cat([tr["mlp_normalized", 1][0] for tr in trs]).T,
+                          torch.cat([tr["mlp_out", 1][0] for tr in trs]).T, 5, steps=30, seed=0, l1=0.01)
+    j = int((tc.Y > 0).sum(1).argmax())
+    p = NeuronProbe(model, TEXTS, layer=1, features={1: tc}, feature=j)
+    o, root = page_of(offline, p)
+    root.and_(o.page.locator(f'[data-loaded="feature/1/{j}"]')).wait_for()
+    acts = torch.cat(p.activations())
+    assert chip_acts(root) == pytest.approx(acts.tolist(), abs=2e-3 * float(acts.abs().max()))
+    assert root.locator(".tmk-unit-title").text_content() == f"transcoder feature {j} of layer 1"
+    assert "mlp_normalized" in root.locator(".tmk-legend-label").text_content()
+    assert root.locator('button[data-mode="feature"]').text_content() == "transcoder feature"
+    assert o.remote_requests == [] and o.errors == []
