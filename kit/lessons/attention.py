@@ -27,10 +27,12 @@ from ..trace import Trace
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
 from ._names import parse_component
+from .variants import variant
 
 __all__ = [
     "check_residual_from_parts", "check_most_attended", "check_first_top1_layer", "check_top_component",
-    "component_effects", "parse_component", "answer_ranks", "relation_competitors",
+    "component_effects", "parse_component", "answer_ranks", "relation_competitors", "exercise_person",
+    "PEOPLE", "DLA_MARGIN",
 ]
 
 EX_RESID = "1.1 residual stream from its parts"
@@ -38,6 +40,8 @@ EX_ATTEND = "1.2 where a head looks"
 EX_LENS = "1.3 logit lens"
 EX_DLA = "1.4 direct logit attribution"
 HINT_RESID = "start from tr['resid_pre', 0] and add tr['attn_out', l] + tr['mlp_out', l] for l = 0 .. layer"
+PEOPLE = 16  # exercises 1.3 and 1.4 draw their person among world.people[:PEOPLE]
+DLA_MARGIN = 0.3  # a person is drawn only when the top component leads the next by this much (logit difference)
 HINT_ATTEND = ("tr['pattern', layer] is [batch, head, query, key]; the last token is query -1; "
                "take the argmax over the keys")
 
@@ -83,6 +87,32 @@ def _ordinal(rank: int) -> str:
     n = rank + 1
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def _profession_prompt(person: dict) -> tuple[str, str]:
+    return f"{person['name']} works as a", " " + person["profession"]
+
+
+def _well_posed(model: Model, world: Any) -> Callable[[dict], bool]:
+    """Whether exercises 1.3 and 1.4 are well posed on a person: the model's output ranks the
+    profession top-1 (so 1.3 has a first top-1 layer) and the top component's direct effect on the logit
+    difference leads the runner-up by at least :data:`DLA_MARGIN` (so 1.4 has one clear answer)."""
+    def ok(person: dict) -> bool:
+        prompt, answer = _profession_prompt(person)
+        if answer_ranks(model, prompt, answer)[-1] != 0:
+            return False
+        effects = sorted(component_effects(model, prompt, answer,
+                                           relation_competitors(model, world, "profession", answer)).values())
+        return effects[-1] - effects[-2] >= DLA_MARGIN
+    return ok
+
+
+def exercise_person(model: Model, world: Any, student: str | None = None) -> dict:
+    """The person of exercises 1.3 and 1.4 (``{"name", "profession", ...}``) for ``student`` (default: the
+    current one, :mod:`kit.lessons.student`): ``world.people[0]`` with no student, else a person drawn
+    among ``world.people[:PEOPLE]`` on whom both exercises are well posed on ``model``. The prompt is
+    ``f"{name} works as a"``, the answer ``" " + profession``."""
+    return variant(EX_DLA, world.people[:PEOPLE], student=student, where=_well_posed(model, world))
 
 
 # --- exercise 1.1 ------------------------------------------------------------------------------------
