@@ -86,6 +86,27 @@ def test_01_the_solution_solves_each_students_person_and_near_misses_fail(facts4
     assert not verdict and "most positive" in verdict.message
 
 
+@pytest.mark.parametrize("student", STUDENTS)
+def test_01_functions_are_checked_on_each_students_own_sequence_too(facts4l, world, student):
+    tr = facts4l.trace(f"The capital of {world.countries[0]['name']} is")
+    sol = load_solution(SOLUTIONS / "01_attention_and_the_residual_stream.py")
+    lesson_resid = [tr["resid_post", l] for l in range(facts4l.n_layers)]
+    replay_resid = lambda t, layer: lesson_resid[layer]  # noqa: E731  (the lesson's answers, replayed)
+    lesson_attended = {(l, h): int(tr["pattern", l][0, h, -1].argmax())
+                       for l in range(facts4l.n_layers) for h in range(facts4l.n_heads)}
+    replay_attended = lambda t, l, h: lesson_attended[l, h]  # noqa: E731
+    assert l01.check_residual_from_parts(replay_resid, tr) and l01.check_most_attended(replay_attended, tr)
+    as_student(student)
+    assert l01.check_residual_from_parts(sol.residual_after, tr)
+    assert l01.check_most_attended(sol.most_attended, tr)
+    assert not l01.check_residual_from_parts(replay_resid, tr)  # another sequence: the lesson's numbers fail
+    assert not l01.check_most_attended(replay_attended, tr)
+    no_mlp = lambda t, layer: t["resid_pre", 0] + sum(t["attn_out", l] for l in range(layer + 1))  # noqa: E731
+    assert "not the MLP" in l01.check_residual_from_parts(no_mlp, tr).message
+    first_query = lambda t, l, h: int(t["pattern", l][0, h, 0].argmax())  # noqa: E731  (the wrong query)
+    assert not l01.check_most_attended(first_query, tr)
+
+
 # --- lesson 02 ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
