@@ -312,3 +312,27 @@ def test_05_the_solution_solves_each_students_instance_and_near_misses_fail(ioi3
     assert not l05.check_sender(second, ioi3l, receiver, batch)
     assert "not below" in l05.check_sender(receiver, ioi3l, receiver, batch).message
 
+
+
+# --- whole notebooks, as a student --------------------------------------------------------------------
+
+@pytest.mark.lessons
+@pytest.mark.parametrize("lesson", ["01_attention_and_the_residual_stream", "05_find_a_circuit"])
+def test_a_students_notebook_draws_their_instances_and_the_pasted_solutions_pass(lesson, facts4l, world, ioi3l,
+                                                                                monkeypatch):
+    """The lesson run by `ada` (KIT_STUDENT), the reference solution pasted before each check as a student
+    would: no cell fails and every exercise passes, on ada's own instances (not the lesson's)."""
+    import importlib.util
+    import sys
+
+    monkeypatch.delenv("KIT_PROGRESS")  # the run counts the verdicts the kernel records
+    spec = importlib.util.spec_from_file_location("lesson_student_run", SOLUTIONS.parent / "student_run.py")
+    student_run = importlib.util.module_from_spec(spec)
+    sys.modules["lesson_student_run"] = student_run
+    spec.loader.exec_module(student_run)
+    run = student_run.run(SOLUTIONS.parent / f"{lesson}.ipynb", student="ada")
+    assert run["errors"] == [] and run["passed"] == run["exercises"] == run["checks"], run
+    if lesson.startswith("01"):
+        assert l01.exercise_person(facts4l, world, student="ada") is not world.people[0]
+    else:
+        assert l05.exercise_batch(ioi3l, student="ada").clean != l05.ioi_batch(32).clean
