@@ -31,6 +31,7 @@ from ..train import metrics
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
 from ._names import head_help, parse_head
+from .student import current_student
 from .variants import variant, variant_seed
 
 __all__ = [
@@ -264,8 +265,11 @@ def _ablation_leader_is_clear(model: Model) -> Callable[[int], bool]:
 def exercise_half_len(model: Model, student: str | None = None) -> int:
     """The segment length of exercise 2.4 for ``student`` (default: the current one): 16 with no student,
     else one of :data:`ABLATION_LENGTHS` at which one head's ablation clearly hurts the second copy most
-    (by :data:`ABLATION_MARGIN` nats). On ``induction-2l`` the answer changes with the length."""
-    return variant(EX_ABL, ABLATION_LENGTHS, student=student, where=_ablation_leader_is_clear(model))
+    (by :data:`ABLATION_MARGIN` nats), never 16 (the lesson prints its ablation table). On ``induction-2l``
+    the answer changes with the length."""
+    student = student if student is not None else current_student()
+    lengths = ABLATION_LENGTHS if student is None else ABLATION_LENGTHS[1:]
+    return variant(EX_ABL, lengths, student=student, where=_ablation_leader_is_clear(model))
 
 
 # --- exercise 2.4 -------------------------------------------------------------------------------------

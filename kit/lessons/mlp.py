@@ -41,7 +41,8 @@ __all__ = [
 BOUNDARY = "start or end of sentence"
 EX_DECODE, EX_PURITY, EX_DIFF, EX_STEER = "04.1 decode a neuron", "04.2 label purity", "04.3 DiffMeans", \
     "04.4 steering scale"
-TARGET_KLS = (0.5, 0.25, 0.75, 1.0)  # 04.4's target KLs (0.5: the lesson's own)
+TARGET_KLS = (0.5, 0.25, 0.35, 0.65, 0.75)  # 04.4's target KLs (0.5: the lesson's own; not 1.0, whose scale
+# the lesson's steering table prints)
 SHOWN_FEATURES = 4  # the lesson prints the purity of features 0 .. 3 (and of its own feature)
 
 
@@ -161,7 +162,7 @@ def exercise_concept(world, concept: str, student: str | None = None) -> str:
 
 def exercise_target_kl(student: str | None = None) -> float:
     """04.4's target KL for ``student`` (default: the current one): 0.5 with no student, else one of
-    :data:`TARGET_KLS`."""
+    :data:`TARGET_KLS` (never 1.0: the lesson prints the scale that reaches it)."""
     return variant(EX_STEER, TARGET_KLS, student=student)
 
 

@@ -259,8 +259,8 @@ check_heads(prev_token_head, induction_heads, model)
 # will raise that loss the most? Answer with a `(layer, head)` pair *before* you run the next section.
 #
 # `T_ex` is 16, the length the next section measures, unless your instructor gave you a student id
-# (`kit.lessons.start(student="...")`, or `$KIT_STUDENT`): then it is a length drawn for you, and the
-# answer may differ from the table below. Measure it afterwards with `ablation_table(model,
+# (`kit.lessons.start(student="...")`, or `$KIT_STUDENT`): then it is another length drawn for you, and
+# the answer may differ from the table below. Measure it afterwards with `ablation_table(model,
 # repeated_ids(model, n_seqs=32, half_len=T_ex), T_ex)`.
 #
 # Solution: `lessons/solutions/02_induction_heads.py`.
