@@ -292,6 +292,12 @@ def test_05_without_a_student_the_instances_are_the_lessons(ioi3l):
     assert lessons.variant_seed(l05.EX_DIFF, 5) == 5
 
 
+def test_05_students_never_get_the_prompts_whose_grid_the_lesson_prints(ioi3l):
+    lesson = l05.ioi_batch(32).clean
+    drawn = [l05.exercise_batch(ioi3l, student=f"s{i}").clean for i in range(8)]
+    assert lesson not in drawn and len({tuple(d) for d in drawn}) >= 3
+
+
 @pytest.mark.parametrize("student", STUDENTS)
 def test_05_the_solution_solves_each_students_instance_and_near_misses_fail(ioi3l, student):
     as_student(student)

@@ -32,6 +32,7 @@ from ..models import Model
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
 from ._names import head_help, head_name, parse_head
+from .student import current_student
 from .variants import variant, variant_seed
 
 __all__ = [
@@ -167,8 +168,11 @@ def _top_head_is_clear(model: Model) -> Callable[[tuple[int, int]], bool]:
 def exercise_batch(model: Model, student: str | None = None) -> IOIBatch:
     """The prompt pairs of exercises 5.2 and 5.3 for ``student`` (default: the current one): the lesson's
     ``ioi_batch(32)`` with no student, else 32 pairs of another template and draw of names (one of
-    :data:`BATCHES`) on which the top patched head leads the next by :data:`TOP_MARGIN`."""
-    template, seed = variant(EX_TOP, BATCHES, student=student, where=_top_head_is_clear(model))
+    :data:`BATCHES`, never the lesson's, whose patching grid the lesson prints) on which the top patched
+    head leads the next by :data:`TOP_MARGIN`."""
+    student = student if student is not None else current_student()
+    batches = BATCHES if student is None else BATCHES[1:]
+    template, seed = variant(EX_TOP, batches, student=student, where=_top_head_is_clear(model))
     return ioi_batch(32, template=template, seed=seed)
 
 
