@@ -27,7 +27,7 @@ import kit
 from kit.analysis import contrast_attribution, direct_logit_attribution, logit_lens
 from kit.lessons.attention import (
     check_first_top1_layer, check_most_attended, check_residual_from_parts, check_top_component,
-    relation_competitors,
+    exercise_person, relation_competitors,
 )
 from kit.train import load_world
 from kit.widgets import AttentionViewer, CircuitDiagram, Dashboard, ResidualLens
@@ -180,10 +180,14 @@ for l in range(model.n_layers):
 # answer top-1 at the last position? Give the layer number (`0`..`3`). Use `logit_lens` or a
 # `ResidualLens` on this prompt.
 #
+# `exercise_person` gives *your* person: the first person of the world, or, if your instructor gave
+# you a student id (`kit.lessons.start(student="...")` in the first cell, or `$KIT_STUDENT`), a person
+# drawn for you, so that your answers are your own. The checks measure whichever person you have.
+#
 # Solution: `lessons/solutions/01_attention_and_the_residual_stream.py`.
 
 # %%
-person = world.people[0]
+person = exercise_person(model, world)  # yours: world.people[0] without a student id
 prompt2 = f"{person['name']} works as a"
 answer2 = " " + person["profession"]
 print(f"{prompt2!r} -> {answer2!r}")

@@ -31,8 +31,8 @@ import kit
 from kit.analysis import composition_scores
 from kit.charts import bars, head_heatmap
 from kit.lessons.induction import (
-    INDUCTION_THRESHOLD, check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score,
-    copy_losses, induction_score_of, repeated_ids,
+    INDUCTION_THRESHOLD, ablation_table, check_ablation_prediction, check_heads, check_induction_score,
+    check_prev_token_score, copy_losses, exercise_half_len, induction_score_of, repeated_ids,
 )
 from kit.train import InductionRecipe, induction_scores, phase_change, prev_token_scores, train_induction
 from kit.train.induction import build_induction_model, induction_task, induction_tokenizer
@@ -255,15 +255,21 @@ check_heads(prev_token_head, induction_heads, model)
 # ### Exercise 2.4: predict before you measure
 #
 # Next we silence one head at a time (**zero-ablation**: its output becomes zero) and measure the loss
-# on the second copy of repeated random sequences. Which single head, silenced, will raise that loss
-# the most? Answer with a `(layer, head)` pair *before* you run the next section.
+# on the second copy of repeated random sequences of `T_ex` tokens, twice. Which single head, silenced,
+# will raise that loss the most? Answer with a `(layer, head)` pair *before* you run the next section.
+#
+# `T_ex` is 16, the length the next section measures, unless your instructor gave you a student id
+# (`kit.lessons.start(student="...")`, or `$KIT_STUDENT`): then it is another length drawn for you, and
+# the answer may differ from the table below. Measure it afterwards with `ablation_table(model,
+# repeated_ids(model, n_seqs=32, half_len=T_ex), T_ex)`.
 #
 # Solution: `lessons/solutions/02_induction_heads.py`.
 
 # %%
+T_ex = exercise_half_len(model)  # your segment length: 16 without a student id
 biggest_ablation = ...  # (layer, head)
 
-check_ablation_prediction(biggest_ablation, model)
+check_ablation_prediction(biggest_ablation, model, half_len=T_ex)
 
 # %% [markdown]
 # ## Ablation: what breaks the second copy?

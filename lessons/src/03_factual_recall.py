@@ -121,13 +121,18 @@ print("subject positions:", subj, [tr.tokens[0][i] for i in subj])
 #
 # Using `model.trace(...)` and `tr["pattern", layer]` (`[batch, head, query, key]`), find the head
 # whose attention from the last token to the subject (summed over the subject's tokens) is highest
-# on average over `facts`. Write it as `"L<layer>H<head>"` (e.g. `"L2H0"`). (Careful with padding in
+# on average over `facts_2`. Write it as `"L<layer>H<head>"` (e.g. `"L2H0"`). (Careful with padding in
 # a batch: each prompt's last token is at `tr.lengths[b] - 1`.)
+#
+# `facts_2` are all the lesson's `facts`, or, if your instructor gave you a student id
+# (`kit.lessons.start(student="...")` in the first cell, or `$KIT_STUDENT`), 12 of them drawn for you.
+# The same goes for the fact of exercises 3 and 4.
 
 # %%
+facts_2 = lesson.exercise_facts(model, facts)  # yours: all of `facts` without a student id
 answer_2 = ...  # a head, e.g. "L2H0"
 
-lesson.check_mover_head(answer_2, model, facts)
+lesson.check_mover_head(answer_2, model, facts_2)
 
 # %% [markdown]
 # The measured attention, and each head's direct effect on the logit difference between the answer
@@ -329,12 +334,17 @@ print(f"resid: largest restored p(answer) {float(ct.scores.max()):.2f} at layer 
 # The residual trace peaks trivially at the last position in the last layer: restoring that state
 # restores everything. The interesting cells are in the subject's columns. Among the subject's
 # positions only, at which `(layer, position)` does restoring the residual stream bring back the most
-# p(answer)? Use `traces["resid"]` (its `.scores[layer, pos]` and `.subject`).
+# p(answer)? Use `ex_trace`, the residual trace of your fact `ex` (its `.scores[layer, pos]` and
+# `.subject`); without a student id, `ex` is the fact above and `ex_trace` is `traces["resid"]`.
 
 # %%
+ex = lesson.exercise_fact(model, facts)  # yours: the lesson's fact without a student id
+ex_trace = traces["resid"] if ex is fact else causal_trace(model, ex.text, ex.subject, answer=ex.answer,
+                                                           kind="resid", samples=10, seed=0)
+print(f"{ex.text!r} -> {ex.answer!r}   subject: {ex.subject!r}")
 answer_3 = ...  # (layer, position)
 
-lesson.check_subject_peak(answer_3, model, prompt, subject, answer)
+lesson.check_subject_peak(answer_3, model, ex.text, ex.subject, ex.answer)
 
 # %% [markdown]
 # The MLP and attention grids peak here:
@@ -427,14 +437,15 @@ print(f"the single layer whose knockout costs most: layer {worst}")
 # %% [markdown]
 # ## Exercise 4: the knockout drop, by hand
 #
-# For our one prompt, block the last token's attention to the subject in every layer with
-# `kit.Knockout(layer=list(range(model.n_layers)), query=-1, key=subj)` passed to
-# `model.trace(prompt, interventions=[...])`, and give the drop in p(answer): p before minus p after.
+# For your fact `ex` (the prompt we follow, without a student id), block the last token's attention to
+# the subject in every layer with `kit.Knockout(layer=list(range(model.n_layers)), query=-1, key=...)`
+# (the subject's positions) passed to `model.trace(ex.text, interventions=[...])`, and give the drop in
+# p(answer): p before minus p after.
 
 # %%
 answer_4 = ...  # a float: p(answer) before minus after
 
-lesson.check_knockout_drop(answer_4, model, prompt, subject, answer)
+lesson.check_knockout_drop(answer_4, model, ex.text, ex.subject, ex.answer)
 
 # %% [markdown]
 # ## Optional: the same on GPT-2 (needs internet)

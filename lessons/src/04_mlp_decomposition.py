@@ -108,6 +108,10 @@ NeuronProbe(model, probe_texts, layer=LAYER, neuron=neuron, prompt=[p.text for p
 # `model.adapter.final_norm.weight` (`[d_model]`), `model.adapter.W_U` is `[d_model, vocab]`, and
 # `model.to_str_tokens(ids)` turns ids into texts.
 #
+# The check decodes the neuron above and two more; if your instructor gave you a student id
+# (`kit.lessons.start(student="...")` in the first cell, or `$KIT_STUDENT`), those two are drawn for you,
+# and so are the feature, the concept and the target of exercises 2 to 4.
+#
 # The solution is in `lessons/solutions/04_mlp_decomposition.py` (`%load solutions/04_mlp_decomposition.py`).
 
 # %%
@@ -115,7 +119,7 @@ def decode(layer: int, neuron: int, k: int) -> list[str]:
     raise NotImplementedError  # your code here
 
 
-lesson.check_decoded_tokens(decode, model, [(LAYER, neuron), (0, 0), (1, 7)])
+lesson.check_decoded_tokens(decode, model, lesson.exercise_neurons(model, LAYER, neuron))
 
 # %% [markdown]
 # ## Polysemanticity
@@ -174,13 +178,15 @@ print(f"feature {feature}: {float(mask[res.top_tokens(feature, 20)].float().mean
 # %% [markdown]
 # ## Exercise 2: label purity of a feature, by hand
 #
-# `res.Y[feature]` is the feature's activation on every token (`[n_tokens]`), `labels` the label of
+# `res.Y[feature_2]` is the activation of your feature on every token (`[n_tokens]`), `labels` the label of
 # every token. Take its 20 highest tokens and give the share carrying the most common label.
 
 # %%
+feature_2 = lesson.exercise_feature(res.Y, labels, mask)  # yours: `feature` without a student id
+print(f"your feature: {feature_2}")
 answer_2 = ...  # a number between 0 and 1
 
-lesson.check_feature_purity(answer_2, res.Y[feature], labels)
+lesson.check_feature_purity(answer_2, res.Y[feature_2], labels)
 
 # %% [markdown]
 # What do features fire on, and what do they write? Our feature and a few others:
@@ -199,12 +205,16 @@ NeuronProbe(model, probe_texts, layer=LAYER, features=res.Z, feature=feature)
 # ## Exercise 3: a DiffMeans direction
 #
 # The supervised baseline: the mean activation vector on the concept's tokens minus the mean on all
-# other tokens. Compute it from `col.acts` (`[d_mlp, n_tokens]`) and `mask` (`[n_tokens]`).
+# other tokens. Compute it for your concept `CONCEPT_3` (the lesson's, without a student id) from
+# `col.acts` (`[d_mlp, n_tokens]`) and its mask `mask_3` (`[n_tokens]`).
 
 # %%
+CONCEPT_3 = lesson.exercise_concept(world, CONCEPT)  # yours: CONCEPT without a student id
+mask_3 = lesson.concept_mask(model, col, prompts, CONCEPT_3)  # [n_tokens] bool
+print(f"your concept: {CONCEPT_3} ({int(mask_3.sum())} tokens)")
 answer_3 = ...  # a tensor [d_mlp]
 
-lesson.check_diff_means(answer_3, col.acts, mask)
+lesson.check_diff_means(answer_3, col.acts, mask_3)
 
 # %% [markdown]
 # The library's version, used from here on:
@@ -340,15 +350,17 @@ print(f"single neurons: mean purity {cmp.mean('single neurons'):.2f}; chance {cm
 # %% [markdown]
 # ## Exercise 4: find the scale yourself
 #
-# Find an `α` at which steering with the DiffMeans direction `dm` gives a mean KL of 0.5 (within 10%)
-# on `steer_prompts`. `steer_mlp(model, steer_prompts, LAYER, dm, alpha, pos=-1).logits` gives the
+# Find an `α` at which steering with the DiffMeans direction `dm` gives a mean KL of `TARGET_KL` (0.5
+# without a student id; within 10%) on `steer_prompts`. `steer_mlp(model, steer_prompts, LAYER, dm, alpha, pos=-1).logits` gives the
 # steered logits; compare each prompt's last-token distribution with the clean one
 # (`model.trace(steer_prompts, capture=[])`, last token at `tr.lengths[b] - 1`). Bracket, then bisect.
 
 # %%
+TARGET_KL = lesson.exercise_target_kl()  # yours: 0.5 without a student id
+print(f"target KL: {TARGET_KL}")
 answer_4 = ...  # a float: the scale alpha
 
-lesson.check_steering_scale(answer_4, model, steer_prompts, LAYER, dm, target_kl=0.5)
+lesson.check_steering_scale(answer_4, model, steer_prompts, LAYER, dm, target_kl=TARGET_KL)
 
 # %% [markdown]
 # ## Optional: the same on GPT-2 (needs internet)

@@ -25,7 +25,9 @@ import torch
 import kit
 import kit.analysis as A
 from kit.charts import head_heatmap
-from kit.lessons.circuit import check_logit_diff, check_sender, check_top_head, ioi_batch, patching_by_head
+from kit.lessons.circuit import (
+    check_logit_diff, check_sender, check_top_head, exercise_batch, exercise_receiver, ioi_batch, patching_by_head,
+)
 from kit.train.ioi import IOIRecipe
 from kit.widgets import AttentionViewer, CircuitDiagram
 
@@ -92,11 +94,16 @@ head_heatmap(restored, "share of the logit difference restored by patching one h
 # ### Exercise 5.2: the head that matters most
 #
 # Which head, patched alone, restores the most? Answer with `(layer, head)`.
+#
+# The question is about *your* prompts, `my_batch`: the 32 pairs above, or, if your instructor gave you
+# a student id (`kit.lessons.start(student="...")`, or `$KIT_STUDENT`), 32 pairs of another template
+# and other names drawn for you: then measure your own grid with `patching_by_head(model, my_batch)`.
 
 # %%
+my_batch = exercise_batch(model)  # yours: the same prompts as `batch` without a student id
 top_head = ...  # (layer, head)
 
-check_top_head(top_head, model, batch)
+check_top_head(top_head, model, my_batch)
 
 # %% [markdown]
 # Two heads stand out: **L1H1** and **L2H2**. (The model card calls them the heads that carry the answer.)
@@ -143,12 +150,15 @@ print("paths into L2H2 at END:    ", [(f"L{l}H{h}", round(e, 2)) for (l, h), e i
 #
 # ### Exercise 5.3: who feeds the receiver?
 #
-# Which head sends the most through L2H2? Answer with `(layer, head)`.
+# Which head sends the most through `receiver` (your receiver: L2H2 without a student id, else a head of
+# layer 2 drawn for you) on your prompts `my_batch`? Answer with `(layer, head)`.
 
 # %%
+receiver = exercise_receiver(model, my_batch)  # (layer, head): (2, 2) without a student id
+print(f"receiver: L{receiver[0]}H{receiver[1]}")
 sender = ...  # (layer, head)
 
-check_sender(sender, model, (2, 2), batch)
+check_sender(sender, model, receiver, my_batch)
 
 # %% [markdown]
 # Path patching can also split *how* a sender reaches a receiver: through the receiver's queries and keys
