@@ -352,20 +352,21 @@ for name, m in real.items():  # what the top heads attend to from END: IO, S1 or
 
 # %%
 # NBVAL_SKIP
-for name, m in real.items():  # ablations and backup
-    b = g_reports[name]["batch"]
-    direct = A.path_patching(m, *b.args(), receivers="logits")  # effect[layer, head] < 0: the head helps IO
-    mover = min(((float(direct.effect[l, h]), (l, h)) for l in range(m.n_layers) for h in range(m.n_heads)))[1]
-    top = [h for h, _ in g_reports[name]["top_heads"]]
+for name, m in real.items():  # ablations and backup, then the circuit from the measured edges
+    report = g_reports[name]
+    b = report["batch"]
+    top = [h for h, _ in report["top_heads"]]
     cmp_m = A.compare_ablations(m, b.clean, b.io, b.s, heads=top)
     for method in cmp_m.methods:
         print(f"{label(name)}, {method} ablation, change in logit difference:",
               {f"{l}.{h}": round(float(cmp_m.of(method)[l, h]), 2) for l, h in top})
+    mover = report["direct_paths"][0][0]  # the head with the strongest direct path to the logits
     backup = A.backup_heads(m, b.clean, b.io, b.s, ablate=[mover], method="mean")
     gain = backup.change.nan_to_num(-float("inf")).flatten().topk(3)
-    print(f"  with {mover[0]}.{mover[1]} (the strongest direct path) mean-ablated, the heads whose direct effect rises most:",
-          [(f"{int(i) // m.n_heads}.{int(i) % m.n_heads}", round(float(v), 2)) for v, i in zip(gain.values, gain.indices)])
-    into = A.path_patching(m, *b.args(), receivers=[mover], receiver_pos=-1) if mover[0] > 0 else None
-    edges = [((l, h), mover, float(into.effect[l, h])) for l, h in into.senders] if into is not None else []
-    display(CircuitDiagram(m, weights={"heads": -direct.effect}, edges=edges, edge_label="path patching effect",
-                           threshold=0.2))
+    print(f"  with {mover[0]}.{mover[1]} (the strongest direct path) mean-ablated, the heads whose direct effect rises "
+          "most:", [(f"{int(i) // m.n_heads}.{int(i) % m.n_heads}", round(float(v), 2))
+                    for v, i in zip(gain.values, gain.indices)])
+    receiver = top[0]  # the top patched head, and the senders path patching found into it
+    edges = [(sender, receiver, effect) for sender, effect in report["senders_into_top"] or []]
+    display(CircuitDiagram(m, weights={"heads": report["patching"]}, edges=edges,
+                           edge_label="path patching effect", threshold=0.2))
