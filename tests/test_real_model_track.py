@@ -192,6 +192,7 @@ def check_05(ns, out):
     for name in real.TRACK:
         report = ns["g_reports"][name]
         assert report["patching"].shape == (12, 12) and len(report["batch"].clean) == 8
+    assert "not one token" not in out  # every name is one token, so every prompt has one length
     assert out.count("published name movers") == 1 and out.count("published S-inhibition") == 1
     assert out.count("from END") >= 2 * 3 and out.count("ablation, change in logit difference") == 6
 

@@ -312,7 +312,7 @@ CircuitDiagram(model, weights=weights, edges=edges, edge_label="path patching ef
 import altair as alt  # noqa: E402
 from IPython.display import display  # noqa: E402
 
-from kit.lessons.circuit import gpt2_ioi  # noqa: E402
+from kit.lessons.circuit import GPT2_NAMES, gpt2_ioi  # noqa: E402
 from kit.lessons.real import label, real_models  # noqa: E402
 
 real = real_models()  # {hub id: model} for GPT-2 small and Pythia-160M: whatever could be loaded
@@ -322,7 +322,10 @@ PUBLISHED_IOI = {"gpt2": {"name movers": [(9, 6), (9, 9), (10, 0)],
                           "induction": [(5, 5), (6, 9)], "duplicate-token": [(0, 1), (3, 0)]}}
 g_reports = {}
 for name, m in real.items():
-    g_reports[name] = report = gpt2_ioi(m)
+    split = [n for n in GPT2_NAMES if len(m.tokenizer(n, add_special_tokens=False)["input_ids"]) != 1]
+    if split:  # the prompts must have one token length, and the answer must be one token
+        print(f"{label(name)}: the names {split} are not one token; drop them with gpt2_ioi(m, names=...)")
+    g_reports[name] = report = gpt2_ioi(m, names=tuple(n for n in GPT2_NAMES if n not in split))
     print(f"{label(name)}: logit difference clean {report['clean']:.2f}, corrupted {report['corrupted']:.2f}")
     print("  heads that restore most:", [(f"{l}.{h}", round(v, 2)) for (l, h), v in report["top_heads"]])
     print("  strongest direct paths: ", [(f"{l}.{h}", round(e, 2)) for (l, h), e in report["direct_paths"]])
