@@ -42,7 +42,7 @@ def test_offline_real_models_asks_the_hub_once_and_prints_one_line(monkeypatch, 
     assert real.real_models() == {}
     assert asked == ["gpt2"]  # the second model is not tried once the hub is known to be out of reach
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"Skipped: GPT-2 small (gpt2) and Pythia-160M (EleutherAI/pythia-160m) could not be loaded from "
+    assert lines == ["Skipped: GPT-2 small (gpt2) and Pythia-160M (EleutherAI/pythia-160m) could not be loaded from "
                      "the Hugging Face hub (HF_HUB_OFFLINE is set and the model is not in the local cache). The optional "
                      "sections need the network once (the model is then cached); the rest of the lesson runs offline."]
 
