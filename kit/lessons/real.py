@@ -2,7 +2,9 @@
 
 :func:`real_model` loads a hub model when the hub (or the local cache) can provide it, and otherwise
 raises :class:`RealModelUnavailable`, which a notebook shows as one line (no traceback wall), so an
-offline student sees why the optional cells stop. With ``KIT_REAL_MODEL=random`` it returns a
+offline student sees why the optional cells stop. :func:`real_models` is what the lessons call: it
+loads several (default :data:`TRACK`), asks the hub once, and reports those it cannot load in one printed
+line instead of raising, so the section's later cells loop over what loaded (nothing, offline). With ``KIT_REAL_MODEL=random`` it returns a
 **stand-in** instead (:func:`standin`): a model of the same architecture and shape (layers, heads,
 widths, vocabulary size, context) with random weights, and a word-level tokenizer in which every
 word of ``words`` is one token. The tests run every lesson's optional section on these stand-ins,
