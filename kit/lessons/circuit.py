@@ -254,8 +254,8 @@ def gpt2_ioi(model: Model, names: tuple[str, ...] = GPT2_NAMES, n: int = 8, seed
     single-token names, the logit difference clean vs corrupted, activation patching by head (mean over the
     prompts), the strongest direct paths to the logits, and the strongest senders into the top patched head.
 
-    Returns ``{"prompts", "clean", "corrupted", "patching" [layer, head], "top_heads", "direct_paths",
-    "senders_into_top"}``.
+    Returns ``{"prompts", "batch" (the :class:`IOIBatch`), "clean", "corrupted", "patching" [layer, head],
+    "top_heads", "direct_paths", "senders_into_top"}``.
     """
     import random
 
@@ -281,5 +281,5 @@ def gpt2_ioi(model: Model, names: tuple[str, ...] = GPT2_NAMES, n: int = 8, seed
     ans, sub = _ids(model, io), _ids(model, s)
     last = lambda tr: tr.logits[:, -1].float()  # noqa: E731
     diff = lambda tr: float((last(tr).gather(-1, ans) - last(tr).gather(-1, sub)).mean())  # noqa: E731
-    return {"prompts": clean, "clean": diff(clean_tr), "corrupted": diff(corr_tr), "patching": grid,
+    return {"prompts": clean, "batch": batch, "clean": diff(clean_tr), "corrupted": diff(corr_tr), "patching": grid,
             "top_heads": [(h, v) for v, h in top], "direct_paths": direct.top(5), "senders_into_top": senders}
