@@ -7,27 +7,15 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-import kit
-from kit.analysis import mlp_io, splice, train_sae, train_toy_models, train_transcoder
+from kit.analysis import splice, train_toy_models, train_transcoder
 from kit.lessons import dictionaries as L
 from kit.lessons import mlp as words
-from kit.train import load_world
+from tests.lesson06_data import lesson06_data
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.set_num_threads(1)
-    model = kit.load("facts-4l", device="cpu")
-    world = load_world()
-    prompts = words.world_sentences(world, per_relation=60)
-    held = words.world_sentences(world, per_relation=20, split="held_out")
-    io = mlp_io(model, [p.sentence for p in prompts], 0)
-    held_io = mlp_io(model, [p.sentence for p in held], 0)
-    per = words.token_labels(model, world, prompts)
-    labels = torch.tensor([per[b][q] for b, q in zip(io.col.prompt.tolist(), io.col.pos.tolist())])
-    return {"model": model, "world": world, "prompts": prompts, "held": held, "io": io, "held_io": held_io,
-            "labels": labels, "sae": train_sae(io.hidden, 256, steps=300, seed=0),
-            "tc": train_transcoder(io.inputs, io.outputs, 256, steps=300, seed=0)}
+    return lesson06_data()
 
 
 # --- 1. toy models ------------------------------------------------------------------------------------

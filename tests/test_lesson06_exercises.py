@@ -8,13 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import kit
 import kit.lessons as lessons
-from kit.analysis import mlp_io, train_sae, train_toy_models, train_transcoder
+from kit.analysis import train_toy_models
 from kit.lessons import dictionaries as L
 from kit.lessons import mlp as words
-from kit.train import load_world
-from tests.lesson_solutions import load_solution
+from tests.lesson06_data import lesson06_data
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "06_superposition_and_dictionaries.py"
 STUDENTS = ["ada", "bob", "cy", "dee"]
@@ -27,23 +25,9 @@ def quiet(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def sol():
-    return load_solution(SOLUTION)
-
-
-@pytest.fixture(scope="module")
 def setup():
     """The lesson's data and dictionaries (same settings as the notebook)."""
-    torch.set_num_threads(1)
-    model = kit.load("facts-4l", device="cpu")
-    world = load_world()
-    prompts = words.world_sentences(world, per_relation=60)
-    held = words.world_sentences(world, per_relation=20, split="held_out")
-    io = mlp_io(model, [p.sentence for p in prompts], 0)
-    held_io = mlp_io(model, [p.sentence for p in held], 0)
-    sae = train_sae(io.hidden, 256, steps=300, seed=0)
-    tc = train_transcoder(io.inputs, io.outputs, 256, steps=300, seed=0)
-    return {"model": model, "world": world, "prompts": prompts, "io": io, "held_io": held_io, "sae": sae, "tc": tc}
+    return lesson06_data()
 
 
 @pytest.fixture(scope="module")
