@@ -18,6 +18,7 @@ reaches) and "survived" both count as not killed; timeouts are reported apart (s
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -80,6 +81,8 @@ def _prepare(group: str, work: Path) -> Path:
         if f.split("/")[0] in ("kit", "tests", "lessons", "scripts") or f == "pyproject.toml":
             (where / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, where / f)
+    for m in modules:
+        _undecorate(where / m)
     lines = ["[mutmut]", "source_paths = kit", "also_copy =", "    lessons/", "    scripts/", "only_mutate ="]
     lines += [f"    {m}" for m in modules]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
@@ -91,6 +94,34 @@ def _prepare(group: str, work: Path) -> Path:
     (where / "setup.cfg").write_text("\n".join(lines))
     _check_test_ids(where, tests)
     return where
+
+
+# decorators mutmut 3 would make it skip a function for, and that are safe to apply at the end of the module
+REAPPLIED = ("torch.no_grad()", "contextlib.contextmanager")
+
+
+def _undecorate(path: Path) -> None:
+    """Move ``@torch.no_grad()`` / ``@contextlib.contextmanager`` of top-level functions to the module's end.
+
+    mutmut 3 does not mutate a decorated function at all (``direct_logit_attribution``, ``causal_traces``,
+    the head scores...), so in the scratch copy ``@deco def f`` becomes ``def f`` plus ``f = deco(f)`` at the
+    end of the module: the same function at import time, now with mutants.
+    """
+    source = path.read_text()
+    lines = source.splitlines(keepends=True)
+    drop: list[tuple[int, int]] = []
+    tail: list[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and len(node.decorator_list) == 1:
+            deco = node.decorator_list[0]
+            text = ast.get_source_segment(source, deco)
+            if text in REAPPLIED:
+                drop.append((deco.lineno - 1, deco.end_lineno))
+                tail.append(f"{node.name} = {text}({node.name})  # moved here by benchmarks/mutation.py\n")
+    for start, end in reversed(drop):
+        del lines[start:end]
+    if tail:
+        path.write_text("".join(lines) + "\n\n" + "".join(tail))
 
 
 def _check_test_ids(where: Path, tests: list[str]) -> None:
