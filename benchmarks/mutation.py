@@ -43,7 +43,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_interventions_contract.py"]),
     "attribution": (["kit/analysis/attribution.py"], [
         "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py",
-        "tests/test_attribution_mutants_norms.py"]),
+        "tests/test_attribution_mutants_norms.py", "tests/test_attribution_mutants_refusals.py"]),
     "causal_tracing": (["kit/analysis/causal_tracing.py"], [
         "tests/test_causal_tracing_teeth.py", "tests/test_causal_tracing.py", "tests/test_bad_input_analysis.py"]),
     "analysis": (["kit/analysis/head_scores.py", "kit/analysis/patching.py", "kit/analysis/logit_lens.py",
