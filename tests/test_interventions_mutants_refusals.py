@@ -97,3 +97,12 @@ def test_mean_ablation_over_a_single_token_writes_that_token_back(m):
     torch.testing.assert_close(tr.logits, base.logits, atol=1e-5, rtol=0)
     zeroed = m.trace(ids, capture=None, interventions=[kit.Ablate(1, [0, 2])])
     assert (zeroed.logits - base.logits).abs().max() > 0.05  # and the head matters: zeroing it moves them
+
+
+@pytest.mark.parametrize("iv, message", [
+    (kit.Patch("resid_pre", 7, torch.zeros(1)), "layer 7 is out of range: valid layers are 0..2"),
+    (kit.Patch("z", 0, torch.zeros(1), head=9), "head 9 is out of range: valid heads are 0..3"),
+    (kit.Clamp(-4, 1), "layer -4 is out of range: valid layers are 0..2"),
+], ids=["patch-layer", "patch-head", "clamp-layer"])
+def test_patch_and_clamp_name_the_valid_layers_and_heads(m, iv, message):
+    _refused(m, iv, message)
