@@ -18,6 +18,7 @@ reaches) and "survived" both count as not killed; timeouts are reported apart (s
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -36,12 +37,13 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_interventions_causal.py"]),
     "interventions": (["kit/interventions.py"], [
         "tests/test_interventions_contract.py", "tests/test_session_hooks.py", "tests/test_interventions.py",
-        "tests/test_interventions_causal.py", "tests/test_bad_input.py"]),
+        "tests/test_interventions_causal.py", "tests/test_bad_input.py", "tests/test_interventions_mutants_refusals.py"]),
     "trace": (["kit/trace.py", "kit/names.py", "kit/_attention.py"], [
         "tests/test_trace_invariants.py", "tests/test_bad_input.py", "tests/test_session_hooks.py",
         "tests/test_interventions_contract.py"]),
     "attribution": (["kit/analysis/attribution.py"], [
-        "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py"]),
+        "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py",
+        "tests/test_attribution_mutants_norms.py", "tests/test_attribution_mutants_refusals.py"]),
     "causal_tracing": (["kit/analysis/causal_tracing.py"], [
         "tests/test_causal_tracing_teeth.py", "tests/test_causal_tracing.py", "tests/test_bad_input_analysis.py"]),
     "analysis": (["kit/analysis/head_scores.py", "kit/analysis/patching.py", "kit/analysis/logit_lens.py",
@@ -55,6 +57,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
 
+TIMEOUT_MULTIPLIER = 30
 KILLED = {"killed", "caught by type check", "segfault"}
 # "timeout" is neither: on a loaded machine a slow test, or a fork server that stopped answering (exit 255
 # in 0 s), files there too. Timeouts are left out of the score and reported; re-run them with --resume.
@@ -79,13 +82,65 @@ def _prepare(group: str, work: Path) -> Path:
         if f.split("/")[0] in ("kit", "tests", "lessons", "scripts") or f == "pyproject.toml":
             (where / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, where / f)
+    for m in modules:
+        _undecorate(where / m)
     lines = ["[mutmut]", "source_paths = kit", "also_copy =", "    lessons/", "    scripts/", "only_mutate ="]
     lines += [f"    {m}" for m in modules]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -p", "    no:randomly",
-              "process_isolation = forkserver", "use_git_change_detection = false", ""]
+              "process_isolation = forkserver", "use_git_change_detection = false",
+              # mutmut's wall limit is (summed test *call* time + 1 s) x multiplier: fixtures and collection are
+              # not in it, and the shared machine runs 4-6x slower under load, so 15 (the default) is too tight
+              f"timeout_multiplier = {TIMEOUT_MULTIPLIER}", ""]
     (where / "setup.cfg").write_text("\n".join(lines))
+    _check_test_ids(where, tests)
     return where
+
+
+# decorators mutmut 3 would make it skip a function for, and that are safe to apply at the end of the module
+REAPPLIED = ("torch.no_grad()", "contextlib.contextmanager")
+
+
+def _undecorate(path: Path) -> None:
+    """Move ``@torch.no_grad()`` / ``@contextlib.contextmanager`` of top-level functions to the module's end.
+
+    mutmut 3 does not mutate a decorated function at all (``direct_logit_attribution``, ``causal_traces``,
+    the head scores...), so in the scratch copy ``@deco def f`` becomes ``def f`` plus ``f = deco(f)`` at the
+    end of the module: the same function at import time, now with mutants.
+    """
+    source = path.read_text()
+    lines = source.splitlines(keepends=True)
+    drop: list[tuple[int, int]] = []
+    tail: list[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and len(node.decorator_list) == 1:
+            deco = node.decorator_list[0]
+            text = ast.get_source_segment(source, deco)
+            if text in REAPPLIED:
+                drop.append((deco.lineno - 1, deco.end_lineno))
+                tail.append(f"{node.name} = {text}({node.name})  # moved here by benchmarks/mutation.py\n")
+    for start, end in reversed(drop):
+        del lines[start:end]
+    if tail:
+        path.write_text("".join(lines) + "\n\n" + "".join(tail))
+
+
+def _check_test_ids(where: Path, tests: list[str]) -> None:
+    """Refuse test ids that pytest escapes (a backslash, a non-ASCII character).
+
+    mutmut's fork server collects the tests once, then each child runs ``pytest.main`` again with the ids of
+    the tests to run; pytest escapes such an id a second time on that second in-process collection, does
+    not find it, exits with 4, and mutmut files the mutant as a "timeout" (exit 255) without running it.
+    That is how the ``interventions`` group lost every mutant of ``compile_intervention`` (327 of 511).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *tests],
+                         cwd=where, env=env, capture_output=True, text=True)
+    bad = [line for line in out.stdout.splitlines() if "::" in line and ("\\" in line or not line.isascii())]
+    if bad:
+        raise SystemExit("test ids that mutmut's fork server cannot select again (pytest re-escapes them); "
+                         "give them plain ids:\n  " + "\n  ".join(bad))
 
 
 def _mutmut(where: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
