@@ -180,3 +180,32 @@ def test_induction_wrong_type_and_shape_messages_name_layer_0_and_half_len_16(mo
         "per head")
     verdict = check_induction_score(lambda p, h: right_ind(p, h)[:2], model)
     assert verdict.message.startswith("layer 0, half_len 16: your scores have shape (2,); expected (4,), one per head")
+
+
+@pytest.mark.parametrize("gap, digits", [(0.1, 2), (1e-2, 3), (4e-3, 4), (5.5e-4, 4), (2e-4, 5)])
+def test_induction_differences_are_shown_with_just_enough_digits(model, gap, digits):
+    # the rounded lists must differ where the scores do: 2 digits for gaps of 0.05 or more, one more per
+    # decade below that
+    def two_heads(pattern, half_len):
+        s = right_ind(pattern, half_len).clone()
+        s[0] += gap
+        s[2] -= gap
+        return s
+
+    verdict = check_induction_score(two_heads, model)
+    m = re.fullmatch(r"layer [01], half_len 16: induction scores: your scores \[(.*)\] differ from the expected "
+                     r"\[(.*)\] \((.*)\)", verdict.message)
+    assert m, verdict.message
+    for listed in (m.group(1), m.group(2)):
+        assert all(re.fullmatch(rf"-?\d\.\d{{{digits}}}", x) for x in listed.split(", ")), verdict.message
+    assert re.fullmatch(rf"head 0: yours -?\d\.\d{{{digits}}}, expected -?\d\.\d{{{digits}}}, "
+                        rf"head 2: yours -?\d\.\d{{{digits}}}, expected -?\d\.\d{{{digits}}}", m.group(3)), verdict.message
+
+
+def test_induction_half_len_read_from_the_pattern_passes(model):
+    # a learner may take half_len from the sequence (<bos> + 2 * half_len tokens): the check must hand it
+    # sequences of the half_len it names, for both lengths
+    def from_shape(pattern, half_len):
+        return induction_score_of(pattern, (pattern.shape[-1] - OFFSET) // 2)
+
+    assert check_induction_score(from_shape, model)
