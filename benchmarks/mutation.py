@@ -127,6 +127,10 @@ def run_group(group: str, work: Path, max_children: int, resume: bool = False, o
     where = work / group
     names: list[str] = list(only or [])
     if resume and (where / "mutants").is_dir():  # re-test only what was not killed, with the current tests
+        listed = [t for t in GROUPS[group][1] if f"    {t}\n" not in (where / "setup.cfg").read_text()]
+        if listed:  # mutmut forgets every result when the test selection changes: say so instead
+            raise SystemExit(f"group {group!r}: {listed} joined the group's tests after that run; mutmut would "
+                             f"forget all its results, so run the group again without --resume")
         _refresh_tests(where)
         names = [n for n, s in _statuses(where).items() if s not in KILLED and s != "skipped"  # incl. timeouts
                  and (not only or any(fnmatch.fnmatchcase(n, p) for p in only))]

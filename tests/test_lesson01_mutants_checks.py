@@ -330,3 +330,12 @@ def test_top_component_placeholder_and_unknown_name_messages(model, fact):
     assert verdict.exercise == EX_DLA and verdict.message == (
         "'MLP4' names no component of this model; write 'L<layer>H<head>' (e.g. 'L2H3'), 'MLP<layer>' (e.g. 'MLP1') "
         "or 'embed' (layers 0 .. 3, heads 0 .. 3)")
+
+
+def test_residual_the_guarded_trace_answers_everything_but_the_streams(tr):
+    # the learner's trace refuses only the residual streams; attributes such as .model pass through
+    def via_model(t, layer):
+        assert t.model.n_layers == 4 and t.lengths == tr.lengths
+        return parts(t, layer)
+
+    assert check_residual_from_parts(via_model, tr)
