@@ -339,3 +339,17 @@ def test_residual_the_guarded_trace_answers_everything_but_the_streams(tr):
         return parts(t, layer)
 
     assert check_residual_from_parts(via_model, tr)
+
+
+def test_top_component_placeholder_hint_is_exact(model, fact):
+    assert check_top_component(None, model, *fact).message == (
+        "replace the `...` with your answer. Hint: component_effects(model, prompt, answer, competitors) or "
+        "contrast_attribution(tr, [answer], [competitors]) give each component's effect on the logit difference; "
+        "name the largest, e.g. 'L2H3' or 'MLP1'")
+
+
+def test_top_component_a_small_positive_effect_is_not_called_negative(model, fact):
+    effects = component_effects(model, *fact)
+    small = next(k for k in sorted(effects, key=effects.get) if 0 < effects[k] < 1 and k != "MLP0")
+    verdict = check_top_component(small, model, *fact)
+    assert "Compare every head, every MLP and the embeddings" in verdict.message and "pushes" not in verdict.message

@@ -106,3 +106,26 @@ def test_answers_that_are_not_two_ints_are_refused(s, answer):
 def test_the_placeholder_hint_says_where_to_look(s):
     verdict = check(s, ...)
     assert verdict.status == "unanswered" and "ct.scores[:, ct.subject]" in verdict.message
+
+
+def test_position_0_is_inside_the_grid_and_named_as_bos(s):
+    verdict = check(s, (0, 0))
+    assert verdict.message == ("position 0 is '<|bos|>', not a subject token; the subject is at [4, 5, 6]. Look only "
+                               "at the subject's columns.")
+
+
+def test_the_placeholder_hint_is_exact(s):
+    assert check(s, None).message == ("replace the `...` with your answer. Hint: index ct.scores[:, ct.subject] and "
+                                      "find its argmax; map the column back to a position.")
+
+
+def test_the_check_traces_with_the_samples_and_seed_it_is_given(s, peak):
+    from kit.analysis import causal_trace
+
+    layer, pos, _ = peak
+    ct = causal_trace(s.model, s.prompt, s.subject, answer=s.answer, kind="resid", samples=3, seed=1)
+    verdict = lesson.check_subject_peak((layer, pos), s.model, s.prompt, s.subject, s.answer, samples=3, seed=1)
+    assert verdict.passed and verdict.message == (
+        f"restoring the residual stream after layer {layer} at {ct.tokens[pos]!r} (position {pos}) brings p(answer) "
+        f"back to {float(ct.scores[layer, pos]):.2f} (clean {ct.clean:.2f}, corrupted {ct.corrupted:.2f}).")
+    assert f"{float(ct.scores[layer, pos]):.2f}" != f"{float(s.traces['resid'].scores[layer, pos]):.2f}"

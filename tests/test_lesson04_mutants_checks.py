@@ -78,4 +78,5 @@ def test_answers_that_are_not_one_number_are_refused(s, answer, kind):
 
 def test_the_placeholder_hint_says_how_to_search(s):
     verdict = check(s, ...)
-    assert verdict.status == "unanswered" and "bisect" in verdict.message
+    assert verdict.status == "unanswered" and verdict.message == (
+        "replace the `...` with your answer. Hint: try a scale, measure the KL, double it or halve it, then bisect")
