@@ -50,7 +50,10 @@ frontend:
 # JupyterLab serves the repository (lessons/, docs/, ...) and opens in lessons/. As root (the usual case
 # in containers) it needs --allow-root, added here. Options for JupyterLab go in LAB_ARGS, e.g.
 #   make lab LAB_ARGS="--port 9999 --no-browser"
+# jupyter-config/ (installed with the package too): widget state is saved with the notebook, so a notebook
+# reopened without its kernel shows its views, and nbconvert exports show the views' offline copies.
 lab: setup
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons $(ALLOW_ROOT) $(LAB_ARGS)
 
 test: setup browser frontend

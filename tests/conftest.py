@@ -47,3 +47,29 @@ def tiny_model(tiny_models, family):
 
 
 from tests.fixtures_teeth import teeth  # noqa: E402,F401  (sharpened tiny models: signals far above tolerances)
+
+
+# --- lesson tests: one `model` and one `sol` fixture, parametrised by the test module --------------------
+
+@pytest.fixture(scope="module")
+def model(request):
+    """The shipped model a lesson test module names in ``ZOO_MODEL`` (e.g. ``"facts-4l"``), on the CPU."""
+    import kit
+
+    name = getattr(request.module, "ZOO_MODEL", None)
+    if not isinstance(name, str):
+        pytest.fail(f"{request.module.__name__} asks for the `model` fixture: set ZOO_MODEL = '<zoo model name>'")
+    torch.set_num_threads(1)  # as the lessons run: tiny models, and the printed numbers repeat exactly
+    return kit.load(name, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sol(request):
+    """The reference solutions of the lesson whose file a test module names in ``SOLUTION`` (loaded with no
+    student set: the lesson's own instances)."""
+    from tests.lesson_solutions import load_solution
+
+    path = getattr(request.module, "SOLUTION", None)
+    if path is None:
+        pytest.fail(f"{request.module.__name__} asks for the `sol` fixture: set SOLUTION = <path of the solution file>")
+    return load_solution(path)

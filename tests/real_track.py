@@ -1,12 +1,13 @@
-"""Run a lesson's optional real-model section offline, on random-weight stand-ins of the same shapes.
+"""Run a lesson's optional real-model section offline, on random-weight stand-ins of the real models' shapes.
 
 ``optional_cells(src)`` splits a lesson source (``lessons/src/NN_*.py``) into its setup code (the
 first code cell: imports and seeds) and the code cells of its ``## Optional`` section.
-``run_optional(src, model)`` executes them (the stand-in's tokenizer knows, as single tokens, the words of
-the string literals of the lesson and of ``kit/lessons/*.py``) with ``$KIT_REAL_MODEL=random`` and ``kit.load`` of a
-known hub id (``kit.lessons.real.REAL_MODELS``) answered by :func:`kit.lessons.real.standin`, so
-neither the network nor a download is needed; ``model`` replaces the hub id the cells name (to run
-GPT-2 cells on the Pythia shape, say). It returns the namespace the cells left.
+``run_optional(src, tiny=...)`` executes them with ``$KIT_REAL_MODEL`` set, so that
+:func:`kit.lessons.real.real_models` answers each hub id with :func:`kit.lessons.real.standin` (no
+network, no download): full-shape stand-ins (``tiny=False``: GPT-2 small's and Pythia-160M's layers, heads,
+widths and vocabulary) or narrow ones (``tiny=True``: the same families, layers and heads, 8 dimensions
+per head). The stand-ins' tokenizers know, as single tokens, the words of the string literals of the
+lesson and of ``kit/lessons/*.py``. It returns the namespace the cells left.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import kit
 from kit.lessons import real
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "lessons" / "src").glob("[0-9][0-9]_*.py"))
+
+
+def lesson_source(number: str) -> Path:
+    """``lessons/src/NN_*.py`` for ``number`` ``"NN"``."""
+    return next(p for p in SOURCES if p.name.startswith(number + "_"))
 
 
 def _build():
@@ -43,46 +50,54 @@ def optional_cells(src: Path) -> tuple[str, list[str]]:
     return setup, out
 
 
-@contextmanager
-def standins(words, model: str | None = None):
-    """``kit.load`` answers known hub ids with random-weight stand-ins (``model`` for every one of them)."""
-    real_load, cache = kit.load, {}
+def lesson_words(src: Path) -> list[str]:
+    """Every word a string literal of the lesson or of a check module names (prompts, answers, name lists)."""
+    return [w for f in [src, *sorted((ROOT / "kit" / "lessons").glob("*.py"))] for w in real.words_in(f.read_text())]
 
-    def load(name, *args, **kwargs):
-        name = str(name)
-        if name in real.REAL_MODELS:
-            name = model or name
-            if name not in cache:
-                cache[name] = real.standin(name, words=words)
-            return cache[name]
-        return real_load(name, *args, **kwargs)
+
+@contextmanager
+def standins(words, tiny: bool = False):
+    """Hub ids answered by random-weight stand-ins whose tokenizers know ``words`` (built once per id)."""
+    real_standin, real_load, cache = real.standin, kit.load, {}
+
+    def standin(name, **kwargs):  # the cells' own words and size are replaced by the lesson's and ``tiny``
+        if name not in cache:
+            cache[name] = real_standin(name, words=words, tiny=tiny)
+        return cache[name]
+
+    def load(name, *args, **kwargs):  # a cell that calls kit.load("gpt2") directly gets the stand-in too
+        return standin(str(name)) if str(name) in real.REAL_MODELS else real_load(name, *args, **kwargs)
 
     saved = os.environ.get(real.ENV_REAL_MODEL)
-    os.environ[real.ENV_REAL_MODEL] = "random"
-    kit.load = load
+    os.environ[real.ENV_REAL_MODEL] = "tiny" if tiny else "random"
+    real.standin, kit.load = standin, load
     try:
         yield
     finally:
-        kit.load = real_load
+        real.standin, kit.load = real_standin, real_load
         if saved is None:
             os.environ.pop(real.ENV_REAL_MODEL, None)
         else:
             os.environ[real.ENV_REAL_MODEL] = saved
 
 
-def run_optional(src: Path, model: str | None = None) -> dict:
+def run_cells(src: Path) -> dict:
+    """Execute the lesson's setup cell and its optional cells (IPython ``%`` lines dropped) in one namespace."""
     setup, cells = optional_cells(src)
-    # every word a string literal of the lesson or of a check module names (prompts, answers, name lists)
-    words = [w for f in [src, *sorted((ROOT / "kit" / "lessons").glob("*.py"))] for w in real.words_in(f.read_text())]
     namespace: dict = {"__name__": "__lesson__"}
     cwd = os.getcwd()
     os.chdir(src.parents[1])  # the notebook's folder
     try:
-        with standins(words, model):
-            exec(compile(setup, f"{src.name}:setup", "exec"), namespace)
-            for i, code in enumerate(cells):
-                code = "\n".join(l for l in code.splitlines() if not l.startswith("%"))
-                exec(compile(code, f"{src.name}:optional[{i}]", "exec"), namespace)
+        exec(compile(setup, f"{src.name}:setup", "exec"), namespace)
+        for i, code in enumerate(cells):
+            code = "\n".join(l for l in code.splitlines() if not l.startswith("%"))
+            exec(compile(code, f"{src.name}:optional[{i}]", "exec"), namespace)
     finally:
         os.chdir(cwd)
     return namespace
+
+
+def run_optional(src: Path, tiny: bool = False) -> dict:
+    """The optional section of ``src`` on stand-ins (narrow ones when ``tiny``); the namespace it left."""
+    with standins(lesson_words(src), tiny=tiny):
+        return run_cells(src)

@@ -24,7 +24,8 @@ def test_head_scores_have_layer_by_head_shape_and_range(tiny_model):
 def test_prev_token_score_matches_its_definition(tiny_models):
     m = tiny_models["gpt2"]
     s = A.prev_token_scores(m, seq_len=10, batch=3, seed=1)
-    ids = A._common.sample_tokens(m, 3, 10, 1)
+    special = set(m.tokenizer.all_special_ids)
+    ids = kit.head_scores.random_tokens([i for i in range(m.vocab_size) if i not in special], 3, 10, 1)
     p = m.trace(ids, capture=["pattern"])["pattern", 1]  # [batch, head, q, k]
     manual = torch.stack([p[:, :, i, i - 1] for i in range(1, 10)], -1).mean((0, 2))
     torch.testing.assert_close(s[1], manual, atol=1e-6, rtol=0)

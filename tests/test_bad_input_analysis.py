@@ -171,6 +171,10 @@ ROWS = [
     ("backup_heads", "no heads to ablate", lambda c: A.backup_heads(c.m, [CLEAN, CLEAN], " cat", " mat", ablate=[]), ValueError, "no heads given"),
     ("train_toy_models", "a sparsity of 1", lambda c: A.train_toy_models(sparsities=(1.0,)), ValueError, "sparsities"),
     ("train_dictionary", "negative l1", lambda c: A.train_dictionary(c.acts, l1=-1.0), ValueError, "l1 must be >= 0"),
+    ("train_sae", "no latents", lambda c: A.train_sae(c.acts, 0), ValueError, r"k must be an integer >= 1"),
+    ("train_transcoder", "outputs for other tokens", lambda c: A.train_transcoder(c.acts, c.acts[:, :30], 8), ValueError, r"one column per input token"),
+    ("mlp_io", "layer out of range", lambda c: A.mlp_io(c.m, [CLEAN], 7), ValueError, r"layer"),
+    ("splice", "an SAE of another width", lambda c: A.splice(c.m, [CLEAN], 0, A.train_sae(c.acts[:10], 4, steps=2)), ValueError, r"mlp_post \[d_mlp=64"),
     # contrasts and the final block (lessons 01 and 03)
     ("contrast_attribution", "one competitor list for two prompts", lambda c: A.contrast_attribution(c.m.trace([CLEAN, CLEAN]), [" cat", " cat"], [[" mat"]]), ValueError, r"one list of tokens per prompt: 2 prompts, 1 lists"),
     ("contrast_attribution", "no competitors", lambda c: A.contrast_attribution(c.tr, " cat", [[]]), ValueError, r"prompt 0 has no competitors"),

@@ -10,10 +10,7 @@ from kit.analysis import contrast_attribution, direct_logit_attribution, logit_l
 from kit.lessons.attention import relation_competitors
 from kit.train import load_world
 
-
-@pytest.fixture(scope="module")
-def model():
-    return kit.load("facts-4l", device="cpu")
+ZOO_MODEL = "facts-4l"  # the conftest `model` fixture loads it
 
 
 @pytest.fixture(scope="module")

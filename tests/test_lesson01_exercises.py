@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import kit
-from tests.lesson_solutions import load_solution
 from kit.lessons.attention import (
     check_first_top1_layer, check_most_attended, check_residual_from_parts, check_top_component,
     component_effects, relation_competitors,
@@ -16,17 +14,8 @@ from kit.lessons.attention import (
 from kit.train import load_world
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "01_attention_and_the_residual_stream.py"
+ZOO_MODEL = "facts-4l"  # the conftest `model` fixture loads it
 
-
-
-@pytest.fixture(scope="module")
-def sol():
-    return load_solution(SOLUTION)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return kit.load("facts-4l", device="cpu")
 
 
 @pytest.fixture(scope="module")

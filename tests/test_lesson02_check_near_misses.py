@@ -9,13 +9,9 @@ import re
 import pytest
 import torch
 
-import kit
 from kit.lessons.induction import OFFSET, SCORE_ATOL, check_induction_score, induction_score_of
 
-
-@pytest.fixture(scope="module")
-def model():
-    return kit.load("induction-2l", device="cpu")
+ZOO_MODEL = "induction-2l"  # the conftest `model` fixture loads it
 
 
 def right(pattern, half_len):

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
-import kit
-from tests.lesson_solutions import load_solution
 from kit.lessons.induction import (
     check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score, parse_head,
 )
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "02_induction_heads.py"
+ZOO_MODEL = "induction-2l"  # the conftest `model` fixture loads it
 
-
-
-@pytest.fixture(scope="module")
-def sol():
-    return load_solution(SOLUTION)
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
-    return kit.load("induction-2l", device="cpu")
 
 
 def stub(*args):

@@ -31,8 +31,11 @@ def lesson03_setup() -> SimpleNamespace:
     fact = facts[0]
     traces = {kind: causal_trace(model, fact.text, fact.subject, answer=fact.answer, kind=kind, samples=10, seed=0)
               for kind in ("resid", "mlp", "attn")}
+    # the exercises' instances with no student set: the lesson's own (the variants are tested in
+    # tests/test_lesson_variants_on_checks.py)
     return SimpleNamespace(model=model, world=world, facts=facts, traces=traces, prompt=fact.text,
-                           subject=fact.subject, answer=fact.answer)
+                           subject=fact.subject, answer=fact.answer, facts_2=list(facts), ex=fact,
+                           ex_trace=traces["resid"])
 
 
 @pytest.fixture(scope="module")

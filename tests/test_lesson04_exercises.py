@@ -40,7 +40,10 @@ def lesson04_setup() -> SimpleNamespace:
     return SimpleNamespace(
         model=model, world=world, LAYER=layer, prompts=prompts, col=col, labels=labels, concept=concept, mask=mask,
         dm=diff_means(col.acts, mask), res=res, feature=lesson.pick_feature(res.Y, mask),
-        steer_prompts=[p.text for p in world.prompts("held_out", source)][:20])
+        steer_prompts=[p.text for p in world.prompts("held_out", source)][:20],
+        # the exercises' instances with no student set: the lesson's own (the variants are tested in
+        # tests/test_lesson_variants_on_checks.py)
+        feature_2=lesson.pick_feature(res.Y, mask), mask_3=mask, TARGET_KL=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -57,12 +57,12 @@ def test_scale_does_not_change_the_features():
 
 
 def test_bad_input_is_refused_clearly():
-    with pytest.raises(ValueError, match="d_mlp, n_tokens"):
+    with pytest.raises(ValueError, match="d, n_tokens"):
         train_sae(torch.ones(5), 3)
     with pytest.raises(ValueError, match="k"):
         train_sae(torch.ones(4, 10), 0)
     with pytest.raises(ValueError, match="l1"):
         train_sae(torch.ones(4, 10), 2, l1=-1.0)
     sae = train_sae(torch.randn(4, 10), 2, steps=5)
-    with pytest.raises(ValueError, match="d_mlp=4"):
+    with pytest.raises(ValueError, match="d_in=4"):
         sae.encode(torch.ones(5, 3))

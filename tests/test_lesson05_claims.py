@@ -13,11 +13,7 @@ import kit.analysis as A
 from kit.lessons.circuit import GPT2_NAMES, gpt2_ioi, ioi_batch, patching_by_head
 from kit.train.ioi import IOIRecipe
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
-    return kit.load("ioi-3l", device="cpu")
+ZOO_MODEL = "ioi-3l"  # the conftest `model` fixture loads it
 
 
 @pytest.fixture(scope="module")

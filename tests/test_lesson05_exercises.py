@@ -7,22 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import kit
 from kit.lessons.circuit import check_logit_diff, check_sender, check_top_head, ioi_batch
-from tests.lesson_solutions import load_solution
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "05_find_a_circuit.py"
-
-
-@pytest.fixture(scope="module")
-def sol():
-    return load_solution(SOLUTION)
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
-    return kit.load("ioi-3l", device="cpu")
+ZOO_MODEL = "ioi-3l"  # the conftest `model` fixture loads it
 
 
 @pytest.fixture(scope="module")

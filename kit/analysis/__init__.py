@@ -11,7 +11,7 @@ from .ablation import AblationComparison, BackupResult, ablate_heads, backup_hea
 from .attribution import Attribution, direct_logit_attribution
 from .attribution_patching import Agreement, AttributionPatching, agreement, attribution_patching
 from .circuits import OVCircuit, QKCircuit, composition_baseline, ov_circuit, qk_circuit
-from .dictionary import SparseDictionary, train_dictionary
+from .dictionary import Dictionary, SparseDictionary, train_dictionary, train_sae, train_transcoder
 from .factual import (
     FinalBlockMeasures, RecallStory, RecallSummary, contrast_attribution, final_block_measures, recall_story,
     recall_summary,
@@ -31,6 +31,7 @@ from .patching import (
 )
 from .path_patching import PathPatchingResult, path_patching
 from .snmf import Decomposition, nmf, snmf
+from .splice import MLPInOut, SpliceResult, mlp_io, splice
 from .superposition import ToyModels, train_toy_models
 from .steering import SteeringResult, compare_steering, concept_ids, steer_at_matched_kl, steering_table
 from .steering import steer as steer_mlp
@@ -53,4 +54,5 @@ __all__ = [
     "qk_circuit", "QKCircuit", "ov_circuit", "OVCircuit", "composition_baseline",
     "compare_ablations", "AblationComparison", "ablate_heads", "backup_heads", "BackupResult",
     "train_toy_models", "ToyModels", "train_dictionary", "SparseDictionary",
+    "Dictionary", "train_sae", "train_transcoder", "mlp_io", "MLPInOut", "splice", "SpliceResult",
 ]

@@ -7,15 +7,10 @@ from collections.abc import Sequence
 import torch
 
 from ..models import Model
+from ..names import check_index
 from ..trace import Trace
 
-
-def sample_tokens(model: Model, batch: int, length: int, seed: int) -> torch.Tensor:
-    """``ids[batch, length]`` drawn uniformly from the vocabulary, special tokens excluded (seeded)."""
-    special = set(model.tokenizer.all_special_ids)
-    allowed = torch.tensor([i for i in range(model.vocab_size) if i not in special])
-    g = torch.Generator().manual_seed(seed)
-    return allowed[torch.randint(len(allowed), (batch, length), generator=g)]
+Head = tuple[int, int]
 
 
 def bos_prefix(model: Model) -> list[int]:
@@ -27,6 +22,19 @@ def bos_prefix(model: Model) -> list[int]:
     probe = next(i for i in range(model.vocab_size) if i not in special)  # a word the vocabulary surely has
     ids = model.tokenizer(model.tokenizer.decode([probe]))["input_ids"]
     return [bos] if ids and ids[0] == bos else []
+
+
+def head_list(model: Model, items, what: str = "head") -> list[Head]:
+    """``[(layer, head), ...]`` from ``items`` (pairs), each index checked against ``model``; ``ValueError`` for
+    an item that is not a pair, an index out of range, or no items (``what`` names them in the message)."""
+    out = []
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ValueError(f"each {what} is a (layer, head) pair, got {item!r}")
+        out.append((check_index(item[0], model.n_layers, "layer"), check_index(item[1], model.n_heads, "head")))
+    if not out:
+        raise ValueError(f"no {what}s given")
+    return out
 
 
 def token_id(model: Model, token: int | str) -> int:

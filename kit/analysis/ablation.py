@@ -28,15 +28,13 @@ import torch
 from .._validate import check_model
 from ..interventions import Ablate, Edit
 from ..models import Model
-from ..names import check_index
-from ._common import token_ids_per_prompt
+from ._common import Head, head_list, token_ids_per_prompt
 from .attribution import direct_logit_attribution
 from .path_patching import logit_diff
 
 __all__ = ["AblationComparison", "BackupResult", "METHODS", "ablate_heads", "backup_heads", "compare_ablations"]
 
 METHODS = ("zero", "mean", "resample")
-Head = tuple[int, int]
 
 
 def _prompts_ids(model: Model, prompts, what: str) -> torch.Tensor:
@@ -46,17 +44,6 @@ def _prompts_ids(model: Model, prompts, what: str) -> torch.Tensor:
     return ids
 
 
-def _heads(model: Model, heads) -> list[Head]:
-    out = []
-    for item in heads:
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise ValueError(f"each head is a (layer, head) pair, got {item!r}")
-        out.append((check_index(item[0], model.n_layers, "layer"), check_index(item[1], model.n_heads, "head")))
-    if not out:
-        raise ValueError("no heads given")
-    return out
-
-
 def ablate_heads(model: Model, heads: Sequence[Head], method: str, reference) -> list:
     """Interventions that ablate ``heads`` by ``method`` (``"zero"``, ``"mean"``, ``"resample"``), using
     ``reference`` (a Trace of reference prompts of the traced length that captured ``z``) for mean and resample.
@@ -64,7 +51,7 @@ def ablate_heads(model: Model, heads: Sequence[Head], method: str, reference) ->
     prompt ``(i + 1) % n`` (so a reference equal to the traced prompts never gives a prompt its own value)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; valid: {', '.join(METHODS)}")
-    heads = _heads(model, heads)
+    heads = head_list(model, heads)
     out = []
     for layer in sorted({l for l, _ in heads}):
         hs = [h for l, h in heads if l == layer]
@@ -125,7 +112,7 @@ def compare_ablations(model: Model, prompts: Sequence[str], answer, contrast, he
         raise ValueError("give at least 2 prompts: resample ablation takes each head's output from another prompt")
     ref_ids = ids if reference is None else _prompts_ids(model, reference, "reference prompts")
     a, c = token_ids_per_prompt(model, answer, P), token_ids_per_prompt(model, contrast, P)
-    heads = _heads(model, heads) if heads is not None else [(l, h) for l in range(model.n_layers)
+    heads = head_list(model, heads) if heads is not None else [(l, h) for l in range(model.n_layers)
                                                                for h in range(model.n_heads)]
     ref = model.trace(ref_ids, capture=["z"])
     clean_diff = logit_diff(model.trace(ids, capture=[]).logits, a, c)
@@ -185,5 +172,5 @@ def backup_heads(model: Model, prompts: Sequence[str], answer, contrast, ablate:
     ans, con = token_ids_per_prompt(model, answer, P).tolist(), token_ids_per_prompt(model, contrast, P).tolist()
     d0 = direct_logit_attribution(tr0, ans, con, neurons=False)
     d1 = direct_logit_attribution(tr1, ans, con, neurons=False)
-    return BackupResult(d0.heads.mean(0), d1.heads.mean(0), _heads(model, ablate), method,
+    return BackupResult(d0.heads.mean(0), d1.heads.mean(0), head_list(model, ablate), method,
                         float(d0.total.mean()), float(d1.total.mean()))

@@ -32,11 +32,10 @@ from .._validate import check_int, check_model
 from ..interventions import Edit, Patch
 from ..models import Model
 from ..names import check_index
-from ._common import token_ids_per_prompt
+from ._common import Head, head_list, token_ids_per_prompt
 
 __all__ = ["PathPatchingResult", "path_patching", "prompt_pair"]
 
-Head = tuple[int, int]
 
 
 @dataclass
@@ -88,17 +87,6 @@ def logit_diff(logits: torch.Tensor, answer: torch.Tensor, contrast: torch.Tenso
     return last[rows, answer.to(last.device)] - last[rows, contrast.to(last.device)]
 
 
-def _heads(items, model: Model, what: str) -> list[Head]:
-    out = []
-    for item in items:
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise ValueError(f"each {what} is a (layer, head) pair, got {item!r}")
-        out.append((check_index(item[0], model.n_layers, "layer"), check_index(item[1], model.n_heads, "head")))
-    if not out:
-        raise ValueError(f"no {what}s given")
-    return out
-
-
 def _check_inputs(model, receivers, senders, receiver_input):
     if receiver_input not in ("all", "pattern", "values"):
         raise ValueError(f"receiver_input={receiver_input!r}; valid: 'all', 'pattern', 'values'")
@@ -109,13 +97,13 @@ def _check_inputs(model, receivers, senders, receiver_input):
         if receiver_input != "all":
             raise ValueError("receiver_input applies to receiver heads; with receivers='logits' leave it 'all'")
     else:
-        receivers = _heads(receivers, model, "receiver")
+        receivers = head_list(model, receivers, "receiver")
         top = min(l for l, _ in receivers)
     if senders is None:
         senders = [(l, h) for l in range(top) for h in range(model.n_heads)]
         if not senders:
             raise ValueError("no head lies below the lowest receiver's layer; give senders=[...] explicitly")
-    senders = _heads(senders, model, "sender")
+    senders = head_list(model, senders, "sender")
     bad = [s for s in senders if s[0] >= top]
     if bad:
         raise ValueError(f"senders {bad} do not lie below every receiver (lowest receiver layer {top})")

@@ -27,10 +27,13 @@ from ..trace import Trace
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
 from ._names import parse_component
+from ..train import metrics
+from .variants import variant, variant_seed
 
 __all__ = [
     "check_residual_from_parts", "check_most_attended", "check_first_top1_layer", "check_top_component",
-    "component_effects", "parse_component", "answer_ranks", "relation_competitors",
+    "component_effects", "parse_component", "answer_ranks", "relation_competitors", "exercise_person",
+    "PEOPLE", "DLA_MARGIN",
 ]
 
 EX_RESID = "1.1 residual stream from its parts"
@@ -38,6 +41,8 @@ EX_ATTEND = "1.2 where a head looks"
 EX_LENS = "1.3 logit lens"
 EX_DLA = "1.4 direct logit attribution"
 HINT_RESID = "start from tr['resid_pre', 0] and add tr['attn_out', l] + tr['mlp_out', l] for l = 0 .. layer"
+PEOPLE = 16  # exercises 1.3 and 1.4 draw their person among world.people[:PEOPLE]
+DLA_MARGIN = 0.3  # a person is drawn only when the top component leads the next by this much (logit difference)
 HINT_ATTEND = ("tr['pattern', layer] is [batch, head, query, key]; the last token is query -1; "
                "take the argmax over the keys")
 
@@ -85,6 +90,47 @@ def _ordinal(rank: int) -> str:
     return f"{n}{suffix}"
 
 
+def _profession_prompt(person: dict) -> tuple[str, str]:
+    return f"{person['name']} works as a", " " + person["profession"]
+
+
+def _well_posed(model: Model, world: Any) -> Callable[[dict], bool]:
+    """Whether exercises 1.3 and 1.4 are well posed on a person: the model's output ranks the
+    profession top-1 (so 1.3 has a first top-1 layer) and the top component's direct effect on the logit
+    difference leads the runner-up by at least :data:`DLA_MARGIN` (so 1.4 has one clear answer)."""
+    def ok(person: dict) -> bool:
+        prompt, answer = _profession_prompt(person)
+        if answer_ranks(model, prompt, answer)[-1] != 0:
+            return False
+        effects = sorted(component_effects(model, prompt, answer,
+                                           relation_competitors(model, world, "profession", answer)).values())
+        return effects[-1] - effects[-2] >= DLA_MARGIN
+    return ok
+
+
+def _traces(tr: Trace, exercise: str) -> list[Trace]:
+    """The traces a function exercise (1.1, 1.2) is checked on: the lesson's ``tr``, and with a student
+    also the student's own sequence (``<|bos|>`` if the model has one, then random ordinary tokens, as
+    many as ``tr`` has, drawn from the student's seed), so that replaying the lesson's numbers fails."""
+    seed = variant_seed(exercise, -1)
+    if seed == -1:
+        return [tr]
+    model = tr.model
+    ids = metrics.random_tokens(model.hf, 1, tr.lengths[0] - 1, seed)  # [1, pos]
+    bos = model.tokenizer.bos_token_id
+    if bos is not None:
+        ids = torch.cat([torch.full((1, 1), bos), ids], dim=1)
+    return [tr, model.trace(ids)]
+
+
+def exercise_person(model: Model, world: Any, student: str | None = None) -> dict:
+    """The person of exercises 1.3 and 1.4 (``{"name", "profession", ...}``) for ``student`` (default: the
+    current one, :mod:`kit.lessons.student`): ``world.people[0]`` with no student, else a person drawn
+    among ``world.people[:PEOPLE]`` on whom both exercises are well posed on ``model``. The prompt is
+    ``f"{name} works as a"``, the answer ``" " + profession``."""
+    return variant(EX_DLA, world.people[:PEOPLE], student=student, where=_well_posed(model, world))
+
+
 # --- exercise 1.1 ------------------------------------------------------------------------------------
 
 class _Shortcut(Exception):
@@ -109,12 +155,8 @@ class _PartsOnly:
         return getattr(self._tr, attr)
 
 
-def check_residual_from_parts(fn: Callable[[Trace, int], Any], tr: Trace) -> CheckResult:
-    """``fn(tr, layer)`` must equal ``tr["resid_post", layer]`` at every layer, built only from
-    ``tr["resid_pre", 0]``, ``tr["attn_out", l]`` and ``tr["mlp_out", l]`` (the function is handed a
-    trace that refuses the residual streams themselves)."""
-    if is_unanswered(fn):
-        return todo(EX_RESID, HINT_RESID)
+def _residual_verdict(fn: Callable[[Trace, int], Any], tr: Trace) -> CheckResult | None:
+    """None when ``fn`` builds every layer's residual stream of ``tr`` from its parts; else the failed verdict."""
     parts = _PartsOnly(tr)
 
     def guarded(t: Any, layer: int) -> Any:
@@ -163,16 +205,27 @@ def check_residual_from_parts(fn: Callable[[Trace, int], Any], tr: Trace) -> Che
         return failed(EX_RESID, f"for layer {layer} your tensor differs from tr['resid_post', {layer}] by up to "
                                 f"{err:.3g}; resid_post[layer] = resid_pre[0] + sum over l <= layer of "
                                 f"(attn_out[l] + mlp_out[l])")
+    return None
+
+
+def check_residual_from_parts(fn: Callable[[Trace, int], Any], tr: Trace) -> CheckResult:
+    """``fn(tr, layer)`` must equal ``tr["resid_post", layer]`` at every layer, built only from
+    ``tr["resid_pre", 0]``, ``tr["attn_out", l]`` and ``tr["mlp_out", l]`` (the function is handed a
+    trace that refuses the residual streams themselves)."""
+    if is_unanswered(fn):
+        return todo(EX_RESID, HINT_RESID)
+    for t in _traces(tr, EX_RESID):  # the lesson's trace, then the student's own sequence (with a student)
+        verdict = _residual_verdict(fn, t)
+        if verdict is not None:
+            return verdict
     return passed(EX_RESID, f"your sum equals resid_post at all {tr.model.n_layers} layers: the residual stream is "
                             f"the embeddings plus what every block wrote into it")
 
 
 # --- exercise 1.2 ------------------------------------------------------------------------------------
 
-def check_most_attended(fn: Callable[[Trace, int, int], Any], tr: Trace) -> CheckResult:
-    """``fn(tr, layer, head)`` must give the key position the last token of prompt 0 attends to most."""
-    if is_unanswered(fn):
-        return todo(EX_ATTEND, HINT_ATTEND)
+def _attended_verdict(fn: Callable[[Trace, int, int], Any], tr: Trace) -> CheckResult | None:
+    """None when ``fn`` finds the most attended key of every head on ``tr``; else the failed verdict."""
     model = tr.model
     n = tr.lengths[0]
     for layer in range(model.n_layers):
@@ -200,6 +253,18 @@ def check_most_attended(fn: Callable[[Trace, int, int], Any], tr: Trace) -> Chec
                                          f"attends to with weight {w_got:.2f}; another key gets {w_want:.2f}. "
                                          f"pattern is [batch, head, query, key]: fix the query at the last "
                                          f"token and take the argmax over the key axis")
+    return None
+
+
+def check_most_attended(fn: Callable[[Trace, int, int], Any], tr: Trace) -> CheckResult:
+    """``fn(tr, layer, head)`` must give the key position the last token of prompt 0 attends to most."""
+    if is_unanswered(fn):
+        return todo(EX_ATTEND, HINT_ATTEND)
+    for t in _traces(tr, EX_ATTEND):  # the lesson's trace, then the student's own sequence (with a student)
+        verdict = _attended_verdict(fn, t)
+        if verdict is not None:
+            return verdict
+    model = tr.model
     return passed(EX_ATTEND, f"right for all {model.n_layers * model.n_heads} heads: you can read a pattern "
                              f"as [batch, head, query, key]")
 

@@ -11,6 +11,11 @@ Every check computes the truth from the model it is given (never a stored answer
 - :func:`check_logit_diff`: the learner's ``fn(logits, io, s) -> diff[batch]``.
 - :func:`check_top_head`: the head whose clean output, patched into the corrupted run, restores most.
 - :func:`check_sender`: the head whose path into a receiver head matters most (path patching).
+
+Per-student variants (:mod:`kit.lessons.variants`; the lesson's own instances without a student): 5.1
+checks the learner's function on the student's own random logits; 5.2 and 5.3 ask about the student's own
+prompts (:func:`exercise_batch`: another template and draw of names), and 5.3 about the student's own
+receiver head (:func:`exercise_receiver`), each drawn only where the answer leads the runner-up clearly.
 """
 
 from __future__ import annotations
@@ -27,15 +32,22 @@ from ..models import Model
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
 from ._names import head_help, head_name, parse_head
+from .student import current_student
+from .variants import variant, variant_seed
 
 __all__ = [
     "IOIBatch", "ioi_batch", "patching_by_head", "check_logit_diff", "check_top_head", "check_sender",
-    "gpt2_ioi", "GPT2_NAMES",
+    "gpt2_ioi", "GPT2_NAMES", "exercise_batch", "exercise_receiver", "BATCHES", "RECEIVERS", "TOP_MARGIN",
+    "SENDER_MARGIN",
 ]
 
 EX_DIFF = "5.1 the logit difference"
 EX_TOP = "5.2 the head that matters most"
 EX_SEND = "5.3 who feeds the receiver?"
+BATCHES = ((0, 1000),) + tuple((t, 1000 + k) for k in range(1, 4) for t in range(4))  # (template, seed) of 5.2/5.3
+RECEIVERS = ((2, 2), (2, 0), (2, 1), (2, 3))  # 5.3's receiver heads (L2H2: the lesson's own)
+TOP_MARGIN = 0.1  # 5.2: the top head restores at least this much more of the logit difference than the next
+SENDER_MARGIN = 0.04  # 5.3: the top sender's path costs at least this much more of the gap than the next
 HINT_DIFF = ("logits is [batch, pos, vocab]: take the last position, then for each prompt b the entry io[b] "
              "minus the entry s[b] (index the batch with torch.arange(batch))")
 
@@ -105,10 +117,15 @@ def check_logit_diff(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], An
     logits[b, -1, s[b]]``."""
     if is_unanswered(fn):
         return todo(EX_DIFF, HINT_DIFF)
-    g = torch.Generator().manual_seed(5)
+    seed = variant_seed(EX_DIFF, 5)
+    g = torch.Generator().manual_seed(seed)
     logits = torch.randn(6, 7, 30, generator=g) * 3
-    io = torch.tensor([3, 9, 4, 20, 11, 0])
-    s = torch.tensor([8, 2, 17, 5, 29, 14])
+    if seed == 5:  # the lesson's own instance
+        io = torch.tensor([3, 9, 4, 20, 11, 0])
+        s = torch.tensor([8, 2, 17, 5, 29, 14])
+    else:  # the student's: other answers, never an answer equal to its subject
+        io = torch.randperm(30, generator=g)[:6]
+        s = (io + torch.randint(1, 30, (6,), generator=g)) % 30
     got, verdict = run_learner(EX_DIFF, HINT_DIFF, fn, logits.clone(), io.clone(), s.clone())
     if verdict is not None:
         return verdict
@@ -138,6 +155,36 @@ def check_logit_diff(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], An
         return failed(EX_DIFF, "you compared probabilities; the metric compares logits (before the softmax), "
                                "which add up linearly over components and do not saturate")
     return failed(EX_DIFF, "your values differ from logits[b, -1, io[b]] - logits[b, -1, s[b]]")
+
+
+def _top_head_is_clear(model: Model) -> Callable[[tuple[int, int]], bool]:
+    def ok(which: tuple[int, int]) -> bool:
+        grid = patching_by_head(model, ioi_batch(32, template=which[0], seed=which[1]))
+        first, second = grid.flatten().topk(2).values.tolist()
+        return first - second >= TOP_MARGIN
+    return ok
+
+
+def exercise_batch(model: Model, student: str | None = None) -> IOIBatch:
+    """The prompt pairs of exercises 5.2 and 5.3 for ``student`` (default: the current one): the lesson's
+    ``ioi_batch(32)`` with no student, else 32 pairs of another template and draw of names (one of
+    :data:`BATCHES`, never the lesson's, whose patching grid the lesson prints) on which the top patched
+    head leads the next by :data:`TOP_MARGIN`."""
+    student = student if student is not None else current_student()
+    batches = BATCHES if student is None else BATCHES[1:]
+    template, seed = variant(EX_TOP, batches, student=student, where=_top_head_is_clear(model))
+    return ioi_batch(32, template=template, seed=seed)
+
+
+def exercise_receiver(model: Model, batch: IOIBatch, student: str | None = None) -> tuple[int, int]:
+    """The receiver head of exercise 5.3 for ``student`` (default: the current one): L2H2 with no student,
+    else one of :data:`RECEIVERS` into which one sender's path clearly matters most on ``batch`` (its cost
+    leads the next sender's by :data:`SENDER_MARGIN`)."""
+    def ok(receiver: tuple[int, int]) -> bool:
+        r = A.path_patching(model, *batch.args(), receivers=[receiver], receiver_pos=-1)
+        (_, first), (_, second) = r.top(2)
+        return second - first >= SENDER_MARGIN  # effects are negative: the most negative first
+    return variant(EX_SEND, RECEIVERS, student=student, where=ok)
 
 
 # --- exercise 5.2 -------------------------------------------------------------------------------------
@@ -207,8 +254,8 @@ def gpt2_ioi(model: Model, names: tuple[str, ...] = GPT2_NAMES, n: int = 8, seed
     single-token names, the logit difference clean vs corrupted, activation patching by head (mean over the
     prompts), the strongest direct paths to the logits, and the strongest senders into the top patched head.
 
-    Returns ``{"prompts", "clean", "corrupted", "patching" [layer, head], "top_heads", "direct_paths",
-    "senders_into_top"}``.
+    Returns ``{"prompts", "batch" (the :class:`IOIBatch`), "clean", "corrupted", "patching" [layer, head],
+    "top_heads", "direct_paths", "senders_into_top"}``.
     """
     import random
 
@@ -234,5 +281,5 @@ def gpt2_ioi(model: Model, names: tuple[str, ...] = GPT2_NAMES, n: int = 8, seed
     ans, sub = _ids(model, io), _ids(model, s)
     last = lambda tr: tr.logits[:, -1].float()  # noqa: E731
     diff = lambda tr: float((last(tr).gather(-1, ans) - last(tr).gather(-1, sub)).mean())  # noqa: E731
-    return {"prompts": clean, "clean": diff(clean_tr), "corrupted": diff(corr_tr), "patching": grid,
+    return {"prompts": clean, "batch": batch, "clean": diff(clean_tr), "corrupted": diff(corr_tr), "patching": grid,
             "top_heads": [(h, v) for v, h in top], "direct_paths": direct.top(5), "senders_into_top": senders}

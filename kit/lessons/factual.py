@@ -9,6 +9,10 @@ noise floor), :func:`mlp_answer_readout` how well each MLP's output alone names 
 implicit ``get_capital(X)``), and :func:`trace_by_role` averages causal traces over facts by token
 role, as in Meng et al. (2022). The ``check_*`` functions return a
 :class:`~kit.lessons.CheckResult` and compute their truth from the model they are given.
+
+Per-student variants (:mod:`kit.lessons.variants`; the lesson's own instances without a student): 03.1
+checks the learner's function on the student's own prompts, 03.2 asks about the student's own facts
+(:func:`exercise_facts`) and 03.3 and 03.4 about the student's own fact (:func:`exercise_fact`).
 """
 
 from __future__ import annotations
@@ -24,13 +28,23 @@ from ..interventions import Ablate, Edit
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner
 from ._names import head_help, head_name, parse_head
+from .student import current_student
+from .variants import variant, variant_index
 
 __all__ = [
     "ROLES", "lesson_facts", "first_token", "competitors", "head_readout", "subject_enrichment", "mlp_amplification",
     "mlp_answer_readout", "trace_by_role",
     "check_subject_tokens", "check_mover_head", "check_subject_peak", "check_knockout_drop",
+    "exercise_facts", "exercise_fact", "EX_TOKENS", "EX_MOVER", "EX_PEAK", "EX_KNOCKOUT",
 ]
 
+EX_TOKENS = "03.1 subject tokens"
+EX_MOVER = "03.2 the head that moves the subject"
+EX_PEAK = "03.3 where the subject's information lives"
+EX_KNOCKOUT = "03.4 attention knockout"
+MOVER_MARGIN = 0.005  # 03.2: the top head's mean attention to the subject leads the next by this much
+PEAK_MARGIN = 0.05  # 03.3: the subject's top restored cell leads the next by this much p(answer)
+MIN_DROP = 0.5  # 03.4: knocking out the subject must cost at least this much p(answer) (the lesson's claim)
 ROLES = ("first subject token", "middle subject tokens", "last subject token", "first token after the subject",
          "further tokens", "last token")
 
@@ -252,16 +266,64 @@ def _todo(*args: Any) -> None:
     raise NotImplementedError
 
 
+def exercise_facts(model, facts: Sequence, student: str | None = None, n: int = 12, draws: int = 8) -> list:
+    """The facts of 03.2 for ``student`` (default: the current one): all of ``facts`` with no student, else
+    ``n`` of them drawn for the student (one of ``draws`` seeded subsets) on which the top head's mean
+    attention to the subject leads the next head's by at least ``MOVER_MARGIN``."""
+    facts = list(facts)
+    student = student if student is not None else current_student()
+    if student is None:
+        return facts
+
+    def subset(k: int) -> list:  # the k-th of the fixed subsets the students draw from
+        g = torch.Generator().manual_seed(k)
+        return [facts[j] for j in sorted(torch.randperm(len(facts), generator=g)[:n].tolist())]
+
+    def clear(k: int) -> bool:
+        sub = subset(k)
+        att = recall_summary(model, [p.text for p in sub], [p.subject for p in sub],
+                             [p.answer for p in sub]).subject_attention.flatten().topk(2).values
+        return float(att[0] - att[1]) >= MOVER_MARGIN
+
+    return subset(variant(EX_MOVER, list(range(draws)), student=student, where=clear))
+
+
+def _fact_is_well_posed(model) -> Callable[[Any], bool]:
+    def ok(fact: Any) -> bool:
+        ct = causal_trace(model, fact.text, fact.subject, answer=fact.answer, kind="resid", samples=10, seed=0)
+        top = ct.scores[:, ct.subject].flatten().topk(2).values
+        if float(top[0] - top[1]) < PEAK_MARGIN:
+            return False
+        ko = attention_knockout(model, fact.text, key=subject_positions(model, fact.text, fact.subject),
+                                answer=fact.answer)
+        return float(ko["before"][0] - ko["after"][0]) >= MIN_DROP
+    return ok
+
+
+def exercise_fact(model, facts: Sequence, student: str | None = None):
+    """The fact of 03.3 and 03.4 (a ``world.prompts`` item: ``.text``, ``.subject``, ``.answer``) for
+    ``student`` (default: the current one): ``facts[0]``, the lesson's own, with no student, else a fact
+    drawn among ``facts[1:]`` whose residual causal trace has one clear top subject cell (by
+    ``PEAK_MARGIN``) and whose knockout costs at least ``MIN_DROP`` of p(answer)."""
+    student = student if student is not None else current_student()
+    if student is None:
+        return facts[0]
+    return variant(EX_PEAK, list(facts[1:]), student=student, where=_fact_is_well_posed(model))
+
+
 def check_subject_tokens(fn: Callable[[str, str], Any], model, world) -> CheckResult:
     """Exercise 1: ``fn(prompt, subject)`` returns the token positions of the subject in the prompt."""
-    name = "03.1 subject tokens"
+    name = EX_TOKENS
     hint = "tokenize with model.tokenizer(prompt, return_offsets_mapping=True) and keep the tokens whose span overlaps the subject"
     if is_unanswered(fn):
         return run_learner(name, hint, _todo)[1]
     cases = []
+    student = current_student()
     for rel in world.relations:  # one prompt per relation, the templates differ in where the subject sits
         prompts = world.prompts("all", rel)
-        cases.append(prompts[len(cases) * 7 % len(prompts)])
+        # the lesson's own prompts without a student, else the student's own
+        i = len(cases) * 7 if student is None else variant_index(f"{name}\0{rel}", len(prompts), student)
+        cases.append(prompts[i % len(prompts)])
     for p in cases:
         got, verdict = run_learner(name, hint, fn, p.text, p.subject)
         if verdict is not None:
@@ -298,7 +360,7 @@ def check_subject_tokens(fn: Callable[[str, str], Any], model, world) -> CheckRe
 def check_mover_head(answer: Any, model, facts: Sequence) -> CheckResult:
     """Exercise 2: ``(layer, head)`` whose attention from the last token to the subject is highest
     (summed over the subject's tokens, mean over ``facts``)."""
-    name = "03.2 the head that moves the subject"
+    name = EX_MOVER
     if is_unanswered(answer):
         return unanswered(name, "for each layer l, tr['pattern', l][b, :, last, subject].sum(-1) is each head's "
                                 "attention from the last token to the subject; average over the facts.")
@@ -346,7 +408,7 @@ def check_subject_peak(answer: Any, model, prompt: str, subject: str, target: st
                        seed: int = 0) -> CheckResult:
     """Exercise 3: ``(layer, pos)`` of the residual causal trace's largest restored p(answer) among the
     subject's positions (causal_trace with ``samples`` and ``seed`` as in the lesson)."""
-    name = "03.3 where the subject's information lives"
+    name = EX_PEAK
     if is_unanswered(answer):
         return unanswered(name, "index ct.scores[:, ct.subject] and find its argmax; map the column back to a position.")
     pair = _pair(answer)
@@ -387,7 +449,7 @@ def check_subject_peak(answer: Any, model, prompt: str, subject: str, target: st
 def check_knockout_drop(answer: Any, model, prompt: str, subject: str, target: str) -> CheckResult:
     """Exercise 4: drop in p(answer) when attention from the last token to the subject is blocked in
     every layer (``p_before - p_after``)."""
-    name = "03.4 attention knockout"
+    name = EX_KNOCKOUT
     if is_unanswered(answer):
         return unanswered(name, "trace with interventions=[kit.Knockout(layers, query=-1, key=subject_positions)] "
                                 "and compare p(answer) at the last position with the clean trace's.")

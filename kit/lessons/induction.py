@@ -11,6 +11,10 @@ Every check computes the truth from the model it is given (never a stored answer
 - :func:`check_induction_score`: the learner's ``fn(pattern, half_len) -> score[head]``.
 - :func:`check_heads`: the previous-token head and the set of induction heads (score above 0.4).
 - :func:`check_ablation_prediction`: the head whose ablation raises the second copy's loss most.
+
+Per-student variants (:mod:`kit.lessons.variants`; the defaults without a student): 2.1 and 2.2 check the
+learner's function on the student's own random sequences (seeds 3 and 4 by default), and 2.4 asks about
+the student's own segment length (:func:`exercise_half_len`, 16 by default; the answer depends on it).
 """
 
 from __future__ import annotations
@@ -27,17 +31,22 @@ from ..train import metrics
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
 from ._names import head_help, parse_head
+from .student import current_student
+from .variants import variant, variant_seed
 
 __all__ = [
     "INDUCTION_THRESHOLD", "repeated_ids", "random_ids", "prev_token_score_of", "induction_score_of",
     "copy_losses", "ablation_table", "parse_head",
     "check_prev_token_score", "check_induction_score", "check_heads", "check_ablation_prediction",
+    "exercise_half_len", "ABLATION_LENGTHS", "ABLATION_MARGIN",
 ]
 
 INDUCTION_THRESHOLD = hs.INDUCTION_THRESHOLD  # ARENA calls a head with an induction score above 0.4 an induction head
 OFFSET = 1  # <|bos|> comes first
 SCORE_ATOL = 1e-4  # float32 means of at most a few hundred probabilities agree to ~1e-7; a wrong query range is off by >1e-3
 
+ABLATION_LENGTHS = (16, 8, 12, 24, 32, 40)  # segment lengths 2.4 draws from (16: the lesson's own)
+ABLATION_MARGIN = 0.1  # nats: a length is drawn only when the top ablation leads the next by this much
 EX_PREV = "2.1 previous-token score"
 EX_IND = "2.2 induction score"
 EX_HEADS = "2.3 name the heads"
@@ -136,7 +145,7 @@ def check_prev_token_score(fn: Callable[[torch.Tensor], Any], model: Model) -> C
     """``fn(pattern[batch, head, query, key]) -> score[head]``, checked on every layer of ``model``."""
     if is_unanswered(fn):
         return todo(EX_PREV, HINT_PREV)
-    tr = model.trace(random_ids(model, n_seqs=8, length=32, seed=3), capture=["pattern"])
+    tr = model.trace(random_ids(model, n_seqs=8, length=32, seed=variant_seed(EX_PREV, 3)), capture=["pattern"])
     for layer in range(model.n_layers):
         pattern = tr["pattern", layer].detach().cpu()
         got, verdict = run_learner(EX_PREV, HINT_PREV, fn, pattern.clone())
@@ -165,7 +174,8 @@ def check_induction_score(fn: Callable[[torch.Tensor, int], Any], model: Model) 
     if is_unanswered(fn):
         return todo(EX_IND, HINT_IND)
     for half_len in (16, 9):  # two lengths: a hard-coded 16 fails
-        tr = model.trace(repeated_ids(model, n_seqs=8, half_len=half_len, seed=4), capture=["pattern"])
+        tr = model.trace(repeated_ids(model, n_seqs=8, half_len=half_len, seed=variant_seed(EX_IND, 4)),
+                         capture=["pattern"])
         worst: tuple[float, int, CheckResult] | None = None  # the failing layer with the largest gap
         for layer in range(model.n_layers):
             pattern = tr["pattern", layer].detach().cpu()
@@ -242,6 +252,24 @@ def check_heads(prev_token_head: Any, induction_heads: Any, model: Model, half_l
     names = ", ".join(f"L{l}H{h}" for l, h in sorted(want))
     return passed(EX_HEADS, f"L{best[0]}H{best[1]} is the previous-token head ({float(prev[best]):.2f}); the "
                             f"induction heads are {names}")
+
+
+def _ablation_leader_is_clear(model: Model) -> Callable[[int], bool]:
+    def ok(half_len: int) -> bool:
+        losses = sorted(ablation_table(model, repeated_ids(model, n_seqs=32, half_len=half_len, seed=0),
+                                       half_len).values())
+        return losses[-1] - losses[-2] >= ABLATION_MARGIN
+    return ok
+
+
+def exercise_half_len(model: Model, student: str | None = None) -> int:
+    """The segment length of exercise 2.4 for ``student`` (default: the current one): 16 with no student,
+    else one of :data:`ABLATION_LENGTHS` at which one head's ablation clearly hurts the second copy most
+    (by :data:`ABLATION_MARGIN` nats), never 16 (the lesson prints its ablation table). On ``induction-2l``
+    the answer changes with the length."""
+    student = student if student is not None else current_student()
+    lengths = ABLATION_LENGTHS if student is None else ABLATION_LENGTHS[1:]
+    return variant(EX_ABL, lengths, student=student, where=_ablation_leader_is_clear(model))
 
 
 # --- exercise 2.4 -------------------------------------------------------------------------------------

@@ -7,6 +7,11 @@ some type), the labels that :func:`kit.analysis.label_purity` scores units again
 :func:`pick_feature` the SNMF feature that fires there, and :func:`polysemantic_neuron` a strong
 neuron whose top tokens span many labels. The ``check_*`` functions return a
 :class:`~kit.lessons.CheckResult` and compute their truth from what they are given.
+
+Per-student variants (:mod:`kit.lessons.variants`; the lesson's own instances without a student):
+:func:`exercise_neurons` (the neurons 04.1 decodes), :func:`exercise_feature` (the feature whose purity
+04.2 asks for), :func:`exercise_concept` (the concept of 04.3's DiffMeans) and :func:`exercise_target_kl`
+(04.4's target KL).
 """
 
 from __future__ import annotations
@@ -22,15 +27,23 @@ from ..analysis import compare_steering, decode_neurons, diff_means, label_purit
 from ..analysis.steering import steer
 from ._check import CheckResult, failed, is_unanswered, passed, unanswered
 from ._learner import run_learner, todo
+from .student import current_student
+from .variants import variant, variant_seed
 
 __all__ = [
     "world_sentences", "label_names", "token_labels", "concept_mask", "pick_feature", "polysemantic_neuron",
     "check_decoded_tokens", "check_diff_means", "check_feature_purity", "check_steering_scale",
     "concept_neuron", "concept_feature", "MatchedComparison", "matched_kl_comparison", "relation_groups",
-    "feature_overlap", "steered_answers",
+    "feature_overlap", "steered_answers", "exercise_neurons", "exercise_feature", "exercise_concept",
+    "exercise_target_kl", "TARGET_KLS",
 ]
 
 BOUNDARY = "start or end of sentence"
+EX_DECODE, EX_PURITY, EX_DIFF, EX_STEER = "04.1 decode a neuron", "04.2 label purity", "04.3 DiffMeans", \
+    "04.4 steering scale"
+TARGET_KLS = (0.5, 0.25, 0.35, 0.65, 0.75)  # 04.4's target KLs (0.5: the lesson's own; not 1.0, whose scale
+# the lesson's steering table prints)
+SHOWN_FEATURES = 4  # the lesson prints the purity of features 0 .. 3 (and of its own feature)
 
 
 def world_sentences(world, per_relation: int = 40, seed: int = 0, split: str = "train") -> list:
@@ -104,6 +117,53 @@ def polysemantic_neuron(acts: torch.Tensor, labels: torch.Tensor, top: int = 20)
     score = distinct + 1e-3 * strength.cpu() / strength.max().cpu()
     score[strength.cpu() <= strength.median().cpu()] = -1
     return int(score.argmax())
+
+
+# ---------------------------------------------------------------------------------- variants
+def exercise_neurons(model, layer: int, neuron: int, student: str | None = None) -> list[tuple[int, int]]:
+    """The ``(layer, neuron)`` cases 04.1 decodes for ``student`` (default: the current one): the lesson's
+    ``neuron`` of ``layer`` first, then ``(0, 0), (1, 7)`` with no student, else two neurons drawn for the
+    student (in two different layers)."""
+    seed = variant_seed(EX_DECODE, 0, student=student)
+    if seed == 0:
+        return [(layer, neuron), (0, 0), (1, 7)]
+    g = torch.Generator().manual_seed(seed)
+    layers = torch.randperm(model.n_layers, generator=g)[:2].tolist()
+    return [(layer, neuron)] + [(l, int(torch.randint(model.d_mlp, (1,), generator=g))) for l in layers]
+
+
+def _purity_is_distinct(scores: torch.Tensor, labels: torch.Tensor, top: int = 20) -> bool:
+    """Whether 04.2's common wrong answers (another number of top tokens, the bottom tokens) give another
+    value than the purity itself on ``scores[n_tokens]``, so the check can tell them apart."""
+    purity = lambda x, n: float(label_purity(x[None].float(), labels, n).purity[0])  # noqa: E731
+    truth = purity(scores, top)
+    return all(abs(v - truth) >= 1e-3 for v in (purity(scores, 10), purity(scores, 50), purity(-scores, top)))
+
+
+def exercise_feature(Y: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, student: str | None = None) -> int:
+    """The feature (row of ``Y[k, n_tokens]``) whose label purity 04.2 asks ``student`` (default: the current
+    one) for: the concept's feature (:func:`pick_feature`) with no student, else a feature drawn among those
+    whose purity the lesson never prints (not the concept's, not 0 .. 3) and on which the common wrong
+    answers give another value."""
+    own = pick_feature(Y, mask)
+    student = student if student is not None else current_student()
+    if student is None:
+        return own
+    shown = {own, *range(SHOWN_FEATURES)}
+    pool = [j for j in range(Y.shape[0]) if j not in shown]
+    return variant(EX_PURITY, pool, student=student, where=lambda j: _purity_is_distinct(Y[j], labels))
+
+
+def exercise_concept(world, concept: str, student: str | None = None) -> str:
+    """The relation whose DiffMeans direction 04.3 asks ``student`` (default: the current one) for: the
+    lesson's ``concept`` with no student, else one drawn among the world's relations."""
+    return variant(EX_DIFF, [concept] + [r for r in world.relations if r != concept], student=student)
+
+
+def exercise_target_kl(student: str | None = None) -> float:
+    """04.4's target KL for ``student`` (default: the current one): 0.5 with no student, else one of
+    :data:`TARGET_KLS` (never 1.0: the lesson prints the scale that reaches it)."""
+    return variant(EX_STEER, TARGET_KLS, student=student)
 
 
 # ---------------------------------------------------------------------------------- checks

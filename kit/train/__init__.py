@@ -8,11 +8,14 @@ Command line: ``python -m kit.train induction-2l --out DIR`` (or ``facts-4l``,
 or the 1-layer control ``induction-1l``) writes a Hugging Face model directory
 that ``AutoModelForCausalLM.from_pretrained(DIR)`` and ``kit.load(DIR)`` read.
 
-Modules: ``loop`` (``train``, ``TrainConfig``), ``log`` (``TrainLog``),
+Modules: ``recipe`` (the ``Recipe`` base of the three recipes, ``gpt2_model``),
+``loop`` (``train``, ``TrainConfig``), ``log`` (``TrainLog``),
 ``metrics`` (head scores, shapes ``scores[layer, head]``), ``phase`` (phase-change
 steps), ``induction_data`` / ``induction`` (``induction-2l``), ``names`` /
-``world`` / ``facts`` (``facts-4l``), ``tokenizers``, ``save`` (atomic writes),
-``checkpoint`` (atomic checkpoints, ``--resume``), ``card`` (model cards), ``cli``,
+``world`` / ``facts`` (``facts-4l``), ``ioi_data`` / ``ioi`` (``ioi-3l``), ``tokenizers``,
+``save`` (atomic writes), ``checkpoint`` (atomic checkpoints, ``--resume``), ``build`` (train, measure
+and write a model directory: one path for every recipe), ``card`` / ``ioi_card`` / ``card_common``
+(model cards), ``cli``,
 ``history`` (``TrainingHistory``: snapshots of every head's scores and patterns during a run).
 The head scores themselves are defined once, in ``kit.head_scores``.
 """

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "pack_rows"]
 
 
 @dataclass
@@ -44,3 +44,20 @@ class Batch:
     def __repr__(self) -> str:
         b, p = self.input_ids.shape
         return f"Batch(batch={b}, pos={p}, targets={int(self.loss_mask.sum())}, groups={sorted(self.groups)})"
+
+
+def pack_rows(rows: list[list[int]], pad: int, width: int | None = None,
+              marks: list[list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists into ``(ids[batch, pos], attention_mask[batch, pos], marked[batch, pos])``:
+    ``pad`` after each row up to ``width`` (default: the longest row), mask 1 on the row's tokens, and
+    ``marked`` true at the positions ``marks[row]`` (e.g. where an answer is)."""
+    width = max(len(r) for r in rows) if width is None else width
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    marked = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+        if marks is not None:
+            marked[i, marks[i]] = True
+    return ids, mask, marked

@@ -1,6 +1,7 @@
 """Train a recipe, measure the result, and write its model directory (weights, tokenizer, card, log).
 
-``build_induction`` and ``build_facts`` are what ``python -m kit.train`` runs;
+``build_induction``, ``build_facts`` and ``build_ioi`` are what ``python -m kit.train`` runs (all through
+one path, ``_build``);
 ``measure_dir`` re-measures a written directory (the figures of its card).
 Every directory is written atomically (``kit.train.save``): interrupted, it
 leaves nothing behind.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kit.train.card import render_card
-from kit.train.checkpoint import Checkpoints
+from kit.train.checkpoint import Checkpointer, Checkpoints
 from kit.train.facts import FactsRecipe, measure_facts, train_facts
 from kit.train.induction import (
     InductionRecipe,
@@ -27,11 +29,17 @@ from kit.train.induction import (
     phase_change,
     train_induction,
 )
+from kit.train.ioi import EVAL_SETTINGS, IOIRecipe, measure_ioi, train_ioi
+from kit.train.ioi_data import HELD_OUT_TEMPLATES, TEMPLATES
 from kit.train.log import TrainLog
+from kit.train.result import TrainResult
 from kit.train.save import save_model_dir
 from kit.train.world import HELD_OUT_PER_RELATION, World, load_world
 
-__all__ = ["HISTORY_FILE", "INDUCTION_MEASURE", "LAST_STEPS", "build_facts", "build_induction", "measure_dir", "train_control"]
+__all__ = [
+    "HISTORY_FILE", "INDUCTION_MEASURE", "LAST_STEPS", "build_facts", "build_induction", "build_ioi", "measure_dir",
+    "train_control",
+]
 
 INDUCTION_MEASURE = {"n_seqs": 32, "half_len": None, "seed": 0}  # the defaults of kit.analysis
 HISTORY_FILE = "training_history.safetensors"
@@ -76,6 +84,27 @@ def train_control(recipe: InductionRecipe, progress: bool = False, checkpoints: 
     return _mean_last(result.log, "loss_repeated")
 
 
+def _build(out: str | Path, overwrite: bool, checkpoints: Checkpoints | None, run: str,
+           train_and_measure: Callable[[Checkpointer | None], tuple[TrainResult, dict, dict]]) -> Path:
+    """The one build path: refuse an existing ``out`` (unless ``overwrite``) or stale checkpoints before
+    training; ``train_and_measure(checkpoint)`` trains (checkpointed as ``run``) and returns the result, its
+    figures and extra files; write ``out`` atomically (figures, card, log, extras); then drop the checkpoints."""
+    _refuse_existing(out, overwrite)
+    if checkpoints is not None:
+        checkpoints.refuse_stale()
+    result, figures, extra = train_and_measure(checkpoints.run(run) if checkpoints else None)
+    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, result.log, extra), overwrite=overwrite)
+    if checkpoints is not None:
+        checkpoints.clear()
+    return path
+
+
+def _head(out: str | Path, kind: str, command: str, recipe, result: TrainResult) -> dict:
+    """The figures every model directory records first: name, kind, command, recipe, parameter count."""
+    return {"model": out_name(out), "recipe_kind": kind, "command": command, "recipe": recipe.to_dict(),
+            "n_parameters": sum(p.numel() for p in result.model.parameters())}
+
+
 def build_induction(
     out: str | Path, recipe: InductionRecipe, command: str, overwrite: bool = False, progress: bool = True,
     control: bool = True, checkpoints: Checkpoints | None = None,
@@ -84,34 +113,25 @@ def build_induction(
 
     ``checkpoints``: save (and with ``resume``, continue from) checkpoints of each training run;
     they are deleted once ``out`` has been written."""
-    _refuse_existing(out, overwrite)
-    if checkpoints is not None:
-        checkpoints.refuse_stale()
-    result = train_induction(recipe, progress=progress, history=True,
-                             checkpoint=checkpoints.run(f"induction-{recipe.n_layers}l") if checkpoints else None)
-    log = result.log
-    figures = {
-        "model": out_name(out),
-        "recipe_kind": "induction",
-        "command": command,
-        "recipe": recipe.to_dict(),
-        "n_parameters": sum(p.numel() for p in result.model.parameters()),
-        "training": {
-            **_training_figures(log),
-            "phase_change": phase_change(log),
-            "loss_repeated_last50": round(_mean_last(log, "loss_repeated"), 4),
-        },
-        "measure_settings": INDUCTION_MEASURE,
-        "measured": measure_induction(result.model, **INDUCTION_MEASURE),
-        "curve": induction_curve(result.model),
-    }
-    if control and recipe.n_layers > 1:
-        figures["control"] = {"n_layers": 1, "loss_repeated": round(train_control(recipe, progress, checkpoints), 4)}
-    history = {HISTORY_FILE: lambda d: result.history.save(d / HISTORY_FILE)}
-    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, log, history), overwrite=overwrite)
-    if checkpoints is not None:
-        checkpoints.clear()
-    return path
+    def run(checkpoint):
+        result = train_induction(recipe, progress=progress, history=True, checkpoint=checkpoint)
+        log = result.log
+        figures = {
+            **_head(out, "induction", command, recipe, result),
+            "training": {
+                **_training_figures(log),
+                "phase_change": phase_change(log),
+                "loss_repeated_last50": round(_mean_last(log, "loss_repeated"), 4),
+            },
+            "measure_settings": INDUCTION_MEASURE,
+            "measured": measure_induction(result.model, **INDUCTION_MEASURE),
+            "curve": induction_curve(result.model),
+        }
+        if control and recipe.n_layers > 1:
+            figures["control"] = {"n_layers": 1,
+                                  "loss_repeated": round(train_control(recipe, progress, checkpoints), 4)}
+        return result, figures, {HISTORY_FILE: lambda d: result.history.save(d / HISTORY_FILE)}
+    return _build(out, overwrite, checkpoints, f"induction-{recipe.n_layers}l", run)
 
 
 def _world_figures(world: World, tokenizer) -> dict:
@@ -139,28 +159,39 @@ def build_facts(out: str | Path, recipe: FactsRecipe, command: str, overwrite: b
                 progress: bool = True, checkpoints: Checkpoints | None = None) -> Path:
     """Train ``recipe``, measure it, write ``out`` (with ``world.json``); ``checkpoints`` as in
     :func:`build_induction`."""
-    _refuse_existing(out, overwrite)
-    if checkpoints is not None:
-        checkpoints.refuse_stale()
-    result, world = train_facts(recipe, progress=progress,
-                                checkpoint=checkpoints.run("facts-4l") if checkpoints else None)
-    figures = {
-        "model": out_name(out),
-        "recipe_kind": "facts",
-        "command": command,
-        "recipe": recipe.to_dict(),
-        "n_parameters": sum(p.numel() for p in result.model.parameters()),
-        "training": {**_training_figures(result.log),
-                     "loss_answer_last50": round(_mean_last(result.log, "loss_answer"), 4)},
-        "world": _world_figures(world, result.tokenizer),
-        "measured": measure_facts(result.model, result.tokenizer, world),
-    }
-    assert figures["world"]["held_out_per_relation"] == HELD_OUT_PER_RELATION
-    extra = {"world.json": world.to_json()}
-    path = save_model_dir(out, result.model, result.tokenizer, _files(figures, result.log, extra), overwrite=overwrite)
-    if checkpoints is not None:
-        checkpoints.clear()
-    return path
+    def run(checkpoint):
+        result, world = train_facts(recipe, progress=progress, checkpoint=checkpoint)
+        figures = {
+            **_head(out, "facts", command, recipe, result),
+            "training": {**_training_figures(result.log),
+                         "loss_answer_last50": round(_mean_last(result.log, "loss_answer"), 4)},
+            "world": _world_figures(world, result.tokenizer),
+            "measured": measure_facts(result.model, result.tokenizer, world),
+        }
+        assert figures["world"]["held_out_per_relation"] == HELD_OUT_PER_RELATION
+        return result, figures, {"world.json": world.to_json()}
+    return _build(out, overwrite, checkpoints, "facts-4l", run)
+
+
+def build_ioi(out: str | Path, recipe: IOIRecipe, command: str, overwrite: bool = False, progress: bool = True,
+              checkpoints: Checkpoints | None = None) -> Path:
+    """Train ``recipe``, measure it, write ``out``; ``checkpoints`` as in :func:`build_induction`."""
+    def run(checkpoint):
+        result = train_ioi(recipe, progress=progress, checkpoint=checkpoint)
+        log = result.log
+        steps, acc = log.series("acc_train")
+        figures = {
+            **_head(out, "ioi", command, recipe, result),
+            "names": recipe.names(),
+            "templates": list(TEMPLATES),
+            "held_out_templates": list(HELD_OUT_TEMPLATES),
+            "training": {**_training_figures(log), "loss_last50": round(_mean_last(log, "loss"), 4),
+                         "first_step_acc_train_0.9": next((s for s, a in zip(steps, acc) if a >= 0.9), None)},
+            "measure_settings": EVAL_SETTINGS,
+            "measured": measure_ioi(result.model, result.tokenizer, recipe),
+        }
+        return result, figures, {}
+    return _build(out, overwrite, checkpoints, "ioi-3l", run)
 
 
 def out_name(out: str | Path) -> str:
@@ -176,7 +207,5 @@ def measure_dir(path: str | Path) -> dict:
         return {**measure_induction(model, **figures["measure_settings"]), "curve": induction_curve(model)}
     tokenizer = AutoTokenizer.from_pretrained(path)
     if figures["recipe_kind"] == "ioi":
-        from kit.train.ioi import IOIRecipe, measure_ioi  # local: ioi_build imports this module
-
         return measure_ioi(model, tokenizer, IOIRecipe())
     return measure_facts(model, tokenizer, load_world(path / "world.json"))

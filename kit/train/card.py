@@ -11,40 +11,10 @@ from __future__ import annotations
 import json
 
 from kit.head_scores import default_len
+from kit.train.card_common import figures_table, fmt, training_section
+from kit.train.ioi_card import ioi_card
 
 __all__ = ["RATIO_TARGET", "ratio_holds_from", "render_card"]
-
-
-def _f(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}f}"
-
-
-def _training_section(fig: dict) -> list[str]:
-    t = fig["training"]
-    cfg = fig["recipe"]["train"]
-    return [
-        "## Training",
-        "",
-        "```bash",
-        fig["command"],
-        "```",
-        "",
-        (f"- Seed {cfg['seed']}; {cfg['steps']} steps of batch {cfg['batch_size']}; AdamW (lr {cfg['lr']:g}, "
-        f"betas ({cfg['beta1']}, {cfg['beta2']}), weight decay {cfg['weight_decay']} on matrices), "
-        f"linear warm-up over {cfg['warmup_steps']} steps then cosine decay to {cfg['min_lr_ratio']:g} x lr, "
-        f"gradient clipping at {cfg['grad_clip']}."),
-        (f"- Wall time {_f(t['wall_time_s'], 1)} s (CPU time {_f(t['cpu_time_s'], 1)} s) on {t['device']} with "
-        f"{t['threads']} thread{'s' if t['threads'] > 1 else ''}, on a shared 2-core machine; torch {t['torch']}, transformers {t['transformers']}."),
-        ("- The per-step log ships as `training_log.json` "
-        "(`kit.train.TrainLog.from_json(path).chart()` draws it)."),
-        "",
-    ]
-
-
-def _figures_table(rows: list[tuple[str, str, str]]) -> list[str]:
-    out = ["| figure | value | measured by |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return out + [""]
 
 
 def _phase_lines(pc: dict, train: dict, T: int) -> list[str]:
@@ -56,7 +26,7 @@ def _phase_lines(pc: dict, train: dict, T: int) -> list[str]:
     return [
         (f"{head} first reaches 0.5 at step {pc['induction_crosses_half']}, and the training loss on repeated "
         f"tokens falls fastest at step {pc['repeated_loss_drop']} (largest drop between the means of the 25 steps "
-        f"before and after): {gap} steps apart, {_f(100 * gap / train['steps'], 1)} % of training.")
+        f"before and after): {gap} steps apart, {fmt(100 * gap / train['steps'], 1)} % of training.")
     ]
 
 
@@ -64,10 +34,21 @@ def _control_rows(fig: dict) -> list[tuple[str, str, str]]:
     if "control" not in fig:
         return []
     return [(
-        "1-layer control: loss on repeated tokens", f"{_f(fig['control']['loss_repeated'])} nats",
+        "1-layer control: loss on repeated tokens", f"{fmt(fig['control']['loss_repeated'])} nats",
         ("`python -m kit.train induction-1l` (same recipe, 1 layer): mean training loss on repeated tokens over the "
-        f"last 50 steps (this model: {_f(fig['training']['loss_repeated_last50'])})"),
+        f"last 50 steps (this model: {fmt(fig['training']['loss_repeated_last50'])})"),
     )]
+
+
+def _first_gap(r: dict) -> str:
+    fg = r.get("first_gap")
+    return f" ({fg[0]}-{fg[1]} before the first segment, so repeats also start near position 0)" if fg else ""
+
+
+def _length_dist(r: dict) -> str:
+    if r.get("segment_dist", "uniform") == "log":
+        return "log-uniform length: each doubling of length as likely, so short repeats are common"
+    return "uniform length"
 
 
 def _induction_card(fig: dict) -> list[str]:
@@ -86,19 +67,20 @@ def _induction_card(fig: dict) -> list[str]:
         "## Data",
         "",
         (f"- Tokens: `<|bos|>` (0), `<|eos|>` (1), `<|pad|>` (2) and {r['n_tokens']} syllables (`ba`, `be`, `bi`, ...) "
-        "(ids 3-63); a word-level tokenizer splits text on spaces and puts `<|bos|>` first."),
+        f"(ids 3-{r['n_tokens'] + 2}); a word-level tokenizer splits text on spaces and puts `<|bos|>` first."),
         (f"- Background: a fixed random language (seed {r['language_seed']}) in which the next token is drawn from "
-        f"{_f(1 - r['skip'], 1)} x a bigram table on the current token + {_f(r['skip'], 1)} x a skip-bigram table on "
+        f"{fmt(1 - r['skip'], 1)} x a bigram table on the current token + {fmt(r['skip'], 1)} x a skip-bigram table on "
         f"the token before it (Dirichlet rows, concentration {r['concentration']}): in-weights learning pays, and a "
         "previous-token head pays by itself."),
         (f"- Repeats: each sequence of {r['n_ctx']} tokens is laid out left to right: {r['gap'][0]}-{r['gap'][1]} "
-        f"tokens of background, then a segment of uniformly random tokens of length {r['segment_len'][0]}-"
-        f"{r['segment_len'][1]} (at most half of what is left) written {r['copies'][0]}-{r['copies'][1]} times in "
+        f"tokens of background{_first_gap(r)}, then a segment of uniformly random tokens of length "
+        f"{r['segment_len'][0]}-{r['segment_len'][1]} ({_length_dist(r)}, at most half of what is left) written "
+        f"{r['copies'][0]}-{r['copies'][1]} times in "
         "a row (fewer if they do not fit), and again while room is left: one long repeat or several short ones. "
-        f"A share {_f(1 - r['bos_prob'], 2)} of the sequences has no `<|bos|>` (position 0 is an ordinary token). "
+        f"A share {fmt(1 - r['bos_prob'], 2)} of the sequences has no `<|bos|>` (position 0 is an ordinary token). "
         "Offsets and lengths vary per sequence, so no fixed position solves the task: only an induction head "
         "predicts the later copies."
-        + (f" A share {_f(r['short_prob'], 2)} of the batches holds sequences of {r['short_len']} tokens only "
+        + (f" A share {fmt(r['short_prob'], 2)} of the batches holds sequences of {r['short_len']} tokens only "
            "(cheaper steps; the induction head forms sooner)." if r.get("short_prob") else "")),
         "",
         "## Architecture",
@@ -111,7 +93,7 @@ def _induction_card(fig: dict) -> list[str]:
            "all positions), " if r.get("pos_init") == "sinusoidal" else f"position embeddings N(0, {r['embed_std']}), ")
         + f"other weights N(0, {r['init_std']}) (GPT-2's 0.02 makes attention learn far more slowly at this width)."),
         "",
-        *_training_section(fig),
+        *training_section(fig),
         "## Phase change",
         "",
         *_phase_lines(pc, r["train"], r["probe_half_len"]),
@@ -127,16 +109,16 @@ def _induction_card(fig: dict) -> list[str]:
         "defaults of `kit.analysis.prev_token_scores(model)` and `kit.analysis.induction_scores(model)`, which "
         "give these numbers)."),
         "",
-        *_figures_table([
+        *figures_table([
             ("best previous-token score, layer 0",
-             f"{_f(m['prev_token_score'])} (head L0H{m['prev_token_head']})",
+             f"{fmt(m['prev_token_score'])} (head L0H{m['prev_token_head']})",
              f"mean attention from position i to i-1 on {T_prev} random tokens after `<|bos|>`"),
             ("best induction score, layer 1",
-             f"{_f(m['induction_score'])} (head L1H{m['induction_head']})",
+             f"{fmt(m['induction_score'])} (head L1H{m['induction_head']})",
              f"mean attention from each token of the second copy to the token after its first occurrence, {T}+{T} tokens"),
-            ("loss on the first copy", f"{_f(m['loss_first_copy'])} nats", f"mean next-token loss on tokens 2..{T} of {T} random tokens"),
-            ("loss on the second copy", f"{_f(m['loss_second_copy'])} nats", f"tokens 2..{T} of the same tokens repeated"),
-            ("second / first", _f(m["loss_ratio"]), "ratio of the two"),
+            ("loss on the first copy", f"{fmt(m['loss_first_copy'])} nats", f"mean next-token loss on tokens 2..{T} of {T} random tokens"),
+            ("loss on the second copy", f"{fmt(m['loss_second_copy'])} nats", f"tokens 2..{T} of the same tokens repeated"),
+            ("second / first", fmt(m["loss_ratio"]), "ratio of the two"),
             *_control_rows(fig),
         ]),
         *_curve_lines(fig),
@@ -148,6 +130,11 @@ def _induction_card(fig: dict) -> list[str]:
 
 
 RATIO_TARGET = 0.2  # the loss on the second copy should be at most this share of the first
+
+
+SHORT_NOTE = (", not below (short repeats: the copy is predicted, but less surely: token 2 of a copy rests on a "
+              "single matching token, and one token in T - 1 weighs more in a short copy; "
+              "`docs/induction_short_repeats.md`: the recipes tried)")
 
 
 def ratio_holds_from(curve: list[dict], bos: bool) -> int | None:
@@ -170,12 +157,14 @@ def _curve_lines(fig: dict) -> list[str]:
     out = ["## Across repeat lengths, with and without `<|bos|>`", "",
            ("Random tokens of length T repeated twice, with and without a first `<|bos|>`; best induction score "
             "of layer 1 (and its head) and the loss on tokens 2..T of the second copy over that of the first "
-            "(32 sequences, seed 0), for every T from 4 to half the context. Selected lengths:"), "",
+            "(32 sequences, seed 0), for every T from 4 to half the context. Each copy's first token is left "
+            "out of both losses: in the second copy it cannot be predicted (nothing yet says the sequence "
+            "repeats), so tokens 2..T are what induction predicts. Selected lengths:"), "",
            "| T | with `<|bos|>`: score (head), loss ratio | without: score (head), loss ratio |", "|---|---|---|"]
     rows = {(c["bos"], c["half_len"]): c for c in curve}
     longest = max(c["half_len"] for c in curve)
     shown = [t for t in (4, 5, 6, 8, 12, 16, 24, 32, 40, 48, 56, longest - 1, longest) if any(k[1] == t for k in rows)]
-    cell = lambda c: f"{_f(c['induction_score'])} (L1H{c['induction_head']}), {_f(c['loss_ratio'])}" if c else "-"
+    cell = lambda c: f"{fmt(c['induction_score'])} (L1H{c['induction_head']}), {fmt(c['loss_ratio'])}" if c else "-"
     for t in sorted(set(shown)):
         out.append(f"| {t} | {cell(rows.get((True, t)))} | {cell(rows.get((False, t)))} |")
     out.append("")
@@ -185,18 +174,18 @@ def _curve_lines(fig: dict) -> list[str]:
         worst_r = max(part, key=lambda c: c["loss_ratio"])
         from_t = ratio_holds_from(curve, bos)
         holds = (f"the loss ratio is at most {RATIO_TARGET} for every T from {from_t} on"
-                 + (", not below (short repeats: the copy is predicted, but less surely)" if from_t > part[0]["half_len"]
-                    else "") if from_t is not None else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
+                 + (SHORT_NOTE if from_t > part[0]["half_len"] else "") if from_t is not None
+                 else f"the loss ratio exceeds {RATIO_TARGET} somewhere at every length")
         out.append(f"- {'With' if bos else 'Without'} `<|bos|>`, over every T from {part[0]['half_len']} to "
-                   f"{part[-1]['half_len']}: the lowest best score is {_f(worst_s['induction_score'])} (T = "
-                   f"{worst_s['half_len']}), the highest loss ratio {_f(worst_r['loss_ratio'])} (T = "
+                   f"{part[-1]['half_len']}: the lowest best score is {fmt(worst_s['induction_score'])} (T = "
+                   f"{worst_s['half_len']}), the highest loss ratio {fmt(worst_r['loss_ratio'])} (T = "
                    f"{worst_r['half_len']}); {holds}.")
     return out + [""]
 
 
 def _facts_card(fig: dict) -> list[str]:
     r, m, w = fig["recipe"], fig["measured"], fig["world"]
-    per_rel = [(f"held-out templates, `{k[len('acc_held_out_'):]}`", _f(v), "top-1 first answer token")
+    per_rel = [(f"held-out templates, `{k[len('acc_held_out_'):]}`", fmt(v), "top-1 first answer token")
                for k, v in sorted(m.items()) if k.startswith("acc_held_out_") and k != "acc_held_out_templates"]
     return [
         f"# {fig['model']}",
@@ -224,7 +213,7 @@ def _facts_card(fig: dict) -> list[str]:
            "to the subject's last token (`docs/factual_recall_experiments.md`)." if r.get("records") else "")),
         (f"- Tokenizer: byte-level BPE (GPT-2 style, leading-space convention), vocabulary {r['vocab_size']}, "
         "trained on the training sentences with template words and answers counted per sentence and subject names "
-        f"once: answers are single tokens, subjects span {_f(w['subject_tokens_mean'], 2)} tokens on average "
+        f"once: answers are single tokens, subjects span {fmt(w['subject_tokens_mean'], 2)} tokens on average "
         f"({100 * w['subject_multi_token_fraction']:.0f} % of them more than one)."),
         "",
         "## Architecture",
@@ -233,15 +222,15 @@ def _facts_card(fig: dict) -> list[str]:
         f"context {r['n_ctx']}, tied embeddings, no dropout, initialisation N(0, {r['init_std']}); "
         f"{fig['n_parameters']:,} parameters."),
         "",
-        *_training_section(fig),
+        *training_section(fig),
         "## Figures measured on these weights",
         "",
         ("Top-1 accuracy of the first answer token after the prompt, over every fact "
         "(`kit.train.facts.answer_accuracy`)."),
         "",
-        *_figures_table([
-            ("training templates", _f(m["acc_train_templates"]), f"{w['train_sentences']} prompts"),
-            ("held-out templates", _f(m["acc_held_out_templates"]), f"{w['held_out_prompts']} prompts"),
+        *figures_table([
+            ("training templates", fmt(m["acc_train_templates"]), f"{w['train_sentences']} prompts"),
+            ("held-out templates", fmt(m["acc_held_out_templates"]), f"{w['held_out_prompts']} prompts"),
             *per_rel,
         ]),
         ("Re-measure with `python -m kit.train facts-4l --measure kit/zoo/facts-4l`; "
@@ -253,5 +242,5 @@ def _facts_card(fig: dict) -> list[str]:
 def render_card(figures: dict) -> str:
     """The Markdown model card for ``figures`` (the content of ``figures.json``)."""
     kind = figures["recipe_kind"]
-    lines = {"induction": _induction_card, "facts": _facts_card}[kind](figures)
+    lines = {"induction": _induction_card, "facts": _facts_card, "ioi": ioi_card}[kind](figures)
     return "\n".join(lines)

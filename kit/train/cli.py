@@ -23,10 +23,11 @@ from dataclasses import replace
 
 import torch
 
-from kit.train.build import build_facts, build_induction, measure_dir
+from kit.train.build import build_facts, build_induction, build_ioi, measure_dir
 from kit.train.checkpoint import CheckpointMismatch, Checkpoints, default_root
 from kit.train.facts import FactsRecipe
 from kit.train.induction import InductionRecipe
+from kit.train.ioi import IOIRecipe
 
 __all__ = ["RECIPES", "main"]
 
@@ -85,9 +86,6 @@ def main(argv: list[str] | None = None) -> int:
             path = build_induction(args.out, recipe, command, overwrite=args.overwrite, progress=not args.quiet,
                                    control=not args.no_control, checkpoints=checkpoints)
         elif args.recipe == "ioi-3l":
-            from kit.train.ioi import IOIRecipe
-            from kit.train.ioi_build import build_ioi
-
             path = build_ioi(args.out, IOIRecipe().with_train(**changes), command, overwrite=args.overwrite,
                              progress=not args.quiet, checkpoints=checkpoints)
         else:

@@ -17,14 +17,15 @@ tokens and subjects (countries, people) span several.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from kit.train.batch import Batch
+from kit.train.batch import Batch, pack_rows
 from kit.train.checkpoint import Checkpointer
-from kit.train.loop import TrainConfig, train
+from kit.train.loop import TrainConfig
+from kit.train.recipe import Recipe, gpt2_model
 from kit.train.result import TrainResult
 from kit.train.tokenizers import train_bpe_tokenizer
 from kit.train.world import Prompt, World, build_world
@@ -42,7 +43,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class FactsRecipe:
+class FactsRecipe(Recipe):
     """Every choice that defines ``facts-4l`` (the defaults are the shipped model's)."""
 
     world_seed: int = 2  # chosen among seeds 0-3 for the clearest fact lookup (docs/factual_recall_experiments.md)
@@ -70,17 +71,13 @@ class FactsRecipe:
         weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=100,
     ))
 
-    def with_train(self, **changes) -> FactsRecipe:
-        """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
-        return replace(self, train=replace(self.train, **changes))
-
     def world(self) -> World:
         return build_world(self.world_seed, n_countries=self.n_countries, n_people=self.n_people)
 
     def to_dict(self) -> dict:
         """The fields as a dict; ``per_subject`` and ``records`` only where set (so recipes without them
         keep their form)."""
-        out = asdict(self)
+        out = super().to_dict()
         for optional in ("per_subject", "records"):
             if not out[optional]:
                 del out[optional]
@@ -222,28 +219,17 @@ class FactsTask:
         is_record = (torch.rand(n, generator=generator) < self.records).tolist() if self.records else [False] * n
         records = iter(self._record_rows(sum(is_record), generator))
         seqs = [next(records) if flag else self.sequence(row) for row, flag in zip(rows, is_record)]
-        width = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((n, width), self.pad, dtype=torch.long)  # [batch, pos]
-        mask = torch.zeros(n, width, dtype=torch.long)
-        answer = torch.zeros(n, width, dtype=torch.bool)
-        for row, (seq, answers) in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-            answer[row, answers] = True
+        ids, mask, answer = pack_rows([seq for seq, _ in seqs], self.pad, marks=[a for _, a in seqs])  # [batch, pos]
         targets = mask.bool().clone()
         targets[:, 0] = False
         return Batch(input_ids=ids, loss_mask=targets, groups={"answer": answer}, attention_mask=mask)
 
 
 def build_facts_model(recipe: FactsRecipe, vocab_size: int) -> GPT2LMHeadModel:
-    """A freshly initialised GPT-2, seeded by ``recipe.train.seed``."""
-    config = GPT2Config(
-        vocab_size=vocab_size, n_positions=recipe.n_ctx, n_embd=recipe.d_model, n_layer=recipe.n_layers,
-        n_head=recipe.n_heads, n_inner=recipe.d_mlp, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        initializer_range=recipe.init_std, bos_token_id=0, eos_token_id=1, pad_token_id=2,
-    )
-    torch.manual_seed(recipe.train.seed)
-    return GPT2LMHeadModel(config)
+    """A freshly initialised GPT-2 (tied embeddings), seeded by ``recipe.train.seed``."""
+    return gpt2_model(vocab_size=vocab_size, n_ctx=recipe.n_ctx, d_model=recipe.d_model, n_layers=recipe.n_layers,
+                      n_heads=recipe.n_heads, d_mlp=recipe.d_mlp, init_std=recipe.init_std, seed=recipe.train.seed,
+                      tied=True)
 
 
 @torch.no_grad()
@@ -295,16 +281,13 @@ def _probes(world: World, tokenizer: PreTrainedTokenizerFast) -> dict:
 def train_facts(recipe: FactsRecipe = FactsRecipe(), progress: bool | None = None,
                 checkpoint: Checkpointer | None = None) -> tuple[TrainResult, World]:
     """Invent the world, train its tokenizer and the model; probes (on subsets) every ``probe_every`` steps."""
-    config = recipe.train if progress is None else replace(recipe.train, progress=progress)
     world = recipe.world()
     tokenizer = facts_tokenizer(world, recipe.vocab_size, recipe.n_ctx)
     task = FactsTask(world.prompts("train"), tokenizer, recipe.n_ctx, recipe.max_sentences, recipe.per_subject,
                      recipe.records)
-    model = build_facts_model(recipe, len(tokenizer))
-    log = train(model, task.batch, config, probes=_probes(world, tokenizer), description="facts-4l",
-                checkpoint=checkpoint)
-    log.meta["recipe"] = recipe.to_dict()
-    return TrainResult(model=model.cpu().eval(), tokenizer=tokenizer, log=log), world
+    result = recipe.fit(build_facts_model(recipe, len(tokenizer)), task.batch, tokenizer, "facts-4l",
+                        _probes(world, tokenizer), progress, checkpoint)
+    return result, world
 
 
 def measure_facts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, world: World) -> dict[str, float]:

@@ -9,6 +9,10 @@ offsets (a quarter of the sequences without ``<|bos|>``, half the batches only
 32 tokens long). Previous-token heads form in layer 0 (the skip-bigram pays for
 them) and induction heads in layer 1 (the repeats pay for them), abruptly.
 
+The loss ratio of the card (second copy / first) leaves out the first token of
+each copy: the second copy's first token cannot be predicted (nothing says the
+sequence repeats yet), so it counts tokens ``2..T`` of each copy.
+
 ``train_induction(recipe, history=True)`` returns a ``TrainResult`` with a
 ``TrainingHistory``; ``measure_induction`` and ``induction_curve`` return the
 figures of the model card. ``n_layers=1`` gives the control model.
@@ -16,18 +20,19 @@ figures of the model card. ``n_layers=1`` gives the control model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kit.train import metrics
 from kit.train.checkpoint import Checkpointer
 from kit.train.history import HistoryRecorder
 from kit.train.induction_data import BackgroundLanguage, RepeatedSegmentTask, syllables
 from kit.train.log import TrainLog
-from kit.train.loop import TrainConfig, train
+from kit.train.loop import TrainConfig
 from kit.train.phase import crossing_step, steepest_drop_step
+from kit.train.recipe import Recipe, gpt2_model
 from kit.train.result import TrainResult
 from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
 
@@ -46,7 +51,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class InductionRecipe:
+class InductionRecipe(Recipe):
     """Every choice that defines ``induction-2l`` (the defaults are the shipped model's)."""
 
     n_layers: int = 2
@@ -68,6 +73,8 @@ class InductionRecipe:
     segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
     short_prob: float = 0.5  # the share of batches of short_len tokens (cheaper; induction forms sooner)
     short_len: int = 32
+    segment_dist: str = "uniform"  # segment lengths; "log": log-uniform (docs/induction_short_repeats.md)
+    first_gap: tuple[int, int] | None = None  # background before the first segment (None: ``gap``)
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
     history_every: int = 20  # a TrainingHistory snapshot every 20 steps (when one is recorded)
     history_weight_steps: tuple[int, ...] = (0, 300, 600, 900, 1200)  # steps whose full weights it keeps
@@ -76,41 +83,24 @@ class InductionRecipe:
         weight_decay=0.01, beta1=0.9, beta2=0.999, grad_clip=1.0, seed=0, probe_every=10,
     ))
 
-    def with_train(self, **changes) -> InductionRecipe:
-        """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
-        return replace(self, train=replace(self.train, **changes))
-
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; ``segment_dist`` and ``first_gap`` only where they differ from the shipped
+        model's (``"uniform"``, ``None``), so the shipped ``figures.json`` keeps its form."""
+        out = super().to_dict()
+        for key, default in (("segment_dist", "uniform"), ("first_gap", None)):
+            if out[key] == default:
+                del out[key]
+        return out
+
 
 
 def build_induction_model(recipe: InductionRecipe) -> GPT2LMHeadModel:
     """A freshly initialised model, seeded by ``recipe.train.seed``."""
-    config = GPT2Config(
-        vocab_size=recipe.n_tokens + len(SPECIAL_TOKENS),
-        n_positions=recipe.n_ctx,
-        n_embd=recipe.d_model,
-        n_layer=recipe.n_layers,
-        n_head=recipe.n_heads,
-        n_inner=recipe.d_mlp,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        initializer_range=recipe.init_std,
-        tie_word_embeddings=False,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=2,
-    )
-    torch.manual_seed(recipe.train.seed)
-    model = GPT2LMHeadModel(config)
-    with torch.no_grad():
-        model.transformer.wte.weight.normal_(0.0, recipe.embed_std)
-        if recipe.pos_init == "sinusoidal":
-            model.transformer.wpe.weight.copy_(sinusoidal_positions(recipe.n_ctx, recipe.d_model) * recipe.embed_std)
-        else:
-            model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
-    return model
+    positions = (sinusoidal_positions(recipe.n_ctx, recipe.d_model) * recipe.embed_std
+                 if recipe.pos_init == "sinusoidal" else None)
+    return gpt2_model(vocab_size=recipe.n_tokens + len(SPECIAL_TOKENS), n_ctx=recipe.n_ctx, d_model=recipe.d_model,
+                      n_layers=recipe.n_layers, n_heads=recipe.n_heads, d_mlp=recipe.d_mlp, init_std=recipe.init_std,
+                      seed=recipe.train.seed, tied=False, embed_std=recipe.embed_std, positions=positions)
 
 
 def sinusoidal_positions(n_ctx: int, d_model: int) -> torch.Tensor:
@@ -134,7 +124,8 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
     return RepeatedSegmentTask(language, seq_len=recipe.n_ctx, segment_len=recipe.segment_len, copies=recipe.copies,
                                gap=recipe.gap, bos_prob=recipe.bos_prob,
                                segment_from_language=recipe.segment_from_language,
-                               short_prob=recipe.short_prob, short_len=recipe.short_len)
+                               short_prob=recipe.short_prob, short_len=recipe.short_len,
+                               segment_dist=recipe.segment_dist, first_gap=recipe.first_gap)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:
@@ -164,14 +155,9 @@ def train_induction(recipe: InductionRecipe = InductionRecipe(), progress: bool 
     the best induction score of the last layer and the best previous-token score of layer 0 every
     ``probe_every`` steps. ``history=True`` (or a recorder from :func:`history_recorder`, which a view
     may already follow) also records a :class:`~kit.train.history.TrainingHistory` (``result.history``)."""
-    config = recipe.train if progress is None else replace(recipe.train, progress=progress)
-    model = build_induction_model(recipe)
     recorder = history_recorder(recipe) if history is True else (history or None)
-    log = train(model, induction_task(recipe).batch, config, probes=_probes(recipe),
-                description=f"induction-{recipe.n_layers}l", checkpoint=checkpoint, history=recorder)
-    log.meta["recipe"] = recipe.to_dict()
-    return TrainResult(model=model.cpu().eval(), tokenizer=induction_tokenizer(recipe), log=log,
-                       history=recorder.history if recorder else None)
+    return recipe.fit(build_induction_model(recipe), induction_task(recipe).batch, induction_tokenizer(recipe),
+                      f"induction-{recipe.n_layers}l", _probes(recipe), progress, checkpoint, recorder)
 
 
 def phase_change(log: TrainLog, window: int = 25) -> dict[str, int | None]:
@@ -193,7 +179,9 @@ def curve_lengths(n_ctx: int, bos: bool) -> list[int]:
 def induction_curve(model: torch.nn.Module, n_seqs: int = 32, seed: int = 0) -> list[dict]:
     """The induction head as a function of repeat length and BOS: one row per ``(bos, half_len)`` for every
     length of :func:`curve_lengths`, with the best layer-1 (last layer) induction score and its head, and
-    the losses on tokens ``2..half_len`` of each copy (``kit.head_scores.copy_losses``) and their ratio."""
+    the losses on tokens ``2..half_len`` of each copy (``kit.head_scores.copy_losses``) and their ratio.
+    Each copy's first token is left out: in the second copy it is unpredictable (nothing yet says the
+    sequence repeats), so only tokens 2..T measure induction."""
     model.eval()
     n_ctx = int(model.config.n_positions)
     rows = []

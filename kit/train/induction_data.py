@@ -94,10 +94,12 @@ class RepeatedSegmentTask:
     """Background text in which segments of random tokens repeat, at random offsets and lengths.
 
     Per sequence, positions are laid out left to right: a stretch of background text (``gap`` tokens,
-    uniform in ``gap``), then a segment of ``m`` uniformly random ordinary tokens (``m`` uniform in
-    ``segment_len``, at most half of what is left) written ``k`` times in a row (``k`` uniform in
-    ``copies``, fewer if they do not fit), and again while room is left: so one sequence holds one long
-    repeat or several short ones. With probability ``1 - bos_prob`` the sequence has no ``<|bos|>`` and
+    uniform in ``gap``; before the first segment, in ``first_gap`` when given), then a segment of ``m``
+    uniformly random ordinary tokens (``m`` in ``segment_len``, at most half of what is left: uniform, or
+    with ``segment_dist="log"`` log-uniform, so that each doubling of length is as likely and short
+    repeats are common) written ``k`` times in a row (``k`` uniform in ``copies``, fewer if they do not
+    fit), and again while room is left: so one sequence holds one long repeat or several short ones.
+    With probability ``1 - bos_prob`` the sequence has no ``<|bos|>`` and
     position 0 is an ordinary token. Every token outside a segment continues the background language.
 
     ``batch(n, generator)`` returns a ``Batch`` with ``input_ids[batch, pos]`` of length ``seq_len``
@@ -114,18 +116,30 @@ class RepeatedSegmentTask:
     segment_from_language: bool = False
     short_prob: float = 0.0  # the share of batches whose sequences have only short_len tokens
     short_len: int = 48
+    segment_dist: str = "uniform"  # "uniform" or "log" (log-uniform: short segments as common as long ones per octave)
+    first_gap: tuple[int, int] | None = None  # background before the first segment (default: ``gap``)
+
+    def __post_init__(self):
+        if self.segment_dist not in ("uniform", "log"):
+            raise ValueError(f"segment_dist={self.segment_dist!r}; valid: 'uniform', 'log'")
 
     def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
         """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
         copy, 2 later copy (``source``: the position it copies), 3 first token of a later copy."""
         L, (lo, hi) = len(role), self.segment_len
         p = first
+        gap = self.first_gap or self.gap
         while True:
-            p += rng.randint(*self.gap)
+            p += rng.randint(*gap)
+            gap = self.gap
             room = L - p
             if room < 2 * lo:
                 return
-            m = rng.randint(lo, min(hi, room // 2))
+            top = min(hi, room // 2)
+            if self.segment_dist == "log":
+                m = min(top, int(lo * ((top + 1) / lo) ** rng.random()))
+            else:
+                m = rng.randint(lo, top)
             k = min(rng.randint(*self.copies), room // m)
             role[p: p + m] = 1
             role[p + m: p + k * m] = 2

@@ -11,14 +11,15 @@ names each head's role.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from kit.train.checkpoint import Checkpointer
 from kit.train.ioi_data import HELD_OUT_TEMPLATES, TEMPLATES, IOITask, ioi_names, ioi_vocabulary
-from kit.train.loop import TrainConfig, train
+from kit.train.loop import TrainConfig
+from kit.train.recipe import Recipe, gpt2_model
 from kit.train.result import TrainResult
 from kit.train.tokenizers import SPECIAL_TOKENS, word_tokenizer
 
@@ -29,7 +30,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class IOIRecipe:
+class IOIRecipe(Recipe):
     """Every choice that defines ``ioi-3l`` (the defaults are the shipped model's)."""
 
     n_layers: int = 3
@@ -46,13 +47,6 @@ class IOIRecipe:
         weight_decay=0.01, beta1=0.9, beta2=0.98, grad_clip=1.0, seed=0, probe_every=25,
     ))
 
-    def with_train(self, **changes) -> IOIRecipe:
-        """A copy with some ``TrainConfig`` fields changed (e.g. ``steps``, ``seed``)."""
-        return replace(self, train=replace(self.train, **changes))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     def names(self) -> list[str]:
         """The invented names the model knows."""
         return ioi_names(self.n_names, self.names_seed)
@@ -65,19 +59,9 @@ def ioi_tokenizer(recipe: IOIRecipe) -> PreTrainedTokenizerFast:
 
 def build_ioi_model(recipe: IOIRecipe) -> GPT2LMHeadModel:
     """A freshly initialised model, seeded by ``recipe.train.seed``."""
-    vocab = len(ioi_vocabulary(recipe.names())) + len(SPECIAL_TOKENS)
-    config = GPT2Config(
-        vocab_size=vocab, n_positions=recipe.n_ctx, n_embd=recipe.d_model, n_layer=recipe.n_layers,
-        n_head=recipe.n_heads, n_inner=recipe.d_mlp, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        initializer_range=recipe.init_std, tie_word_embeddings=False, bos_token_id=0, eos_token_id=1,
-        pad_token_id=2,
-    )
-    torch.manual_seed(recipe.train.seed)
-    model = GPT2LMHeadModel(config)
-    with torch.no_grad():
-        model.transformer.wte.weight.normal_(0.0, recipe.embed_std)
-        model.transformer.wpe.weight.normal_(0.0, recipe.embed_std)
-    return model
+    return gpt2_model(vocab_size=len(ioi_vocabulary(recipe.names())) + len(SPECIAL_TOKENS), n_ctx=recipe.n_ctx,
+                      d_model=recipe.d_model, n_layers=recipe.n_layers, n_heads=recipe.n_heads, d_mlp=recipe.d_mlp,
+                      init_std=recipe.init_std, seed=recipe.train.seed, tied=False, embed_std=recipe.embed_std)
 
 
 def ioi_task(recipe: IOIRecipe, templates: tuple[str, ...] = TEMPLATES) -> IOITask:
@@ -102,14 +86,10 @@ def train_ioi(recipe: IOIRecipe = IOIRecipe(), progress: bool | None = None,
               checkpoint: Checkpointer | None = None) -> TrainResult:
     """Train the recipe's model from scratch; the log probes answer accuracy on training templates
     (``acc_train``) and on held-out templates (``acc_held_out``) every ``probe_every`` steps."""
-    config = recipe.train if progress is None else replace(recipe.train, progress=progress)
-    model = build_ioi_model(recipe)
     probes = {"acc_train": _accuracy_probe(ioi_task(recipe)),
               "acc_held_out": _accuracy_probe(ioi_task(recipe, HELD_OUT_TEMPLATES))}
-    log = train(model, ioi_task(recipe).batch, config, probes=probes, description=f"ioi-{recipe.n_layers}l",
-                checkpoint=checkpoint)
-    log.meta["recipe"] = recipe.to_dict()
-    return TrainResult(model=model.cpu().eval(), tokenizer=ioi_tokenizer(recipe), log=log)
+    return recipe.fit(build_ioi_model(recipe), ioi_task(recipe).batch, ioi_tokenizer(recipe),
+                      f"ioi-{recipe.n_layers}l", probes, progress, checkpoint)
 
 
 # --- measuring the shipped weights (GPT-2 only: the recipe builds a GPT2LMHeadModel) ---

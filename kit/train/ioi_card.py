@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kit.train.card import _f, _figures_table, _training_section
+from kit.train.card_common import figures_table, fmt, training_section
 
 __all__ = ["head_roles", "ioi_card", "render_ioi_card"]
 
@@ -34,8 +34,8 @@ def _head_rows(heads: dict) -> list[str]:
     out = ["| head | END->IO | END->S1 | END->S2 | S2->S1 | patch restores |", "|---|---|---|---|---|---|"]
     for l, row in enumerate(heads["patch_restores"]):
         for h, restore in enumerate(row):
-            cells = [_f(heads[k][l][h], 2) for k in ("attn_END_IO", "attn_END_S1", "attn_END_S2", "attn_S2_S1")]
-            out.append(f"| L{l}H{h} | " + " | ".join(cells) + f" | {_f(restore, 2)} |")
+            cells = [fmt(heads[k][l][h], 2) for k in ("attn_END_IO", "attn_END_S1", "attn_END_S2", "attn_S2_S1")]
+            out.append(f"| L{l}H{h} | " + " | ".join(cells) + f" | {fmt(restore, 2)} |")
     return out + [""]
 
 
@@ -85,20 +85,20 @@ def ioi_card(fig: dict) -> list[str]:
          f"context {r['n_ctx']}, untied unembedding, no dropout; {fig['n_parameters']:,} parameters. "
          f"Initialisation: embeddings N(0, {r['embed_std']}), other weights N(0, {r['init_std']})."),
         "",
-        *_training_section(fig),
+        *training_section(fig),
         (f"Answer accuracy on 256 training-template prompts (probed every {r['train']['probe_every']} steps) "
          f"first reaches 0.9 at step {fig['training']['first_step_acc_train_0.9']}."),
         "",
         "## Figures measured on these weights",
         "",
-        *_figures_table([
-            ("accuracy, training templates", _f(m["accuracy_train"]),
+        *figures_table([
+            ("accuracy, training templates", fmt(m["accuracy_train"]),
              f"top-1 answer = IO, {s['n_prompts']} prompts (seed {s['seed']})"),
-            ("logit difference IO - S, training templates", _f(m["logit_diff_train"], 2), "mean over the same prompts"),
-            ("accuracy, held-out templates", _f(m["accuracy_held_out"]), f"{s['n_prompts']} prompts"),
-            ("logit difference IO - S, held-out templates", _f(m["logit_diff_held_out"], 2), "mean"),
+            ("logit difference IO - S, training templates", fmt(m["logit_diff_train"], 2), "mean over the same prompts"),
+            ("accuracy, held-out templates", fmt(m["accuracy_held_out"]), f"{s['n_prompts']} prompts"),
+            ("logit difference IO - S, held-out templates", fmt(m["logit_diff_held_out"], 2), "mean"),
             ("logit difference, clean / corrupted (ABC)",
-             f"{_f(heads['logit_diff_clean'], 2)} / {_f(heads['logit_diff_corrupted'], 2)}",
+             f"{fmt(heads['logit_diff_clean'], 2)} / {fmt(heads['logit_diff_corrupted'], 2)}",
              f"{s['head_prompts']} prompts of template {s['head_template']}, S2 replaced by a third name C"),
         ]),
         "## Heads",

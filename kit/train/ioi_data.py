@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kit.train.batch import Batch
+from kit.train.batch import Batch, pack_rows
 from kit.train.names import NameGenerator
 
 __all__ = [
@@ -160,17 +160,15 @@ class IOITask:
         adv = self.adverb_ids[torch.rand(n, len(ADVERBS), generator=g).argsort(-1)]  # distinct, shuffled
         adj = self.adjective_ids[torch.rand(n, len(ADJECTIVES), generator=g).argsort(-1)]
         a, b = torch.where(abba, io, s), torch.where(abba, s, io)
-        ids = torch.full((n, self.seq_len), PAD_ID, dtype=torch.long)
-        answer_pos = torch.zeros(n, dtype=torch.long)
+        rows, answer_pos = [], []
         for i in range(n):
             values = {"A": [int(a[i])], "B": [int(b[i])], "S": [int(s[i])], "place": [int(place[i])],
                       "object": [int(obj[i])], "adv": adv[i, :n_adv[i]].tolist(), "adj": adj[i, :n_adj[i]].tolist()}
             row = [0]  # <|bos|>
             for w in self.slots[int(t[i])]:
                 row += values[w] if isinstance(w, str) else [w]
-            answer_pos[i] = len(row)
-            ids[i, :len(row) + 1] = torch.tensor(row + [int(io[i])])
-        answer = torch.zeros_like(ids, dtype=torch.bool)
-        answer[torch.arange(n), answer_pos] = True
-        return Batch(input_ids=ids, loss_mask=answer.clone(), attention_mask=(ids != PAD_ID).long(),
+            answer_pos.append([len(row)])
+            rows.append(row + [int(io[i])])
+        ids, mask, answer = pack_rows(rows, PAD_ID, width=self.seq_len, marks=answer_pos)  # [batch, pos]
+        return Batch(input_ids=ids, loss_mask=answer.clone(), attention_mask=mask,
                      groups={"ABBA": answer & abba[:, None], "BABA": answer & ~abba[:, None]})

@@ -34,6 +34,10 @@ class KitWidget(anywidget.AnyWidget):
     token = traitlets.Int(-1, help="Selected (locked) token position, -1 for none").tag(sync=True)
     theme = traitlets.Enum(("auto", "light", "dark"), default_value="auto", help="Colour theme").tag(sync=True)
     height = traitlets.Int(0, help="Height in CSS pixels; 0 for the natural height").tag(sync=True)
+    #: Every lazy blob ({key: {"meta", "data"}}), when the view is displayed with its offline page and
+    #: they take at most ``SAVED_BLOBS_BYTES``: JupyterLab / Notebook 7 save it with the widget state,
+    #: so the view reopened without its kernel needs nothing from Python (see `with_static_fallback`).
+    _saved_blobs = traitlets.Dict().tag(sync=True)
 
     #: Name of the front-end module in kit/static (without .js); set by subclasses.
     _module: str = ""
@@ -96,7 +100,7 @@ class KitWidget(anywidget.AnyWidget):
 
     def _state_for_html(self) -> dict[str, Any]:
         """The synced state the front end reads (our traits, not the widget framework's)."""
-        framework = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id"}
+        framework = set(anywidget.AnyWidget.class_trait_names(sync=True)) | {"_esm", "_css", "_anywidget_id", "_saved_blobs"}
         return self.get_state(key=[n for n in self.trait_names(sync=True) if n not in framework])
 
     def page_view(self) -> PageView:
@@ -126,6 +130,21 @@ class KitWidget(anywidget.AnyWidget):
 
 #: Data budget of a "page" fallback: a notebook carries every displayed view's page.
 FALLBACK_PAGE_BYTES = 8_000_000
+#: Data budget of the lazy blobs a view also keeps in its synced state (`KitWidget._saved_blobs`):
+#: the notebook then carries them twice (page and widget state), so only small views do. A larger
+#: view reopened without its kernel shows what its state holds and says which parts need the cell rerun.
+SAVED_BLOBS_BYTES = 1_000_000
+
+
+def _save_blobs(view: Any) -> None:
+    """Copy `view`'s lazy blobs (already encoded for its page) into its synced state, within budget."""
+    views = list(getattr(view, "views", [view]))
+    for v in views:
+        if not isinstance(v, KitWidget):
+            continue
+        keys = v._blob_keys()
+        if sum(v.blob(k).nbytes for k in keys) <= SAVED_BLOBS_BYTES:
+            v._saved_blobs = {k: {"meta": v.blob(k).meta, "data": v.blob(k).data} for k in keys}
 
 
 def with_static_fallback(view: Any, bundle: Any) -> Any:
@@ -140,5 +159,7 @@ def with_static_fallback(view: Any, bundle: Any) -> Any:
             page = view.to_html(max_bytes=FALLBACK_PAGE_BYTES)
         except ValueError:  # over the fallback's budget: the note, rather than a huge notebook
             why = f" (too large to keep in the notebook: over {FALLBACK_PAGE_BYTES // 1_000_000} MB of data)"
+        else:
+            _save_blobs(view)
     data["text/html"] = fallback_html(type(view).__name__, page, height=getattr(view, "height", 0) or 480, why=why)
     return bundle

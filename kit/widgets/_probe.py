@@ -19,7 +19,7 @@ import torch
 
 from ..interventions import Clamp, Edit
 
-__all__ = ["MLPActs", "collect_acts", "decode_directions", "next_token_change", "CLAMP_MULTIPLES"]
+__all__ = ["MLPActs", "collect_acts", "decode_directions", "decode_residual", "next_token_change", "CLAMP_MULTIPLES"]
 
 # The clamp slider's stops, in units of the unit's largest |activation| over the texts.
 CLAMP_MULTIPLES = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
@@ -40,12 +40,12 @@ class MLPActs:
 
 
 @torch.no_grad()
-def collect_acts(model: Any, texts: Sequence[str], layer: int, batch_size: int = 16) -> MLPActs:
-    """``mlp_post`` of ``layer`` at every real token of every text (float32, CPU)."""
+def collect_acts(model: Any, texts: Sequence[str], layer: int, batch_size: int = 16, name: str = "mlp_post") -> MLPActs:
+    """``name`` (default ``mlp_post``) of ``layer`` at every real token of every text (float32, CPU)."""
     rows, lengths = [], []
     for start in range(0, len(texts), batch_size):
-        tr = model.trace(list(texts[start : start + batch_size]), capture=["mlp_post"], layers=[layer])
-        acts = tr["mlp_post", layer].float().cpu()  # [batch, pos, d_mlp]
+        tr = model.trace(list(texts[start : start + batch_size]), capture=[name], layers=[layer])
+        acts = tr[name, layer].float().cpu()  # [batch, pos, d]
         for b, n in enumerate(tr.lengths):
             rows.append(acts[b, :n])
             lengths.append(int(n))
@@ -59,8 +59,16 @@ def decode_directions(model: Any, layer: int, directions: torch.Tensor, k: int =
     Its output ``directions @ W_out`` times the final norm's weight, through the unembedding (the
     same recipe as :func:`kit.analysis.decode_neurons`; for one-hot directions it gives the same tokens).
     """
+    out = directions.to(model.device).float() @ model.adapter.W_out(layer).float()  # [unit, d_model]
+    return decode_residual(model, out, k)
+
+
+@torch.no_grad()
+def decode_residual(model: Any, directions: torch.Tensor, k: int = 8) -> torch.Tensor:
+    """``ids[unit, k]``: tokens each residual-stream direction (``directions[unit, d_model]``) promotes most,
+    read through the final norm's weight and the unembedding."""
     a = model.adapter
-    out = directions.to(model.device).float() @ a.W_out(layer).float()  # [unit, d_model]
+    out = directions.to(model.device).float()
     w = getattr(a.final_norm, "weight", None)
     if w is not None:
         out = out * w.float()
@@ -85,18 +93,20 @@ def next_token_change(
     neuron: int | None = None,
     feature: torch.Tensor | None = None,
     k: int = 8,
+    edits: Sequence[Edit] | None = None,
 ) -> dict[str, Any]:
     """Next-token probabilities after ``prompt`` with a neuron (or a feature ``z[d_mlp]``) clamped to
-    ``value`` at every position of the prompt.
+    ``value`` at every position of the prompt; or with the given ``edits`` (then ``value`` is unused).
 
     Returns ``{"ids": [n], "tokens": [n], "before": [n], "after": [n], "kl": float}`` for the union of
     the top ``k`` tokens before and after and the ``k`` largest changes each way, largest ``after`` first.
     """
-    if (neuron is None) == (feature is None):
-        raise ValueError("give either a neuron or a feature direction")
-    edit = Clamp(layer, neuron, float(value)) if neuron is not None else _feature_edit(layer, feature, float(value))
+    if sum(x is not None for x in (neuron, feature, edits)) != 1:
+        raise ValueError("give one of: a neuron, a feature direction, or the edits")
+    if edits is None:
+        edits = [Clamp(layer, neuron, float(value)) if neuron is not None else _feature_edit(layer, feature, float(value))]
     before = model.trace(prompt, capture=[]).logits[0, -1].float().softmax(-1).cpu()
-    after = model.trace(prompt, capture=[], interventions=[edit]).logits[0, -1].float().softmax(-1).cpu()
+    after = model.trace(prompt, capture=[], interventions=list(edits)).logits[0, -1].float().softmax(-1).cpu()
     delta = after - before
     picks = torch.cat([before.topk(k).indices, after.topk(k).indices, delta.topk(k).indices, (-delta).topk(k).indices])
     ids = torch.unique(picks)

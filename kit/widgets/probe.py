@@ -9,11 +9,11 @@ from typing import Any
 import torch
 import traitlets
 
-from .._validate import check_tensor
 from ..analysis import decode_neurons, token_id
 from ._base import STATIC, KitWidget
+from ._features import FeatureSet, feature_set
 from ._options import refuse_unknown
-from ._probe import CLAMP_MULTIPLES, MLPActs, collect_acts, decode_directions, next_token_change
+from ._probe import CLAMP_MULTIPLES, MLPActs, collect_acts, decode_residual, next_token_change
 from ._tokens import visible_token
 from ._wire import Encoded, encode_tensor
 
@@ -43,10 +43,17 @@ class NeuronProbe(KitWidget):
       (default: the first text), in units of its largest ``|activation|`` over the texts (0 ablates
       it, 1 is its maximum, ``None`` is off). The model runs again in Python and the view shows how
       the next-token distribution changes; ``probe.prob(" token")`` reads it in Python.
-    - feature mode (``mode="feature"``): ``features=Z`` (``[d_mlp, k]``, e.g. SNMF's ``Z``, for
-      ``layer``; or ``{layer: Z}``) shows feature ``feature`` instead of a neuron. A feature's
-      activation on a token is ``mlp_post · z``; clamping it sets that dot product, moving
-      ``mlp_post`` along ``z`` only.
+    - feature mode (``mode="feature"``): ``features=`` for ``layer`` (or ``{layer: features}``) shows
+      feature ``feature`` instead of a neuron, in the same panels. ``features`` is one of
+      (see :mod:`kit.widgets._features`):
+
+      - ``Z[d_mlp, k]`` or an SNMF / NMF result: a feature's activation on a token is ``mlp_post · z``;
+        clamping it sets that dot product, moving ``mlp_post`` along ``z`` only;
+      - a trained SAE of ``mlp_post`` or a transcoder (``mlp_normalized`` -> ``mlp_out``), from
+        :func:`kit.analysis.train_sae` / :func:`~kit.analysis.train_transcoder`: a feature's activation
+        is its encoder's output; it promotes what its decoder direction writes; clamping it to ``v``
+        replaces its term ``f z`` by ``v z`` where the dictionary writes (``mlp_post`` for an SAE,
+        ``mlp_out`` for a transcoder), keeping the other features and the dictionary's error.
 
     The selection traits are shared with other views: ``layer``, and ``text`` / ``token`` (a
     position in ``texts[text]``).
@@ -101,6 +108,7 @@ class NeuronProbe(KitWidget):
             features = {layer: features}  # one layer's features: for the layer shown first
         self._features = self._check_features(model, features)
         self._acts: dict[int, MLPActs] = {}
+        self._inputs: dict[tuple[int, str], MLPActs] = {}
         self._feat_acts: dict[int, torch.Tensor] = {}
         self._effects: dict[tuple, dict[str, Any]] = {}
         self._n_layers, self._d_mlp = model.n_layers, model.d_mlp
@@ -114,7 +122,9 @@ class NeuronProbe(KitWidget):
                 "n_layers": model.n_layers,
                 "d_mlp": model.d_mlp,
                 "prompt": model.to_str_tokens(self._prompt),
-                "features": {str(l): int(z.shape[1]) for l, z in self._features.items()},
+                "features": {str(l): fs.k for l, fs in self._features.items()},
+                "feature_names": {str(l): fs.name for l, fs in self._features.items()},
+                "feature_legends": {str(l): fs.legend for l, fs in self._features.items()},
                 "multiples": list(CLAMP_MULTIPLES),
                 "decode_k": DECODE_K,
             },
@@ -130,21 +140,10 @@ class NeuronProbe(KitWidget):
         self.clamp = clamp
 
     @staticmethod
-    def _check_features(model: Any, features: Any) -> dict[int, torch.Tensor]:
+    def _check_features(model: Any, features: Any) -> dict[int, FeatureSet]:
         if features is None:
             return {}
-        out = {}
-        for layer, z in features.items():
-            z = getattr(z, "Z", z)  # a kit.analysis.snmf Decomposition holds Z
-            z = check_tensor(z, f"features for layer {layer}", finite=False).detach().to("cpu", torch.float32)
-            if z.ndim != 2 or z.shape[0] != model.d_mlp or z.shape[1] == 0:
-                raise ValueError(
-                    f"features for layer {layer} must be Z[d_mlp={model.d_mlp}, k]; got shape {tuple(z.shape)}"
-                )
-            if not 0 <= int(layer) < model.n_layers:
-                raise ValueError(f"features given for layer {layer}; valid layers are 0..{model.n_layers - 1}")
-            out[int(layer)] = check_tensor(z, f"features for layer {layer}")
-        return out
+        return {int(layer): feature_set(model, int(layer), f) for layer, f in features.items()}
 
     # --- data (computed when first needed, then cached)
 
@@ -155,8 +154,18 @@ class NeuronProbe(KitWidget):
 
     def _layer_feature_acts(self, layer: int) -> torch.Tensor:
         if layer not in self._feat_acts:
-            self._feat_acts[layer] = self._layer_acts(layer).acts @ self._features[layer]  # [tokens, k]
+            fs = self._features[layer]
+            if fs.reads == "mlp_post":
+                x = self._layer_acts(layer).acts
+            else:
+                x = collect_acts(self._model, self._text_list, layer, name=fs.reads).acts  # [tokens, d]
+            self._feat_acts[layer] = fs.acts(x)  # [tokens, k]
         return self._feat_acts[layer]
+
+    @property
+    def features(self) -> dict[int, FeatureSet]:
+        """The feature set of each layer that has one (``{layer: FeatureSet}``)."""
+        return dict(self._features)
 
     def _unit_acts(self, mode: str, layer: int, unit: int) -> torch.Tensor:
         """``[tokens]``: the unit's activation at every token of every text."""
@@ -232,7 +241,7 @@ class NeuronProbe(KitWidget):
 
     def _decode(self, mode: str, layer: int, k: int = DECODE_K) -> torch.Tensor:
         if mode == "feature":
-            return decode_directions(self._model, layer, self._features[layer].T, k)
+            return decode_residual(self._model, self._features[layer].out_directions(self._model, layer), k)
         return decode_neurons(self._model, k=k, layers=[layer]).promoted[0]
 
     def _effect(self, mode: str, layer: int, unit: int, multiple: float) -> dict[str, Any]:
@@ -240,7 +249,8 @@ class NeuronProbe(KitWidget):
         if key not in self._effects:
             value = multiple * self._unit_max(mode, layer, unit)
             if mode == "feature":
-                eff = next_token_change(self._model, self._prompt, layer, value, feature=self._features[layer][:, unit])
+                edits = self._features[layer].clamp_edits(self._model, self._prompt, layer, unit, value)
+                eff = next_token_change(self._model, self._prompt, layer, value, edits=edits)
             else:
                 eff = next_token_change(self._model, self._prompt, layer, value, neuron=unit)
             self._effects[key] = {**eff, "value": value, "multiple": multiple}
@@ -269,9 +279,7 @@ class NeuronProbe(KitWidget):
     def _check_feature(self, proposal: traitlets.Bunch) -> int:
         value = int(proposal["value"])
         z = getattr(self, "_features", {}).get(self._trait_values.get("layer", 0))
-        limit = (
-            z.shape[1] if z is not None else max([f.shape[1] for f in getattr(self, "_features", {}).values()] or [1])
-        )
+        limit = z.k if z is not None else max([f.k for f in getattr(self, "_features", {}).values()] or [1])
         if not 0 <= value < limit:
             raise traitlets.TraitError(f"feature must be in 0..{limit - 1}; got {value}")
         return value
@@ -282,7 +290,8 @@ class NeuronProbe(KitWidget):
             have = sorted(getattr(self, "_features", {}))
             raise traitlets.TraitError(
                 f"feature mode needs features for layer {self._trait_values.get('layer', 0)}; "
-                + (f"features were given for layers {have}" if have else "pass features={layer: Z[d_mlp, k]}")
+                + (f"features were given for layers {have}" if have
+                   else "pass features={layer: Z[d_mlp, k]} or a trained SAE / transcoder")
             )
         return proposal["value"]
 
@@ -349,7 +358,7 @@ class NeuronProbe(KitWidget):
         except (IndexError, ValueError):
             raise KeyError(key) from None
         if mode == "feature":
-            ok = layer in self._features and 0 <= unit < self._features[layer].shape[1]
+            ok = layer in self._features and 0 <= unit < self._features[layer].k
         else:
             ok = mode == "neuron" and 0 <= layer < self._n_layers and 0 <= unit < self._d_mlp
         if not ok or len(parts) != 5:
@@ -361,7 +370,7 @@ class NeuronProbe(KitWidget):
 
     def __repr__(self) -> str:
         mode, layer, unit = self._unit()
-        what = f"feature {unit}" if mode == "feature" else f"neuron {unit}"
+        what = f"{self._features[layer].name} {unit}" if mode == "feature" else f"neuron {unit}"
         clamp = "" if self.clamp is None else f", clamp={self.clamp:g}x max"
         prompt = "".join(self._model.to_str_tokens(self._prompt)[-6:])
         return (

@@ -3,7 +3,7 @@
 
 import kit
 from kit.analysis import contrast_attribution, logit_lens
-from kit.lessons.attention import relation_competitors
+from kit.lessons.attention import exercise_person, relation_competitors
 from kit.train import load_world
 
 
@@ -23,10 +23,11 @@ def most_attended(tr, layer, head):
     return int(pattern[0, head, -1].argmax())
 
 
-# Exercises 1.3 and 1.4 are about one prompt of facts-4l
+# Exercises 1.3 and 1.4 are about one prompt of facts-4l: the student's own person (world.people[0]
+# without a student id)
 _model = kit.load("facts-4l", device="cpu")
 _world = load_world()
-_person = _world.people[0]
+_person = exercise_person(_model, _world)
 _prompt, _answer = f"{_person['name']} works as a", " " + _person["profession"]
 _tr = _model.trace(_prompt)
 

@@ -23,5 +23,13 @@ prev_token_head = (0, 3)
 induction_heads = [(1, 0), (1, 1), (1, 2), (1, 3)]
 
 # Exercise 2.4: every job is shared (two previous-token heads, four induction heads), so no single
-# ablation breaks the second copy; the largest rise comes from L1H1 (0.62 -> 1.66 nats), ahead of L0H3 (1.51).
-biggest_ablation = (1, 1)
+# ablation breaks the second copy. Which head hurts most depends on the segment length: at 16 tokens (the
+# length without a student id) L1H1 (0.62 -> 1.66 nats), ahead of L0H3 (1.51); from 24 tokens on, L0H3.
+# Measured at the student's own length, as the lesson's `T_ex`:
+import kit  # noqa: E402
+from kit.lessons.induction import ablation_table, exercise_half_len, repeated_ids  # noqa: E402
+
+_model = kit.load("induction-2l", device="cpu")
+_T = exercise_half_len(_model)
+_table = ablation_table(_model, repeated_ids(_model, n_seqs=32, half_len=_T), _T)  # {(layer, head): loss}
+biggest_ablation = max(_table, key=_table.get)

@@ -1,5 +1,6 @@
 # Solutions of lesson 03 (factual recall). Load into the notebook with `%load solutions/03_factual_recall.py`
-# after the cells that define `model`, `facts`, `traces`, `prompt` and `subject`.
+# after the cells that define `model`, `facts`, `facts_2`, `ex` and `ex_trace` (the student's own instances;
+# without a student id, all of `facts`, the lesson's first fact and its residual trace).
 import torch
 
 import kit
@@ -25,7 +26,7 @@ def mover_head(facts) -> str:
     return f"L{i // model.n_heads}H{i % model.n_heads}"
 
 
-answer_2 = mover_head(facts)
+answer_2 = mover_head(facts_2)
 
 
 # Exercise 3: the argmax of the residual trace over the subject's columns only.
@@ -35,7 +36,7 @@ def subject_peak(ct) -> tuple[int, int]:
     return i // sub.shape[1], ct.subject[i % sub.shape[1]]
 
 
-answer_3 = subject_peak(traces["resid"])
+answer_3 = subject_peak(ex_trace)
 
 
 # Exercise 4: p(answer) before minus after blocking the last token's attention to the subject.
@@ -48,4 +49,4 @@ def knockout_drop(prompt: str, subject: str, answer: str) -> float:
     return float(before - after)
 
 
-answer_4 = knockout_drop(prompt, subject, answer)
+answer_4 = knockout_drop(ex.text, ex.subject, ex.answer)

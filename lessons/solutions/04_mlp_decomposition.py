@@ -1,5 +1,7 @@
 # Solutions of lesson 04 (MLP decomposition). Load into the notebook with `%load solutions/04_mlp_decomposition.py`
-# after the cells that define `model`, `col`, `labels`, `mask`, `res`, `feature`, `dm`, `LAYER` and `steer_prompts`.
+# after the cells that define `model`, `col`, `labels`, `res`, `dm`, `LAYER`, `steer_prompts` and the student's
+# own instances `feature_2`, `mask_3` and `TARGET_KL` (the lesson's feature, concept mask and 0.5 without a
+# student id).
 import torch
 
 from kit.analysis import steer_mlp
@@ -19,10 +21,10 @@ def purity(scores: torch.Tensor, labels: torch.Tensor, top: int = 20) -> float:
     return float(top_labels.bincount().max()) / top if len(top_labels) else 0.0
 
 
-answer_2 = purity(res.Y[feature], labels)
+answer_2 = purity(res.Y[feature_2], labels)
 
 # Exercise 3: DiffMeans, the concept's mean activation minus the others'.
-answer_3 = col.acts[:, mask].mean(1) - col.acts[:, ~mask].mean(1)
+answer_3 = col.acts[:, mask_3].mean(1) - col.acts[:, ~mask_3].mean(1)
 
 
 # Exercise 4: bracket the target KL by doubling, then bisect.
@@ -48,4 +50,4 @@ def scale_for_kl(target: float, direction: torch.Tensor, prompts: list[str], lay
     return (lo + hi) / 2
 
 
-answer_4 = scale_for_kl(0.5, dm, steer_prompts, LAYER)
+answer_4 = scale_for_kl(TARGET_KL, dm, steer_prompts, LAYER)

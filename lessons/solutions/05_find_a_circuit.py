@@ -11,8 +11,19 @@ def logit_diff(logits, io, s):
     return last[rows, io] - last[rows, s]
 
 
-# Exercise 5.2: the brightest cell of the patching grid
-top_head = (1, 1)
+# Exercises 5.2 and 5.3 are about the student's own prompts and receiver (the lesson's `my_batch` and
+# `receiver`; without a student id, the lesson's 32 prompts and L2H2)
+import kit  # noqa: E402
+from kit.analysis import path_patching  # noqa: E402
+from kit.lessons.circuit import exercise_batch, exercise_receiver, patching_by_head  # noqa: E402
 
-# Exercise 5.3: the most negative path effect into L2H2
-sender = (1, 1)
+_model = kit.load("ioi-3l", device="cpu")
+_batch = exercise_batch(_model)
+_receiver = exercise_receiver(_model, _batch)
+
+# Exercise 5.2: the brightest cell of the patching grid (L1H1 on every variant)
+_grid = patching_by_head(_model, _batch)  # [layer, head]
+top_head = divmod(int(_grid.argmax()), _model.n_heads)
+
+# Exercise 5.3: the most negative path effect into the receiver
+(sender, _effect), = path_patching(_model, *_batch.args(), receivers=[_receiver], receiver_pos=-1).top(1)

@@ -27,7 +27,7 @@ import kit
 from kit.analysis import contrast_attribution, direct_logit_attribution, logit_lens
 from kit.lessons.attention import (
     check_first_top1_layer, check_most_attended, check_residual_from_parts, check_top_component,
-    relation_competitors,
+    exercise_person, relation_competitors,
 )
 from kit.train import load_world
 from kit.widgets import AttentionViewer, CircuitDiagram, Dashboard, ResidualLens
@@ -180,10 +180,14 @@ for l in range(model.n_layers):
 # answer top-1 at the last position? Give the layer number (`0`..`3`). Use `logit_lens` or a
 # `ResidualLens` on this prompt.
 #
+# `exercise_person` gives *your* person: the first person of the world, or, if your instructor gave
+# you a student id (`kit.lessons.start(student="...")` in the first cell, or `$KIT_STUDENT`), a person
+# drawn for you, so that your answers are your own. The checks measure whichever person you have.
+#
 # Solution: `lessons/solutions/01_attention_and_the_residual_stream.py`.
 
 # %%
-person = world.people[0]
+person = exercise_person(model, world)  # yours: world.people[0] without a student id
 prompt2 = f"{person['name']} works as a"
 answer2 = " " + person["profession"]
 print(f"{prompt2!r} -> {answer2!r}")
@@ -307,25 +311,77 @@ AttentionViewer(small.trace(f"{segment} {segment}"))
 # take it apart.
 
 # %% [markdown]
-# ## Optional: the same on GPT-2 (needs internet)
+# ## Optional: the same on GPT-2 small and Pythia-160M (needs internet)
 #
-# The kit traces hub models with the same calls. These cells download GPT-2 small (about 500 MB) the
-# first time; they are skipped in the offline test run.
+# The same steps on two real models: GPT-2 small (Radford et al. 2019; 12 layers of 12 heads, `d_model`
+# 768) and Pythia-160M (Biderman et al. 2023, *Pythia: A Suite for Analyzing Large Language Models
+# Across Training and Scaling*; a GPT-NeoX model of the same size with rotary positions and attention
+# and MLP in parallel). The kit traces both with the same calls: the tokens, the residual stream as a
+# sum, an attention pattern, the logit lens, and the direct attribution of a logit difference.
+#
+# What is published to compare with:
+# - The logit lens was introduced on GPT-2 (nostalgebraist, 2020, *interpreting GPT: the logit lens*):
+#   its guesses sharpen toward the output over the later layers. Belrose et al. (2023, *Eliciting Latent
+#   Predictions from Transformers with the Tuned Lens*) found the plain logit lens less reliable on
+#   other model families and trained a "tuned lens" on, among others, the Pythia suite; how early the
+#   answer appears in Pythia-160M's lens is for you to read below (to check against their figures).
+# - Which heads and MLPs write " Paris" for this prompt in either model is not a published result we
+#   cite: the attribution below is your measurement. Keep the lesson's rule: attribute the difference
+#   against the other cities, never the raw logit.
+#
+# The first cell loads both models from the Hugging Face hub (about 500 MB and 300 MB, once; then from
+# the cache). Offline it prints one "Skipped" line and the cells after it do nothing.
 
 # %%
 # NBVAL_SKIP
-gpt2 = kit.load("gpt2", device="cpu")
-tr_gpt2 = gpt2.trace("The Eiffel Tower is located in the city of")
-lens_gpt2 = logit_lens(tr_gpt2, k=3, target=" Paris")
-print("rank of ' Paris' after each layer:", lens_gpt2.target_rank[:, 0, -1].tolist())
-g_others = [" London", " Rome", " Berlin", " Madrid", " Vienna"]  # competing cities
-att_gpt2 = contrast_attribution(tr_gpt2, [" Paris"], [g_others])
-print("logit difference", round(float(att_gpt2.total[0]), 2), "= sum of parts", round(float(att_gpt2.parts_sum()[0]), 2))
-top_heads = att_gpt2.heads[0].flatten().topk(5)
-print("heads adding most to ' Paris' vs other cities:",
-      [f"L{int(i) // gpt2.n_heads}H{int(i) % gpt2.n_heads} {float(v):+.2f}" for v, i in zip(top_heads.values, top_heads.indices)])
-print("MLPs:", [round(float(v), 2) for v in att_gpt2.mlps[0]])
+from kit.lessons.real import label, real_models
+
+real = real_models()  # {hub id: model} for GPT-2 small and Pythia-160M: whatever could be loaded
+g_prompt, g_answer = "The Eiffel Tower is located in the city of", " Paris"
+g_others = [" London", " Rome", " Berlin", " Madrid", " Vienna"]  # competing cities (each word's first token)
+g_traces = {name: m.trace(g_prompt) for name, m in real.items()}
+for name, m in real.items():
+    print(f"{label(name)}: {m.n_layers} layers x {m.n_heads} heads, d_model {m.d_model}, d_mlp {m.d_mlp}; "
+          f"tokens {g_traces[name].tokens[0]}")
 
 # %%
 # NBVAL_SKIP
-Dashboard(AttentionViewer(tr_gpt2), ResidualLens(tr_gpt2, target=" Paris"))
+for name, m in real.items():  # the residual stream is a sum, in a real model too
+    tr_m = g_traces[name]
+    ok = all(
+        (tr_m["resid_post", l] - (tr_m["resid_pre", l] + tr_m["attn_out", l] + tr_m["mlp_out", l])).abs().max() < 1e-3
+        and (tr_m["attn_out", l] - (tr_m["head_out", l].sum(2) + m.adapter.b_O(l))).abs().max() < 1e-3
+        for l in range(m.n_layers))
+    print(f"{label(name)}: resid_post == resid_pre + attn_out + mlp_out, attn_out == heads + bias, in every layer: {ok}")
+    pattern = tr_m["pattern", m.n_layers // 2][0, :, -1]  # [head, key]: a middle layer, from the last token
+    head = int(pattern[:, 1:].max(1).values.argmax())  # the head most focused on one earlier token (not the first)
+    key = int(pattern[head, 1:].argmax()) + 1
+    print(f"  layer {m.n_layers // 2}: head {head} sends {float(pattern[head, key]):.2f} of the last token's "
+          f"attention to {tr_m.tokens[0][key]!r}")
+
+# %%
+# NBVAL_SKIP
+g_lens, g_att = {}, {}
+for name, m in real.items():
+    g_lens[name] = logit_lens(g_traces[name], k=3, target=g_answer)
+    ranks = g_lens[name].target_rank[:, 0, -1].tolist()  # [layer]
+    first = next((l for l, r in enumerate(ranks) if r == 0), None)
+    print(f"{label(name)}: rank of {g_answer!r} after each layer {ranks}; first top-1 after layer {first}")
+    g_att[name] = att_m = contrast_attribution(g_traces[name], [g_answer], [g_others])
+    print(f"  logit difference vs the other cities {float(att_m.total[0]):+.2f} = sum of the parts "
+          f"{float(att_m.parts_sum()[0]):+.2f}")
+    top = att_m.heads[0].flatten().topk(5)
+    print("  heads adding most:", [f"L{int(i) // m.n_heads}H{int(i) % m.n_heads} {float(v):+.2f}"
+                                   for v, i in zip(top.values, top.indices)])
+    print("  MLPs:", [round(float(v), 2) for v in att_m.mlps[0]])
+    raw = direct_logit_attribution(g_traces[name], g_answer)
+    top_raw = int(raw.mlps[0].argmax())
+    print(f"  the trap: MLP{top_raw} adds most to the raw logit ({float(raw.mlps[0, top_raw]):+.2f}) and "
+          f"{float(att_m.mlps[0, top_raw]):+.2f} against the other cities")
+
+# %%
+# NBVAL_SKIP
+from IPython.display import display  # noqa: E402
+
+for name in real:
+    display(Dashboard(AttentionViewer(g_traces[name]), ResidualLens(g_traces[name], target=g_answer)))

@@ -31,8 +31,8 @@ import kit
 from kit.analysis import composition_scores
 from kit.charts import bars, head_heatmap
 from kit.lessons.induction import (
-    INDUCTION_THRESHOLD, check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score,
-    copy_losses, induction_score_of, repeated_ids,
+    INDUCTION_THRESHOLD, ablation_table, check_ablation_prediction, check_heads, check_induction_score,
+    check_prev_token_score, copy_losses, exercise_half_len, induction_score_of, repeated_ids,
 )
 from kit.train import InductionRecipe, induction_scores, phase_change, prev_token_scores, train_induction
 from kit.train.induction import build_induction_model, induction_task, induction_tokenizer
@@ -255,15 +255,21 @@ check_heads(prev_token_head, induction_heads, model)
 # ### Exercise 2.4: predict before you measure
 #
 # Next we silence one head at a time (**zero-ablation**: its output becomes zero) and measure the loss
-# on the second copy of repeated random sequences. Which single head, silenced, will raise that loss
-# the most? Answer with a `(layer, head)` pair *before* you run the next section.
+# on the second copy of repeated random sequences of `T_ex` tokens, twice. Which single head, silenced,
+# will raise that loss the most? Answer with a `(layer, head)` pair *before* you run the next section.
+#
+# `T_ex` is 16, the length the next section measures, unless your instructor gave you a student id
+# (`kit.lessons.start(student="...")`, or `$KIT_STUDENT`): then it is another length drawn for you, and
+# the answer may differ from the table below. Measure it afterwards with `ablation_table(model,
+# repeated_ids(model, n_seqs=32, half_len=T_ex), T_ex)`.
 #
 # Solution: `lessons/solutions/02_induction_heads.py`.
 
 # %%
+T_ex = exercise_half_len(model)  # your segment length: 16 without a student id
 biggest_ablation = ...  # (layer, head)
 
-check_ablation_prediction(biggest_ablation, model)
+check_ablation_prediction(biggest_ablation, model, half_len=T_ex)
 
 # %% [markdown]
 # ## Ablation: what breaks the second copy?
@@ -361,40 +367,91 @@ print("L0H3 composes through keys more than through queries or values:",
 # position and turns it into an answer.
 
 # %% [markdown]
-# ## Optional: the same on GPT-2 (needs internet)
+# ## Optional: the same on GPT-2 small and Pythia-160M (needs internet)
 #
-# GPT-2 small has induction heads too: the TransformerLens demonstrations and the ARENA exercises
-# (chapter 1.2, *Intro to mechanistic interpretability*), which score heads the way this lesson does,
-# name 5.1, 5.5, 6.9, 7.2 and 7.10 (induction heads themselves are from Elhage et al. 2021 and Olsson
-# et al. 2022).
-# `kit.analysis.induction_scores(model)` and `kit.analysis.prev_token_scores(model)` work on any traced
-# model. These cells download GPT-2 (about 500 MB) the first time and are skipped in the offline test run.
+# The lesson's steps on two real models of the same size: score every head for previous-token and
+# induction behaviour on random tokens repeated twice, ablate the induction heads and watch the loss on
+# the second copy, and look for K-composition in the weights. (A real model cannot be trained live here;
+# the phase change is the one step left out.)
+#
+# What is published to compare with:
+# - Induction heads and their K-composition with previous-token heads: Elhage et al. (2021, *A
+#   Mathematical Framework for Transformer Circuits*) and Olsson et al. (2022, *In-context Learning and
+#   Induction Heads*).
+# - **GPT-2 small**: the TransformerLens demonstrations and the ARENA exercises (chapter 1.2, *Intro to
+#   mechanistic interpretability*), which score heads the way this lesson does, name the induction heads
+#   **5.1, 5.5, 6.9, 7.2 and 7.10** (layer.head). Wang et al. (2022, *Interpretability in the Wild*) use
+#   5.5 and 6.9 as induction heads and 2.2 and 4.11 as previous-token heads in their IOI circuit.
+# - **Pythia-160M**: Biderman et al. (2023) release the Pythia models with their training checkpoints,
+#   and later work follows induction heads through them (e.g. Tigges et al. 2024, *LLM Circuit Analyses
+#   Are Consistent Across Training and Scale*). We cite no head indices for Pythia-160M: the scores
+#   below are your measurement (to check against that work).
+#
+# The first cell loads both models (about 500 MB and 300 MB, once). Offline it prints one "Skipped" line
+# and the cells after it do nothing.
 
 # %%
 # NBVAL_SKIP
+from kit.analysis import composition_baseline, repeated_tokens
 from kit.analysis import induction_scores as any_induction_scores
 from kit.analysis import prev_token_scores as any_prev_token_scores
-from kit.analysis import repeated_tokens
+from kit.lessons.real import label, real_models
 
-gpt2 = kit.load("gpt2", device="cpu")
-ind_gpt2 = any_induction_scores(gpt2, seq_len=50, batch=8)  # [layer, head]
-prev_gpt2 = any_prev_token_scores(gpt2, batch=8)
-known = [(5, 1), (5, 5), (6, 9), (7, 2), (7, 10)]
-print("induction scores of the known heads:", {f"{l}.{h}": round(float(ind_gpt2[l, h]), 2) for l, h in known})
-print("heads above 0.4:", [(l, h) for l, h in (ind_gpt2 > INDUCTION_THRESHOLD).nonzero().tolist()])
-head_heatmap(ind_gpt2, "GPT-2 small: induction score")
+real = real_models()  # {hub id: model} for GPT-2 small and Pythia-160M: whatever could be loaded
+PUBLISHED_INDUCTION = {"gpt2": [(5, 1), (5, 5), (6, 9), (7, 2), (7, 10)]}  # no published list for Pythia-160M here
+g_T = 50  # length of the random segment that is repeated
+
+
+def top_heads(scores, k):
+    """The ``k`` highest-scoring heads of ``scores[layer, head]``, as (layer, head)."""
+    return [(int(i) // scores.shape[1], int(i) % scores.shape[1]) for i in scores.flatten().topk(k).indices]
+
+
+g_ind, g_prev = {}, {}
+for name, m in real.items():
+    g_ind[name] = any_induction_scores(m, seq_len=g_T, batch=8)  # [layer, head]
+    g_prev[name] = any_prev_token_scores(m, batch=8)  # [layer, head]
+    print(f"{label(name)}: top induction heads", [(f"{l}.{h}", round(float(g_ind[name][l, h]), 2))
+                                                  for l, h in top_heads(g_ind[name], 5)])
+    print("  top previous-token heads", [(f"{l}.{h}", round(float(g_prev[name][l, h]), 2))
+                                         for l, h in top_heads(g_prev[name], 3)])
+    print(f"  heads above {INDUCTION_THRESHOLD}:", [f"{l}.{h}" for l, h in (g_ind[name] > INDUCTION_THRESHOLD).nonzero().tolist()])
+    if name in PUBLISHED_INDUCTION:
+        print("  the published induction heads score:",
+              {f"{l}.{h}": round(float(g_ind[name][l, h]), 2) for l, h in PUBLISHED_INDUCTION[name]})
+alt.hconcat(*[head_heatmap(g_ind[name], f"{label(name)}: induction score") for name in real]) if real else None
 
 # %%
 # NBVAL_SKIP
-ids_gpt2 = repeated_tokens(gpt2, seq_len=50, batch=8)  # [8, 100]: random tokens, twice (GPT-2 adds no BOS)
+def second_copy_loss(m, ids, interventions=()):
+    """Mean loss (nats) on predicting the second copy's tokens (after its first) of ``ids[batch, pos]``."""
+    logits = m.trace(ids, capture=[], interventions=interventions).logits.float()
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+    start = ids.shape[1] - 2 * g_T  # 1 when a BOS comes first, else 0
+    return float(loss[:, start + g_T:].mean())
 
 
-def second_copy_loss(interventions=()):
-    logits = gpt2.trace(ids_gpt2, capture=[], interventions=interventions).logits.float()
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids_gpt2[:, 1:], reduction="none")
-    return float(loss[:, 50:].mean())  # predicting the tokens of the second copy (after its first token)
+def ablate(heads):
+    return [kit.Ablate(l, [h for L, h in heads if L == l]) for l in sorted({l for l, _ in heads})]
 
 
-print("second copy, clean:", round(second_copy_loss(), 2))
-print("second copy, known induction heads ablated:",
-      round(second_copy_loss([kit.Ablate(l, [h for L, h in known if L == l]) for l in (5, 6, 7)]), 2))
+for name, m in real.items():
+    ids = repeated_tokens(m, seq_len=g_T, batch=8)  # [8, (BOS) + 2 x 50]
+    mine = top_heads(g_ind[name], 5)
+    control = top_heads(-g_ind[name][1:], 5)  # the 5 least induction-like heads above layer 0
+    control = [(l + 1, h) for l, h in control]
+    print(f"{label(name)}: second copy, clean {second_copy_loss(m, ids):.2f} nats; "
+          f"its top-5 induction heads ablated {second_copy_loss(m, ids, ablate(mine)):.2f}; "
+          f"5 other heads ablated {second_copy_loss(m, ids, ablate(control)):.2f}")
+    if name in PUBLISHED_INDUCTION:
+        print(f"  the published heads ablated: {second_copy_loss(m, ids, ablate(PUBLISHED_INDUCTION[name])):.2f}")
+
+# %%
+# NBVAL_SKIP
+for name, m in real.items():  # K-composition: does the top previous-token head feed the induction heads' keys?
+    k_comp = composition_scores(m, "k")  # [layer1, head1, layer2, head2]
+    mean, std = composition_baseline(m, "k", samples=20)  # 20 random pairs: 200 would need 1 GB more on this size
+    (pl, ph), = top_heads(g_prev[name], 1)
+    into = [(f"{l}.{h}", round(float(k_comp[pl, ph, l, h]), 3)) for l, h in top_heads(g_ind[name], 5) if l > pl]
+    print(f"{label(name)}: K-composition of previous-token head {pl}.{ph} into the top induction heads {into}; "
+          f"random matrices {mean:.3f} ± {std:.3f}")

@@ -121,13 +121,18 @@ print("subject positions:", subj, [tr.tokens[0][i] for i in subj])
 #
 # Using `model.trace(...)` and `tr["pattern", layer]` (`[batch, head, query, key]`), find the head
 # whose attention from the last token to the subject (summed over the subject's tokens) is highest
-# on average over `facts`. Write it as `"L<layer>H<head>"` (e.g. `"L2H0"`). (Careful with padding in
+# on average over `facts_2`. Write it as `"L<layer>H<head>"` (e.g. `"L2H0"`). (Careful with padding in
 # a batch: each prompt's last token is at `tr.lengths[b] - 1`.)
+#
+# `facts_2` are all the lesson's `facts`, or, if your instructor gave you a student id
+# (`kit.lessons.start(student="...")` in the first cell, or `$KIT_STUDENT`), 12 of them drawn for you.
+# The same goes for the fact of exercises 3 and 4.
 
 # %%
+facts_2 = lesson.exercise_facts(model, facts)  # yours: all of `facts` without a student id
 answer_2 = ...  # a head, e.g. "L2H0"
 
-lesson.check_mover_head(answer_2, model, facts)
+lesson.check_mover_head(answer_2, model, facts_2)
 
 # %% [markdown]
 # The measured attention, and each head's direct effect on the logit difference between the answer
@@ -329,12 +334,17 @@ print(f"resid: largest restored p(answer) {float(ct.scores.max()):.2f} at layer 
 # The residual trace peaks trivially at the last position in the last layer: restoring that state
 # restores everything. The interesting cells are in the subject's columns. Among the subject's
 # positions only, at which `(layer, position)` does restoring the residual stream bring back the most
-# p(answer)? Use `traces["resid"]` (its `.scores[layer, pos]` and `.subject`).
+# p(answer)? Use `ex_trace`, the residual trace of your fact `ex` (its `.scores[layer, pos]` and
+# `.subject`); without a student id, `ex` is the fact above and `ex_trace` is `traces["resid"]`.
 
 # %%
+ex = lesson.exercise_fact(model, facts)  # yours: the lesson's fact without a student id
+ex_trace = traces["resid"] if ex is fact else causal_trace(model, ex.text, ex.subject, answer=ex.answer,
+                                                           kind="resid", samples=10, seed=0)
+print(f"{ex.text!r} -> {ex.answer!r}   subject: {ex.subject!r}")
 answer_3 = ...  # (layer, position)
 
-lesson.check_subject_peak(answer_3, model, prompt, subject, answer)
+lesson.check_subject_peak(answer_3, model, ex.text, ex.subject, ex.answer)
 
 # %% [markdown]
 # The MLP and attention grids peak here:
@@ -427,54 +437,86 @@ print(f"the single layer whose knockout costs most: layer {worst}")
 # %% [markdown]
 # ## Exercise 4: the knockout drop, by hand
 #
-# For our one prompt, block the last token's attention to the subject in every layer with
-# `kit.Knockout(layer=list(range(model.n_layers)), query=-1, key=subj)` passed to
-# `model.trace(prompt, interventions=[...])`, and give the drop in p(answer): p before minus p after.
+# For your fact `ex` (the prompt we follow, without a student id), block the last token's attention to
+# the subject in every layer with `kit.Knockout(layer=list(range(model.n_layers)), query=-1, key=...)`
+# (the subject's positions) passed to `model.trace(ex.text, interventions=[...])`, and give the drop in
+# p(answer): p before minus p after.
 
 # %%
 answer_4 = ...  # a float: p(answer) before minus after
 
-lesson.check_knockout_drop(answer_4, model, prompt, subject, answer)
+lesson.check_knockout_drop(answer_4, model, ex.text, ex.subject, ex.answer)
 
 # %% [markdown]
-# ## Optional: the same on GPT-2 (needs internet)
+# ## Optional: the same on GPT-2 small and Pythia-160M (needs internet)
 #
-# These cells download GPT-2 small from the Hugging Face hub (about 500 MB) and are skipped when the
-# notebook is tested. The first prompt is ROME's; the subjects have several tokens. They test Lv et
-# al.'s final-layer claim and Geva et al.'s extraction on a real model with the same tools.
+# The lesson's steps on two real models: causal tracing of one fact (residual, MLP and attention
+# restored separately), the heads that look from the last token at the subject, attention knockout
+# (in every layer, then layer by layer), and the final block's four measures. The facts are landmarks
+# whose subjects have several tokens; the first is ROME's example.
+#
+# What is published to compare with:
+# - **Causal tracing** (Meng et al. 2022, *Locating and Editing Factual Associations in GPT*, ROME): in
+#   GPT-2 XL (and GPT-J) the MLP effect peaks at the **subject's last token** in the **early-to-middle
+#   layers**, and the attention effect at the **last token** in later layers. On GPT-2 small and on
+#   Pythia-160M, where the peaks fall is for you to read below (to check: we cite no figure for these
+#   two models).
+# - **Attention knockout and extraction** (Geva et al. 2023, *Dissecting Recall of Factual Associations
+#   in Auto-Regressive Language Models*, on GPT-2 XL and GPT-J): blocking the last token's attention to
+#   the subject in the middle-to-upper layers drops p(answer) sharply; blocking it in the first layers
+#   barely matters.
+# - **Final-layer anti-overconfidence** (Lv et al. 2024, *Interpreting Key Mechanisms of Factual Recall
+#   in Transformer-Based Language Models*, GPT-2 and others): the final layer suppresses the correct
+#   answer. The four measures below test that claim here, each on its own.
+#
+# The first cell loads both models (about 500 MB and 300 MB, once). Offline it prints one "Skipped" line
+# and the cells after it do nothing.
 
 # %%
 # NBVAL_SKIP
-import torch
+from IPython.display import display  # noqa: E402
 
-import kit
-from kit.analysis import causal_trace, final_block_measures, recall_summary
-from kit.lessons import factual as lesson
-from kit.widgets import PatchingHeatmap
+from kit.lessons.real import label, real_models  # noqa: E402
 
-gpt2 = kit.load("gpt2")
+real = real_models()  # {hub id: model} for GPT-2 small and Pythia-160M: whatever could be loaded
 g_facts = [("The Space Needle is located in the city of", "The Space Needle", " Seattle"),
            ("The Eiffel Tower is located in the city of", "The Eiffel Tower", " Paris"),
            ("The Colosseum is located in the city of", "The Colosseum", " Rome"),
            ("Big Ben is located in the city of", "Big Ben", " London"),
            ("The Brandenburg Gate is located in the city of", "The Brandenburg Gate", " Berlin")]
 g_prompts, g_subjects, g_answers = (list(x) for x in zip(*g_facts))
-g_ids = [lesson.first_token(gpt2, a) for a in g_answers]
-g_others = [[t for t in g_ids if t != mine] for mine in g_ids]  # each answer against the other cities
-g_traces = {kind: causal_trace(gpt2, g_prompts[0], g_subjects[0], answer=g_answers[0], kind=kind, samples=10)
-            for kind in ("resid", "mlp", "attn")}
-PatchingHeatmap(g_traces, title="GPT-2 small: causal tracing")
+g_traces = {}
+for name, m in real.items():
+    g_traces[name] = {kind: causal_trace(m, g_prompts[0], g_subjects[0], answer=g_answers[0], kind=kind, samples=10)
+                      for kind in ("resid", "mlp", "attn")}
+    subj_last = subject_positions(m, g_prompts[0], g_subjects[0])[-1]
+    mlp = g_traces[name]["mlp"]
+    peak = int(mlp.effect[:, subj_last].argmax())
+    print(f"{label(name)}: p({g_answers[0]!r}) clean {mlp.clean:.3f}, subject corrupted {mlp.corrupted:.3f}; "
+          f"MLP effect at the subject's last token peaks in layer {peak} of {m.n_layers} "
+          f"({float(mlp.effect[peak, subj_last]):+.3f}); attention effect peak (layer, position) "
+          f"{g_traces[name]['attn'].peak()}")
+    display(PatchingHeatmap(g_traces[name], title=f"{label(name)}: causal tracing"))
 
 # %%
 # NBVAL_SKIP
-g_summary = recall_summary(gpt2, g_prompts, g_subjects, g_answers)
-print(g_summary)
-for layer, head, weight in g_summary.top_subject_heads(5):
-    print(f"L{layer}H{head}: attention from the last token to the subject {weight:.2f}")
-g_final = final_block_measures(gpt2, g_prompts, g_answers, g_others)
-for measure, value, suppresses in g_final.rows():
-    print(f"GPT-2's final block, {measure}: {value:+.3f} -> {'suppresses' if suppresses else 'promotes'} the answer")
-print(f"logit-lens p(answer): {g_final.lens_before:.3f} before the final block, {g_final.lens_after:.3f} after it")
+for name, m in real.items():
+    g_ids = [lesson.first_token(m, a) for a in g_answers]
+    g_others = [[t for t in g_ids if t != mine] for mine in g_ids]  # each answer against the other cities
+    summary = recall_summary(m, g_prompts, g_subjects, g_answers)
+    print(f"{label(name)}: {summary}")
+    for layer, head, weight in summary.top_subject_heads(3):
+        print(f"  L{layer}H{head}: attention from the last token to the subject {weight:.2f}")
+    keys = [subject_positions(m, p, s) for p, s in zip(g_prompts, g_subjects)]
+    ko_all = attention_knockout(m, g_prompts, key=keys, answer=g_answers)
+    ko_layer = [float(attention_knockout(m, g_prompts, key=keys, answer=g_answers, layers=[l])["after"].mean())
+                for l in range(m.n_layers)]
+    print(f"  knockout: mean p(answer) {float(ko_all['before'].mean()):.3f}, blind to the subject in every layer "
+          f"{float(ko_all['after'].mean()):.3f}; one layer at a time {[round(p, 3) for p in ko_layer]}")
+    final = final_block_measures(m, g_prompts, g_answers, g_others)
+    for measure, value, suppresses in final.rows():
+        print(f"  final block, {measure}: {value:+.3f} -> {'suppresses' if suppresses else 'promotes'} the answer")
+    print(f"  logit-lens p(answer): {final.lens_before:.3f} before the final block, {final.lens_after:.3f} after it")
 
 # %% [markdown]
 # ## Summary

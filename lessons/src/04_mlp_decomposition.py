@@ -108,6 +108,10 @@ NeuronProbe(model, probe_texts, layer=LAYER, neuron=neuron, prompt=[p.text for p
 # `model.adapter.final_norm.weight` (`[d_model]`), `model.adapter.W_U` is `[d_model, vocab]`, and
 # `model.to_str_tokens(ids)` turns ids into texts.
 #
+# The check decodes the neuron above and two more; if your instructor gave you a student id
+# (`kit.lessons.start(student="...")` in the first cell, or `$KIT_STUDENT`), those two are drawn for you,
+# and so are the feature, the concept and the target of exercises 2 to 4.
+#
 # The solution is in `lessons/solutions/04_mlp_decomposition.py` (`%load solutions/04_mlp_decomposition.py`).
 
 # %%
@@ -115,7 +119,7 @@ def decode(layer: int, neuron: int, k: int) -> list[str]:
     raise NotImplementedError  # your code here
 
 
-lesson.check_decoded_tokens(decode, model, [(LAYER, neuron), (0, 0), (1, 7)])
+lesson.check_decoded_tokens(decode, model, lesson.exercise_neurons(model, LAYER, neuron))
 
 # %% [markdown]
 # ## Polysemanticity
@@ -174,13 +178,15 @@ print(f"feature {feature}: {float(mask[res.top_tokens(feature, 20)].float().mean
 # %% [markdown]
 # ## Exercise 2: label purity of a feature, by hand
 #
-# `res.Y[feature]` is the feature's activation on every token (`[n_tokens]`), `labels` the label of
+# `res.Y[feature_2]` is the activation of your feature on every token (`[n_tokens]`), `labels` the label of
 # every token. Take its 20 highest tokens and give the share carrying the most common label.
 
 # %%
+feature_2 = lesson.exercise_feature(res.Y, labels, mask)  # yours: `feature` without a student id
+print(f"your feature: {feature_2}")
 answer_2 = ...  # a number between 0 and 1
 
-lesson.check_feature_purity(answer_2, res.Y[feature], labels)
+lesson.check_feature_purity(answer_2, res.Y[feature_2], labels)
 
 # %% [markdown]
 # What do features fire on, and what do they write? Our feature and a few others:
@@ -199,12 +205,16 @@ NeuronProbe(model, probe_texts, layer=LAYER, features=res.Z, feature=feature)
 # ## Exercise 3: a DiffMeans direction
 #
 # The supervised baseline: the mean activation vector on the concept's tokens minus the mean on all
-# other tokens. Compute it from `col.acts` (`[d_mlp, n_tokens]`) and `mask` (`[n_tokens]`).
+# other tokens. Compute it for your concept `CONCEPT_3` (the lesson's, without a student id) from
+# `col.acts` (`[d_mlp, n_tokens]`) and its mask `mask_3` (`[n_tokens]`).
 
 # %%
+CONCEPT_3 = lesson.exercise_concept(world, CONCEPT)  # yours: CONCEPT without a student id
+mask_3 = lesson.concept_mask(model, col, prompts, CONCEPT_3)  # [n_tokens] bool
+print(f"your concept: {CONCEPT_3} ({int(mask_3.sum())} tokens)")
 answer_3 = ...  # a tensor [d_mlp]
 
-lesson.check_diff_means(answer_3, col.acts, mask)
+lesson.check_diff_means(answer_3, col.acts, mask_3)
 
 # %% [markdown]
 # The library's version, used from here on:
@@ -340,42 +350,100 @@ print(f"single neurons: mean purity {cmp.mean('single neurons'):.2f}; chance {cm
 # %% [markdown]
 # ## Exercise 4: find the scale yourself
 #
-# Find an `α` at which steering with the DiffMeans direction `dm` gives a mean KL of 0.5 (within 10%)
-# on `steer_prompts`. `steer_mlp(model, steer_prompts, LAYER, dm, alpha, pos=-1).logits` gives the
+# Find an `α` at which steering with the DiffMeans direction `dm` gives a mean KL of `TARGET_KL` (0.5
+# without a student id; within 10%) on `steer_prompts`. `steer_mlp(model, steer_prompts, LAYER, dm, alpha, pos=-1).logits` gives the
 # steered logits; compare each prompt's last-token distribution with the clean one
 # (`model.trace(steer_prompts, capture=[])`, last token at `tr.lengths[b] - 1`). Bracket, then bisect.
 
 # %%
+TARGET_KL = lesson.exercise_target_kl()  # yours: 0.5 without a student id
+print(f"target KL: {TARGET_KL}")
 answer_4 = ...  # a float: the scale alpha
 
-lesson.check_steering_scale(answer_4, model, steer_prompts, LAYER, dm, target_kl=0.5)
+lesson.check_steering_scale(answer_4, model, steer_prompts, LAYER, dm, target_kl=TARGET_KL)
 
 # %% [markdown]
-# ## Optional: the same on GPT-2 (needs internet)
+# ## Optional: the same on GPT-2 small and Pythia-160M (needs internet)
 #
-# These cells download GPT-2 small (about 500 MB) and are skipped when the notebook is tested. GPT-2's
-# MLPs have 3072 neurons per layer; the factorization takes longer than on `facts-4l`.
+# The lesson's steps on two real models, in a middle layer's MLP (3072 neurons): decode neurons through
+# the unembedding, find the neuron that rises most on a concept (here: sentences about money), look for
+# a polysemantic neuron, factor the activations with SNMF and compare the label purity of features,
+# neurons, NMF and chance, then steer toward the concept at matched KL with the SNMF feature, DiffMeans
+# and a random direction. Sentences of four topics stand in for the world's labelled facts.
+#
+# What is published to compare with:
+# - **Neurons as key-value memories** (Geva et al. 2021, *Transformer Feed-Forward Layers Are Key-Value
+#   Memories*) and **promoting concepts in the vocabulary space** (Geva et al. 2022, *Transformer
+#   Feed-Forward Layers Build Predictions by Promoting Concepts in the Vocabulary Space*, on GPT-2;
+#   which size, to check). Gurnee et al. (2024, *Universal Neurons in GPT2 Language Models*) catalogue
+#   GPT-2 neuron families; Gurnee et al. (2023, *Finding Neurons in a Haystack*) probe neurons in the
+#   Pythia models and find polysemantic ones (superposition), most in early layers.
+# - **SNMF** (*Decomposing MLP Activations into Interpretable Features via Semi-Nonnegative Matrix
+#   Factorization*): its features beat sparse autoencoders and DiffMeans at causal steering on GPT-2,
+#   Llama 3.1 and Gemma 2. Measure it yourself below: a handful of sentences is far less data than the
+#   paper's, so a tie or a loss here says little about their claim.
+#
+# The first cell loads both models (about 500 MB and 300 MB, once). Offline it prints one "Skipped" line
+# and the cells after it do nothing.
 
 # %%
 # NBVAL_SKIP
-gpt2 = kit.load("gpt2")
-g_layer = 6
-g_dec = decode_neurons(gpt2, k=8, layers=[g_layer])
-for n in range(5):
-    print(f"GPT-2 layer {g_layer}, neuron {n} promotes {g_dec.tokens(0, n)}")
+from kit.analysis import diff_means
+from kit.lessons.real import label, real_models
+
+real = real_models()  # {hub id: model} for GPT-2 small and Pythia-160M: whatever could be loaded
+g_topics = {
+    "animals": ["The cat sat on the mat and purred.", "My dog chased the ball across the park.",
+                "The bird sang in the tree.", "A fish swam under the boat.", "The horse ran across the field.",
+                "The cow ate grass in the barn."],
+    "money": ["She paid ten dollars for it.", "The price rose by five euros.", "They bought bread for three pounds.",
+              "The ticket cost twenty dollars.", "He saved money in the bank.", "The rent is nine hundred euros."],
+    "places": ["Paris is the capital of France.", "Tokyo is a large city in Japan.", "Berlin is in Germany.",
+               "Madrid is the capital of Spain.", "Rome is an old city in Italy.", "London is on the river."],
+    "code": ["He wrote the code in Python.", "She debugged the Java program.", "He compiled the code again.",
+             "The function returns a list.", "The program crashed with an error.", "She fixed the bug in the loop."],
+}
+g_texts = [t for texts in g_topics.values() for t in texts]
+g_topic_of = [i for i, texts in enumerate(g_topics.values()) for _ in texts]  # topic index of each text
+g_money = list(g_topics).index("money")
+g_steer = ["I went to the park and saw a", "The weather today is very", "My favourite food is",
+           "He opened the door and found a"]
+g_concept = [" dollars", " euros", " pounds", " money", " price"]
 
 # %%
 # NBVAL_SKIP
-texts = ["The cat sat on the mat and purred.", "Paris is the capital of France.", "She paid ten dollars for it.",
-         "The river flows into the sea.", "He wrote the code in Python.", "Tokyo is a large city in Japan.",
-         "The price rose by five euros.", "My dog chased the ball across the park.", "Berlin is in Germany.",
-         "The bird sang in the tree.", "They bought bread for three pounds.", "She debugged the Java program.",
-         "Madrid is the capital of Spain.", "A fish swam under the boat.", "The ticket cost twenty dollars.",
-         "He compiled the C++ code.", "The horse ran across the field.", "Rome is an old city in Italy."]
-g_col = mlp_activations(gpt2, texts, g_layer)
-g_res = kit.analysis.snmf(g_col.acts, 8, n_iter=100)
-for j in range(g_res.k):
-    print(j, [g_col.context(int(i), 3, 0) for i in g_res.top_tokens(j, 4)], decode_direction(gpt2, g_layer, g_res.Z[:, j], 5))
+g_results = {}
+for name, m in real.items():
+    g_layer = m.n_layers // 2
+    col_m = mlp_activations(m, g_texts, g_layer)  # acts[d_mlp, n_tokens]
+    labels_m = torch.tensor([g_topic_of[int(p)] for p in col_m.prompt])  # [n_tokens]: each token's topic
+    mask_m = labels_m == g_money
+    dec_m = decode_neurons(m, k=8, layers=[g_layer])
+    neuron_m = lesson.concept_neuron(col_m.acts, mask_m)
+    print(f"{label(name)}, layer {g_layer} ({m.d_mlp} neurons, {col_m.n_tokens} tokens):")
+    print(f"  the money neuron {neuron_m} promotes {dec_m.tokens(0, neuron_m)}")
+    for ex in top_activating(m, g_texts, g_layer, neuron_m, k=3):
+        print(f"    {ex['activation']:6.2f}  {ex['context']!r}")
+    poly_m = lesson.polysemantic_neuron(col_m.acts, labels_m)
+    print(f"  a polysemantic neuron, {poly_m}: purity "
+          f"{float(label_purity(col_m.acts[poly_m][None], labels_m).purity[0]):.2f}, promotes {dec_m.tokens(0, poly_m)}")
+    cmp_m = compare_purity(col_m.acts, labels_m, k=8, n_iter=60)
+    print("  mean purity:", {unit: round(cmp_m.mean(unit), 2) for unit in cmp_m.purity}, f"chance {cmp_m.chance:.2f}")
+    g_results[name] = (g_layer, col_m, mask_m, cmp_m.snmf)
+
+# %%
+# NBVAL_SKIP
+for name, m in real.items():
+    g_layer, col_m, mask_m, res_m = g_results[name]
+    feature_m = lesson.pick_feature(res_m.Y, mask_m)
+    print(f"{label(name)}: SNMF feature {feature_m} fires on",
+          [col_m.context(int(i), 3, 0) for i in res_m.top_tokens(feature_m, 4)],
+          "and writes", decode_direction(m, g_layer, res_m.Z[:, feature_m], 5))
+    directions = {"SNMF feature": res_m.Z[:, feature_m], "DiffMeans": diff_means(col_m.acts, mask_m),
+                  "random (as sparse as z)": random_sparse_like(res_m.Z[:, feature_m])}
+    steering_m = compare_steering(m, g_steer, g_layer, directions, target_kl=0.5, concept=g_concept, pos=-1)
+    for method, r in steering_m.items():
+        print(f"  {method}: log-prob of the money words rises by {r.gain:+.2f} (KL {r.kl:.3f}, matched {r.matched})")
 
 # %% [markdown]
 # ## Summary

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: The Jupyter configuration the kit installs into etc/jupyter (and `make lab` puts on JUPYTER_CONFIG_PATH).
+KIT_JUPYTER_CONFIG = REPO / "jupyter-config"
 
 # The notebook is open and its kernel has started.
 KERNEL_IDLE = """() => {
@@ -47,6 +49,29 @@ def has_anywidget_extension() -> bool:
     from jupyter_core.paths import jupyter_path
 
     return any((Path(p) / "labextensions" / "anywidget" / "package.json").exists() for p in jupyter_path())
+
+
+@contextmanager
+def served(server: subprocess.Popen, ready_url: str, log: Path, what: str, timeout: float = 90) -> Iterator[None]:
+    """Wait until ``ready_url`` answers (failing the test with the end of ``log`` if ``server`` exits or
+    ``timeout`` seconds pass), run the block, then stop ``server`` (killed if it does not stop in 30 s)."""
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(ready_url, timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{what} did not start:\n" + log.read_text()[-2000:])
+                time.sleep(0.5)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 @contextmanager
@@ -88,27 +113,14 @@ def jupyterlab_server(tmp_path: Path, cells: list[str], name: str = "live.ipynb"
         env={
             **os.environ,
             "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            # what the kit installs into etc/jupyter (and `make lab` uses): widget state saved with the notebook
+            "JUPYTER_CONFIG_PATH": str(KIT_JUPYTER_CONFIG),
             "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         },
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
+    with served(server, f"{base}/api/status?token={token}", tmp_path / "server.log", "JupyterLab"):
         yield f"{base}/lab/tree/{name}?token={token}", base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def open_lab(browser, url: str, base: str):

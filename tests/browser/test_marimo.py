@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
-from jupyter_helpers import REPO, free_port
+from jupyter_helpers import REPO, free_port, served
 
 APP = REPO / "lessons" / "marimo" / "00_quickstart.py"
 
@@ -31,23 +29,8 @@ def marimo_app(tmp_path_factory):
              "HOME": str(tmp)},
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(base, timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("marimo did not start:\n" + (tmp / "marimo.log").read_text()[-2000:])
-                time.sleep(0.5)
+    with served(server, base, tmp / "marimo.log", "marimo"):
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -211,3 +211,54 @@ def test_live_round_trip_the_slider_reruns_the_model_in_python(offline, model):
     p.neuron = 8  # Python moves the view
     bridge.pump(lambda: root.get_attribute("data-loaded") == "neuron/2/8")
     assert o.errors == []
+
+
+@pytest.fixture(scope="module")
+def sae(model):
+    from kit.analysis import train_sae
+
+    x = torch.cat([model.trace(t, capture=["mlp_post"])["mlp_post", 1][0] for t in TEXTS]).T
+    return train_sae(x, 5, steps=30, seed=0, l1=0.01)
+
+
+@pytest.mark.parametrize("scheme", ["dark", "light"])
+def test_an_sae_feature_is_shown_like_a_neuron_offline(offline, model, sae, scheme):
+    j = int((sae.Y > 0).sum(1).argmax())
+    p = NeuronProbe(model, TEXTS, layer=1, neuron=6, features={1: sae}, feature=j)  # saved in feature mode
+    o, root = page_of(offline, p, color_scheme=scheme)
+    assert root.get_attribute("data-theme") == scheme
+    root.and_(o.page.locator(f'[data-loaded="feature/1/{j}"]')).wait_for()
+    button = root.locator('button[data-mode="feature"]')
+    assert button.text_content() == "SAE feature" and button.get_attribute("aria-pressed") == "true"
+    acts = torch.cat(p.activations())
+    assert acts.max() > 0 and chip_acts(root) == pytest.approx(acts.tolist(), abs=2e-3 * float(acts.abs().max()))
+    assert root.locator(".tmk-unit-title").text_content() == f"SAE feature {j} of layer 1"
+    assert "encoder" in root.locator(".tmk-legend-label").text_content()
+    assert root.locator(".tmk-decoded .tmk-tok").all_text_contents() == [visible_token(t) for t in p.decoded()]
+    # the clamp of the feature the page was saved with works offline
+    root.locator('input[type="checkbox"]').check()
+    key = f"clamp/feature/1/{j}/0"
+    root.and_(o.page.locator(f'[data-clamp-shown="{key}"]')).wait_for()
+    p.clamp = 0.0
+    eff = p.effect()
+    after = [float(x) for x in root.locator(".tmk-next tbody tr .tmk-after").all_text_contents()]
+    assert after == pytest.approx(eff["after"][: len(after)].tolist(), rel=2e-3, abs=1e-6)
+    assert o.remote_requests == [] and o.errors == []
+
+
+def test_a_transcoder_feature_reads_the_mlp_input_offline(offline, model):
+    from kit.analysis import train_transcoder
+
+    trs = [model.trace(t, capture=["mlp_normalized", "mlp_out"]) for t in TEXTS]
+    tc = train_transcoder(torch.cat([tr["mlp_normalized", 1][0] for tr in trs]).T,
+                          torch.cat([tr["mlp_out", 1][0] for tr in trs]).T, 5, steps=30, seed=0, l1=0.01)
+    j = int((tc.Y > 0).sum(1).argmax())
+    p = NeuronProbe(model, TEXTS, layer=1, features={1: tc}, feature=j)
+    o, root = page_of(offline, p)
+    root.and_(o.page.locator(f'[data-loaded="feature/1/{j}"]')).wait_for()
+    acts = torch.cat(p.activations())
+    assert chip_acts(root) == pytest.approx(acts.tolist(), abs=2e-3 * float(acts.abs().max()))
+    assert root.locator(".tmk-unit-title").text_content() == f"transcoder feature {j} of layer 1"
+    assert "mlp_normalized" in root.locator(".tmk-legend-label").text_content()
+    assert root.locator('button[data-mode="feature"]').text_content() == "transcoder feature"
+    assert o.remote_requests == [] and o.errors == []

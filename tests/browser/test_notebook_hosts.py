@@ -9,12 +9,16 @@ into edit mode. One server for the module serves both front-ends. Network: only 
 
 from __future__ import annotations
 
-import pytest
 import json
+import os
+import subprocess
+import sys
 import time
 
+import pytest
+
 from browser_helpers import READY
-from jupyter_helpers import REPO, jupyterlab_server, notebook7_url, open_lab
+from jupyter_helpers import KIT_JUPYTER_CONFIG, REPO, jupyterlab_server, notebook7_url, open_lab
 
 SETUP = """\
 import sys
@@ -130,7 +134,6 @@ def test_a_dashboard_fits_its_output_area(host):
 def test_the_saved_notebook_exports_with_every_view_working_offline_in_the_pages_theme(host, server, offline, tmp_path):
     """The user's own path: run in the front-end, save, ``jupyter nbconvert --to html``, open with
     no network while the OS is dark: every view renders in its frame, light like the page."""
-    from nbconvert import HTMLExporter
     import nbformat
 
     name, page, _ = host
@@ -141,11 +144,17 @@ def test_the_saved_notebook_exports_with_every_view_working_offline_in_the_pages
     while saved.stat().st_mtime_ns == before:
         assert time.monotonic() < deadline, f"{name} did not save the notebook"
         page.wait_for_timeout(100)
+    # the front-end saved the widget state too (the kit's configuration turns that on): nbconvert,
+    # with the configuration the kit installs, shows each view's offline copy all the same
     nb = nbformat.read(saved, as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)  # what `jupyter nbconvert --to html` writes
-    o = offline(color_scheme="dark")
+    assert "application/vnd.jupyter.widget-state+json" in nb.metadata.get("widgets", {}), f"{name} saved no widget state"
     path = tmp_path / "exported.html"
-    path.write_text(body, encoding="utf-8")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "user"), "JUPYTER_CONFIG_PATH": str(KIT_JUPYTER_CONFIG),
+           "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
+                           "--output", "exported", str(saved)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    o = offline(color_scheme="dark")
     o.page.goto(path.as_uri())
     frames = o.page.locator("iframe.tmk-fallback")
     assert frames.count() == 6, f"{name}: {frames.count()} views kept their offline copy; notes: " + json.dumps(

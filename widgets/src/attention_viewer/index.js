@@ -23,7 +23,7 @@ function render({ model, el }) {
 
   const host = mountRoot(el, { name: "attn", css, label: "Attention viewer", model, onTheme: () => repaint() });
   const { root } = host;
-  const fetcher = createFetcher(model);
+  const fetcher = createFetcher(model, el);
 
   // --- header
   const selection = h("span", { class: "tmk-selection" });

@@ -16,7 +16,7 @@ function render({ model, el }) {
   const { n_layers: L, n_heads: H } = graph;
   const view = { built: false, disposed: false, graph: null, details: null };
   const subs = listeners(model);
-  const fetcher = createFetcher(model);
+  const fetcher = createFetcher(model, el);
   const host = mountRoot(el, { name: "circuit", css, label: "Circuit diagram", model, onTheme: () => repaint() });
   const { root } = host;
   const tooltip = createTooltip(root);

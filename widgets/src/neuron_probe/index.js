@@ -24,7 +24,7 @@ function render({ model, el }) {
   const uid = `tmk-probe-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
   const view = { acts: null, decoded: null, vmax: 1, disposed: false, built: false, request: 0 };
   const subs = listeners(model);
-  const fetcher = createFetcher(model);
+  const fetcher = createFetcher(model, el);
   const host = mountRoot(el, { name: "probe", css, label: "Neuron probe", model, onTheme: () => paint() });
   const { root } = host;
 
@@ -32,6 +32,9 @@ function render({ model, el }) {
   const unit = () => (mode() === "feature" ? model.get("feature") : model.get("neuron"));
   const nUnits = () => (mode() === "feature" ? info.features[String(model.get("layer"))] ?? 0 : info.d_mlp);
   const hasFeatures = (layer) => String(layer) in info.features;
+  // what a feature of this layer is called ("SNMF feature", "SAE feature", "transcoder feature") and its legend
+  const featureName = () => (info.feature_names ?? {})[String(model.get("layer"))] ?? "feature";
+  const featureLegend = () => (info.feature_legends ?? {})[String(model.get("layer"))] ?? "feature activation (mlp_post \u00b7 z)";
 
   // --- controls
   const layerSelect = h("select", { attrs: { "aria-label": "Layer" } },
@@ -101,7 +104,7 @@ function render({ model, el }) {
     const i = offsets[t] + p;
     return view.acts.values[i * view.acts.width + unit()];
   };
-  const unitName = () => `${mode() === "feature" ? "feature" : "neuron"} ${unit()} of layer ${model.get("layer")}`;
+  const unitName = () => `${mode() === "feature" ? featureName() : "neuron"} ${unit()} of layer ${model.get("layer")}`;
   const tokenText = (t, p) => `text ${t}, position ${p} \u00ab${visibleToken(texts[t][p])}\u00bb: ${view.acts ? num(actAt(t, p)) : "\u2026"}`;
 
   function describeSelection() {
@@ -119,10 +122,12 @@ function render({ model, el }) {
     neuronButton.setAttribute("aria-pressed", String(mode() === "neuron"));
     featureButton.setAttribute("aria-pressed", String(mode() === "feature"));
     featureButton.disabled = !hasFeatures(model.get("layer"));
-    featureButton.title = featureButton.disabled ? "No features for this layer: pass features={layer: Z} in Python" : "Show a feature (a direction over neurons)";
+    featureButton.title = featureButton.disabled ? "No features for this layer: pass features={layer: Z} or a trained SAE / transcoder in Python" : `Show a ${featureName()}`;
+    featureButton.textContent = hasFeatures(model.get("layer")) ? featureName() : "feature";
     unitInput.max = String(nUnits() - 1);
     unitInput.value = String(unit());
-    unitInput.setAttribute("aria-label", mode() === "feature" ? "Feature number" : "Neuron number");
+    unitInput.setAttribute("aria-label", mode() === "feature" ? `${featureName()} number` : "Neuron number");
+    root.dataset.featureName = hasFeatures(model.get("layer")) ? featureName() : "";
     unitTitle.textContent = unitName();
     root.dataset.mode = mode();
     root.dataset.unit = String(unit());
@@ -131,7 +136,7 @@ function render({ model, el }) {
   function paint() {
     if (!view.acts || view.disposed) return;
     texts_.paint(actAt, view.vmax, host.theme());
-    key.setMax(view.vmax, mode() === "feature" ? "feature activation (mlp_post \u00b7 z)" : "activation (mlp_post)");
+    key.setMax(view.vmax, mode() === "feature" ? featureLegend() : "activation (mlp_post)");
     key.redraw(host.theme());
   }
 

@@ -20,7 +20,7 @@ function render({ model, el }) {
   const { n_layers: L, n_heads: H, n_tokens: T, k } = info;
   const view = { ids: null, probs: null, norms: null, target: null, built: false, disposed: false, shownPos: -1 };
   const subs = listeners(model);
-  const fetcher = createFetcher(model);
+  const fetcher = createFetcher(model, el);
 
   const host = mountRoot(el, { name: "lens", css, label: "Residual stream lens", model, onTheme: () => repaint() });
   const { root } = host;
