@@ -80,3 +80,17 @@ def test_the_placeholder_hint_says_how_to_search(s):
     verdict = check(s, ...)
     assert verdict.status == "unanswered" and verdict.message == (
         "replace the `...` with your answer. Hint: try a scale, measure the KL, double it or halve it, then bisect")
+
+
+def test_the_band_is_relative_to_the_target(s, alpha):
+    # 20 % above the target KL 0.5 is outside a 10 % band (0.05 wide), though inside 0.1 / 0.5 = 0.2
+    verdict = check(s, alpha * 1.045)
+    assert 0.56 < _kl(verdict) < 0.69 and not verdict.passed and "try a smaller α" in verdict.message
+
+
+def test_the_target_itself_given_as_the_scale_is_named_exactly(s):
+    verdict = check(s, 0.5)
+    kl = _kl(verdict)
+    assert kl < 0.45 and verdict.message == (
+        f"α = 0.5 gives KL {kl:.3f}, not within 10% of 0.5: try a larger α (the KL grows with α). You gave the target "
+        f"KL itself; give the scale α that produces it.")
