@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -52,7 +53,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "lessons": (["kit/lessons/attention.py", "kit/lessons/induction.py", "kit/lessons/factual.py",
                  "kit/lessons/mlp.py", "kit/lessons/_check.py"], [
         "tests/test_lesson01_exercises.py", "tests/test_lesson02_exercises.py", "tests/test_lesson03_exercises.py",
-        "tests/test_lesson04_exercises.py", "tests/test_lesson_check_results.py"]),
+        "tests/test_lesson04_exercises.py", "tests/test_lesson_check_results.py",
+        "tests/test_lesson02_check_near_misses.py", "tests/test_lesson_mutants_check.py",
+        "tests/test_lesson01_mutants_checks.py", "tests/test_lesson02_mutants_checks.py",
+        "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
@@ -161,20 +165,32 @@ def _statuses(where: Path) -> dict[str, str]:
 
 
 def _refresh_tests(where: Path) -> None:
-    """Copy the current tests over an earlier run's copy (for --resume after adding tests)."""
+    """Copy the current tests over an earlier run's copy (for --resume after adding tests), and the kit's
+    sources that changed since (mutmut then re-creates the mutants of the functions that changed and
+    forgets their results; an unchanged file keeps its older modification time and its mutants)."""
     for f in _files():
         if f.startswith("tests/"):
             for dest in (where / f, where / "mutants" / f):
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / f, dest)
+        elif f.startswith("kit/") and (where / f).is_file() and (ROOT / f).read_bytes() != (where / f).read_bytes():
+            shutil.copy2(ROOT / f, where / f)
 
 
-def run_group(group: str, work: Path, max_children: int, resume: bool = False) -> dict:
+def run_group(group: str, work: Path, max_children: int, resume: bool = False, only: list[str] | None = None
+              ) -> dict:
     where = work / group
-    names: list[str] = []
+    names: list[str] = list(only or [])
     if resume and (where / "mutants").is_dir():  # re-test only what was not killed, with the current tests
+        listed = [t for t in GROUPS[group][1] if f"    {t}\n" not in (where / "setup.cfg").read_text()]
+        if listed:  # mutmut forgets every result when the test selection changes: say so instead
+            raise SystemExit(f"group {group!r}: {listed} joined the group's tests after that run; mutmut would "
+                             f"forget all its results, so run the group again without --resume")
         _refresh_tests(where)
-        names = [n for n, s in _statuses(where).items() if s not in KILLED and s != "skipped"]  # incl. timeouts
+        names = [n for n, s in _statuses(where).items() if s not in KILLED and s != "skipped"  # incl. timeouts
+                 and (not only or any(fnmatch.fnmatchcase(n, p) for p in only))]
+        if not names:
+            raise SystemExit(f"group {group!r}: no mutant left to re-test" + (f" matching {only}" if only else ""))
     else:
         where = _prepare(group, work)
     t0 = time.time()
@@ -204,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation", help="scratch folder (default .mutation/)")
     ap.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--only", action="append", metavar="GLOB",
+                    help="test only the mutants whose names match (repeatable), e.g. 'kit.lessons.attention.x_check_*'; "
+                         "the others stay 'not checked' and are left out of the score")
     ap.add_argument("--resume", action="store_true",
                     help="re-test only the mutants an earlier run in --workdir did not kill, with the current tests")
     args = ap.parse_args(argv)
@@ -215,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("mutmut is not installed in this environment: pip install 'mutmut>=3.8'")
     results = []
     for group in args.group or list(GROUPS):
-        r = run_group(group, args.workdir, args.max_children, args.resume)
+        r = run_group(group, args.workdir, args.max_children, args.resume, args.only)
         results.append(r)
         print(f"{group}: {r['killed']}/{r['tested']} killed ({100 * r['score']:.1f}%) in {r['seconds']} s; "
               f"{json.dumps(r['counts'])}", flush=True)

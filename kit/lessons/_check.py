@@ -28,6 +28,9 @@ class CheckResult:
     def __post_init__(self) -> None:
         if self.status not in ("passed", "failed", "unanswered"):
             raise ValueError(f"status {self.status!r} is not one of 'passed', 'failed', 'unanswered'")
+        for field, value in (("exercise", self.exercise), ("message", self.message)):
+            if not isinstance(value, str) or not value.strip():  # progress files key verdicts by exercise
+                raise ValueError(f"a verdict's {field} must be a non-empty string, got {value!r}")
         from . import progress  # every verdict is recorded here, once (off unless a student is set)
 
         progress.record(self)

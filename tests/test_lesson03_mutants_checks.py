@@ -1,0 +1,131 @@
+"""Lesson 03's exercise 3 (``check_subject_peak``: where the subject's information lives) against mutation
+survivors (issue 16): every near miss around the peak (right layer, right position, neither, swapped), the
+bounds of the grid from both sides, and the exact messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.lessons import factual as lesson
+from kit.models import ZOO_DIR
+from tests.test_lesson03_exercises import lesson03_setup
+
+pytestmark = pytest.mark.skipif(not (ZOO_DIR / "facts-4l" / "config.json").is_file(), reason="facts-4l is not shipped")
+NAME = "03.3 where the subject's information lives"
+
+
+@pytest.fixture(scope="module")
+def s():
+    return lesson03_setup()
+
+
+@pytest.fixture(scope="module")
+def peak(s):
+    """The peak of the lesson's residual trace over the subject's cells, and the trace (same samples and seed)."""
+    ct = s.traces["resid"]
+    sub = ct.scores[:, ct.subject]
+    i = int(sub.argmax())
+    layer, pos = i // sub.shape[1], ct.subject[i % sub.shape[1]]
+    # the lesson's fact: the peak is at layer 0 on the subject's last token, far above every other subject cell
+    assert (layer, pos) == (0, max(ct.subject)) and ct.subject == [4, 5, 6]
+    assert float(sub.max()) > 3 * float(sub.flatten().topk(2).values[1])
+    return layer, pos, ct
+
+
+def check(s, answer):
+    verdict = lesson.check_subject_peak(answer, s.model, s.prompt, s.subject, s.answer)
+    assert verdict.exercise == NAME
+    return verdict
+
+
+def test_the_peak_passes_with_its_probabilities(s, peak):
+    layer, pos, ct = peak
+    verdict = check(s, (layer, pos))
+    assert verdict.passed and verdict.message == (
+        f"restoring the residual stream after layer {layer} at {ct.tokens[pos]!r} (position {pos}) brings p(answer) "
+        f"back to {float(ct.scores[layer, pos]):.2f} (clean {ct.clean:.2f}, corrupted {ct.corrupted:.2f}).")
+
+
+def _failure(ct, layer, pos, hint):
+    sub = ct.scores[:, ct.subject]
+    return (f"restoring (layer {layer}, position {pos}) gives p(answer) {float(ct.scores[layer, pos]):.2f}; another "
+            f"subject cell gives {float(sub.max()):.2f}.{hint}")
+
+
+def test_the_right_layer_at_another_subject_position_is_told_the_layer_is_right(s, peak):
+    layer, pos, ct = peak
+    verdict = check(s, (layer, pos - 1))
+    assert verdict.message == _failure(ct, layer, pos - 1, " The layer is right, the position is not: within layer "
+                                                             "0, compare the subject's positions [4, 5, 6].")
+
+
+def test_the_right_position_at_another_layer_is_told_the_position_is_right(s, peak):
+    layer, pos, ct = peak
+    verdict = check(s, (layer + 1, pos))
+    assert verdict.message == _failure(ct, layer + 1, pos, " The position is right, the layer is not: compare every "
+                                                           "layer in that column.")
+
+
+def test_neither_right_is_told_to_take_the_argmax_over_both(s, peak):
+    layer, pos, ct = peak
+    verdict = check(s, (layer + 1, pos - 1))
+    assert verdict.message == _failure(ct, layer + 1, pos - 1, " Take the argmax over every layer and every subject "
+                                                               "position.")
+
+
+def test_a_swapped_answer_is_told_the_order_even_when_it_is_out_of_range(s, peak):
+    layer, pos, _ = peak
+    verdict = check(s, (pos, layer))
+    assert verdict.message == f"you gave ({pos}, {layer}); the order is (layer, position): layer first."
+
+
+@pytest.mark.parametrize("answer", [(4, 5), (-1, 5), (0, 8), (0, -1)])
+def test_cells_just_outside_the_grid_are_out_of_range(s, answer):
+    verdict = check(s, answer)
+    assert verdict.message == (f"(layer, position) = {answer} is out of range: layers 0..3, positions 0..7")
+
+
+def test_the_last_token_is_refused_as_trivial(s):
+    verdict = check(s, [3, 7])
+    assert verdict.message == ("position 7 is the last token: restoring it restores everything trivially. Look only "
+                               "at the subject's columns [4, 5, 6].")
+
+
+def test_a_position_before_the_subject_is_named_with_its_token(s):
+    verdict = check(s, (0, 3))
+    assert verdict.message == ("position 3 is ' of', not a subject token; the subject is at [4, 5, 6]. Look only at "
+                               "the subject's columns.")
+
+
+@pytest.mark.parametrize("answer", [3.5, (0,), (0, 6, 1), (0.0, 6.0), (True, 6), "0, 6"])
+def test_answers_that_are_not_two_ints_are_refused(s, answer):
+    verdict = check(s, answer)
+    assert verdict.message == f"give (layer, position) as two ints, layer first; got {answer!r}"
+
+
+def test_the_placeholder_hint_says_where_to_look(s):
+    verdict = check(s, ...)
+    assert verdict.status == "unanswered" and "ct.scores[:, ct.subject]" in verdict.message
+
+
+def test_position_0_is_inside_the_grid_and_named_as_bos(s):
+    verdict = check(s, (0, 0))
+    assert verdict.message == ("position 0 is '<|bos|>', not a subject token; the subject is at [4, 5, 6]. Look only "
+                               "at the subject's columns.")
+
+
+def test_the_placeholder_hint_is_exact(s):
+    assert check(s, None).message == ("replace the `...` with your answer. Hint: index ct.scores[:, ct.subject] and "
+                                      "find its argmax; map the column back to a position.")
+
+
+def test_the_check_traces_with_the_samples_and_seed_it_is_given(s, peak):
+    from kit.analysis import causal_trace
+
+    layer, pos, _ = peak
+    ct = causal_trace(s.model, s.prompt, s.subject, answer=s.answer, kind="resid", samples=3, seed=1)
+    verdict = lesson.check_subject_peak((layer, pos), s.model, s.prompt, s.subject, s.answer, samples=3, seed=1)
+    assert verdict.passed and verdict.message == (
+        f"restoring the residual stream after layer {layer} at {ct.tokens[pos]!r} (position {pos}) brings p(answer) "
+        f"back to {float(ct.scores[layer, pos]):.2f} (clean {ct.clean:.2f}, corrupted {ct.corrupted:.2f}).")
+    assert f"{float(ct.scores[layer, pos]):.2f}" != f"{float(s.traces['resid'].scores[layer, pos]):.2f}"
