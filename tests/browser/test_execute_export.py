@@ -35,6 +35,8 @@ def executed_export(tmp_path, tiny_dirs, config_path: str | None) -> str:
     env.pop("JUPYTER_CONFIG_PATH", None)
     if config_path:
         env["JUPYTER_CONFIG_PATH"] = config_path
+    else:  # an nbconvert that reads no configuration at all, not even the one installed in this environment
+        env["JUPYTER_NO_CONFIG"] = "1"
     done = subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", "--execute", "--to", "html", str(path)],
         capture_output=True, text=True, timeout=300, env=env,
@@ -85,6 +87,7 @@ def test_the_flag_alone_also_gives_the_offline_copies(tiny_dirs, tmp_path):
     nbformat.write(nb, path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "user")}
     env.pop("JUPYTER_CONFIG_PATH", None)
+    env["JUPYTER_NO_CONFIG"] = "1"  # no configuration read, not even the one installed in this environment
     done = subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", "--execute", "--to", "html",
          "--ExecutePreprocessor.store_widget_state=False", str(path)],
