@@ -30,7 +30,7 @@ from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
+CHECK_CALL = re.compile(r"\b(check_\w+)\s*\(")
 MEMORY_CELL = ("import json as _json, resource as _resource\n"
                "print('KIT-PEAK-RSS', _json.dumps(_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss))")
 
@@ -99,7 +99,7 @@ def student_notebook(nb: nbformat.NotebookNode, solution: str | None) -> nbforma
 
 def run(path: Path, student: str = "student-run") -> dict:
     """Execute lesson ``path`` as a student: ``{lesson, wall_s, peak_rss_mib, words (of text to read),
-    exercises (check calls in the notebook),
+    exercises (distinct checks the notebook calls: a check run again on more cases is one exercise),
     passed, checks, problems, errors, load_before, load_after}``
     (a cell that raises is reported in ``errors``; the run goes on)."""
     from kit.lessons.progress import collect
@@ -128,7 +128,7 @@ def run(path: Path, student: str = "student-run") -> dict:
     table = report.table()
     passed = int(table[0]["passed"]) if table else 0
     words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
-    exercises = sum(1 for c in nb.cells if c.cell_type == "code" and CHECK_CALL.search(c.source))
+    exercises = len({name for c in nb.cells if c.cell_type == "code" for name in CHECK_CALL.findall(c.source)})
     return {"lesson": path.stem, "wall_s": round(wall, 1), "peak_rss_mib": round(rss_kib / 1024), "words": words,
             "exercises": exercises,
             "passed": passed, "checks": len(report.exercises), "problems": report.problems, "errors": errors,
