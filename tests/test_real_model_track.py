@@ -13,7 +13,7 @@ import torch
 from kit.lessons import real
 from tests.real_track import SOURCES, lesson_source, optional_cells, run_cells, run_optional
 
-LESSONS = ["01", "02", "03", "04", "05"]
+LESSONS = ["01", "02", "03", "04", "05", "06"]
 HF_CLASS = {"gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM"}
 
 
@@ -195,6 +195,14 @@ def check_05(ns, out):
     assert "not one token" not in out  # every name is one token, so every prompt has one length
     assert out.count("published name movers") == 1 and out.count("published S-inhibition") == 1
     assert out.count("from END") >= 2 * 3 and out.count("ablation, change in logit difference") == 6
+
+
+def check_06(ns, out):
+    for name in real.TRACK:
+        sae = ns["g_sae"][name]
+        m = ns["real"][name]
+        assert sae.k == 256 and tuple(sae.W_dec.shape) == (256, m.d_mlp)  # a dictionary of the layer-6 neurons
+    assert out.count("Dictionary(sae") == 2
 
 
 @pytest.mark.parametrize("number", LESSONS)

@@ -364,22 +364,39 @@ for a, b in (("SAE", "SNMF"), ("SAE", "DiffMeans"), ("transcoder", "SAE"), ("SAE
 # depends on the measure: say which one you mean, and measure it over seeds before you say it.
 
 # %% [markdown]
-# ## Optional: an SAE on GPT-2 (needs internet)
+# ## Optional: an SAE on GPT-2 small and Pythia-160M (needs internet)
 #
-# The same on GPT-2 small's layer-6 MLP (3072 neurons), on a few dozen sentences: far too little data
-# for a good SAE, but enough to see the pieces work on a real model. Skipped in the offline test run.
+# The same on the layer-6 MLP of two real models (3072 neurons each), on a few dozen sentences: far too
+# little data for a good SAE, but enough to see the pieces work on a real model. Published SAEs on these
+# models were trained on hundreds of millions of tokens (Bricken et al. 2023 on a one-layer model;
+# Cunningham et al. 2023 on Pythia-70M's residual stream; Dunefsky et al. 2024 transcoders on GPT-2
+# small's MLPs), so expect many dead and mixed latents here, not their features.
+#
+# The first cell loads both models (about 500 MB and 300 MB, once). Offline it prints one "Skipped" line
+# and the cells after it do nothing.
 
 # %%
 # NBVAL_SKIP
-gpt2 = kit.lessons.real_model("gpt2", words=["The", " cat", " sat", " on", " the", " mat", "."])
+from IPython.display import display  # noqa: E402
+
+from kit.lessons.real import label, real_models  # noqa: E402
+
+real = real_models()  # {hub id: model} for GPT-2 small and Pythia-160M: whatever could be loaded
 texts = ["The cat sat on the mat.", "Paris is the capital of France.", "She paid ten dollars for it.",
          "The river flows into the sea.", "He wrote the code in Python.", "Tokyo is a large city in Japan.",
          "The price rose by five euros.", "My dog chased the ball across the park.", "Berlin is in Germany."] * 4
-g_io = mlp_io(gpt2, texts, 6)
-g_sae = train_sae(g_io.hidden, 256, steps=200, seed=0, progress=True)
-print(g_sae)
-print(g_sae.stats(g_io.hidden))
-NeuronProbe(gpt2, texts[:6], layer=6, features=g_sae, feature=int((g_sae.Y > 0).sum(1).argmax()))
+g_sae = {}
+for name, m in real.items():
+    g_io = mlp_io(m, texts, 6)
+    g_sae[name] = train_sae(g_io.hidden, 256, steps=200, seed=0, progress=True)
+    print(f"{label(name)}: {g_sae[name]}")
+    print(f"{label(name)}: {g_sae[name].stats(g_io.hidden)}")
+
+# %%
+# NBVAL_SKIP
+for name, m in real.items():  # the most often active feature of each model's SAE, in the same view
+    sae_m = g_sae[name]
+    display(NeuronProbe(m, texts[:6], layer=6, features=sae_m, feature=int((sae_m.Y > 0).sum(1).argmax())))
 
 # %% [markdown]
 # ## Summary
