@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kit
 from kit.lessons.attention import (
     EX_ATTEND, EX_DLA, EX_LENS, EX_RESID, HINT_ATTEND, HINT_RESID, _ordinal, answer_ranks, check_first_top1_layer,
     check_most_attended, check_residual_from_parts, check_top_component, component_effects, relation_competitors,
@@ -15,10 +14,7 @@ from kit.lessons.attention import (
 from kit.train import load_world
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
-    return kit.load("facts-4l", device="cpu")
+ZOO_MODEL = "facts-4l"  # the `model` fixture of tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,13 @@ import re
 import pytest
 import torch
 
-import kit
 from kit.lessons.induction import (
     EX_IND, EX_PREV, HINT_IND, HINT_PREV, OFFSET, SCORE_ATOL, check_induction_score, check_prev_token_score,
     induction_score_of, prev_token_score_of,
 )
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.set_num_threads(1)
-    return kit.load("induction-2l", device="cpu")
+ZOO_MODEL = "induction-2l"  # the `model` fixture of tests/conftest.py
 
 
 def stub(*args):
