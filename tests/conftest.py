@@ -73,3 +73,17 @@ def sol(request):
     if path is None:
         pytest.fail(f"{request.module.__name__} asks for the `sol` fixture: set SOLUTION = <path of the solution file>")
     return load_solution(path)
+
+
+@pytest.fixture
+def no_student():
+    """No student set (the lessons' own instances) and no progress recorded, before and after the test."""
+    import kit.lessons as lessons
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("KIT_STUDENT", "JUPYTERHUB_USER"):
+            mp.delenv(name, raising=False)
+        mp.setenv("KIT_PROGRESS", "0")
+        lessons.stop()
+        yield
+        lessons.stop()

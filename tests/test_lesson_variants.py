@@ -15,14 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHOICES = ["fact A", "fact B", "fact C", "fact D"]
 
 
-@pytest.fixture(autouse=True)
-def no_student(monkeypatch):
-    for name in ("KIT_STUDENT", "JUPYTERHUB_USER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KIT_PROGRESS", "0")
-    lessons.stop()
-    yield
-    lessons.stop()
+pytestmark = pytest.mark.usefixtures("no_student")  # tests/conftest.py
 
 
 def test_without_a_student_every_exercise_keeps_its_default_instance():

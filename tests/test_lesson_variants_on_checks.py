@@ -28,14 +28,7 @@ from tests.lesson_solutions import SOLUTIONS, load_solution
 STUDENTS = ["ada", "bob", "cy", "dee", "eve"]
 
 
-@pytest.fixture(autouse=True)
-def no_student(monkeypatch):
-    for name in ("KIT_STUDENT", "JUPYTERHUB_USER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("KIT_PROGRESS", "0")
-    lessons.stop()
-    yield
-    lessons.stop()
+pytestmark = pytest.mark.usefixtures("no_student")  # tests/conftest.py
 
 
 def as_student(student):
