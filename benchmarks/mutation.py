@@ -42,7 +42,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "trace": (["kit/trace.py", "kit/names.py", "kit/_attention.py"], [
         "tests/test_trace_invariants.py", "tests/test_bad_input.py", "tests/test_session_hooks.py",
         "tests/test_interventions_contract.py", "tests/test_trace_names.py", "tests/test_trace_pattern_heads.py",
-        "tests/test_trace_properties.py"]),
+        "tests/test_trace_properties.py", "tests/test_trace_mutants_memory.py", "tests/test_trace_mutants_trace.py",
+        "tests/test_trace_mutants_attention.py"]),
     "attribution": (["kit/analysis/attribution.py"], [
         "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py",
         "tests/test_attribution_mutants_norms.py", "tests/test_attribution_mutants_refusals.py"]),

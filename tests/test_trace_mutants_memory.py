@@ -139,3 +139,16 @@ def test_a_trace_checks_the_memory_it_needs_before_running_the_model(monkeypatch
     _fake_free(monkeypatch, {cpu: need - 1})
     with pytest.raises(MemoryError, match=r"for 2 prompt\(s\) x \d+ tokens, 2 layers of pattern, resid_post"):
         model.trace(PROMPTS, capture=list(names), layers=[0, 1])
+
+
+def test_the_budget_comes_from_kit_max_trace_bytes_when_max_bytes_is_not_given(monkeypatch, tiny_models):
+    model = tiny_models["gpt2"]
+    need = capture_bytes(model, 1, 2, ["resid_post"], 1)
+    monkeypatch.setenv("KIT_MAX_TRACE_BYTES", str(need - 1))
+    with pytest.raises(MemoryError, match=r"over the budget of 0\.00 GiB"):
+        model.trace("Hi", capture=["resid_post"], layers=[0])
+    monkeypatch.setenv("KIT_MAX_TRACE_BYTES", str(need))
+    assert model.trace("Hi", capture=["resid_post"], layers=[0]).n_pos == 2
+    assert model.trace("Hi", capture=["resid_post"], layers=[0], max_bytes=need).n_pos == 2  # max_bytes wins
+    with pytest.raises(MemoryError, match="over the budget"):
+        model.trace("Hi", capture=["resid_post"], layers=[0], max_bytes=need - 1)
