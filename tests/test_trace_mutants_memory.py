@@ -152,3 +152,18 @@ def test_the_budget_comes_from_kit_max_trace_bytes_when_max_bytes_is_not_given(m
     assert model.trace("Hi", capture=["resid_post"], layers=[0], max_bytes=need).n_pos == 2  # max_bytes wins
     with pytest.raises(MemoryError, match="over the budget"):
         model.trace("Hi", capture=["resid_post"], layers=[0], max_bytes=need - 1)
+
+
+@pytest.mark.parametrize("names, biggest", [(("resid_post", "pattern", "z"), "pattern"), (("z", "resid_post"), "z")])
+def test_the_budget_refusal_names_the_sizes_and_the_biggest_capture_to_leave_out(names, biggest):
+    batch, n_pos, layers, budget = 16, 512, [0, 3, 5], GiB // 10
+    need = capture_bytes(SMALL, batch, n_pos, names, len(layers))
+    assert need > budget
+    kt._check_budget(SMALL, batch, n_pos, names, layers, need)  # exactly at the budget: fits
+    with pytest.raises(MemoryError) as info:
+        kt._check_budget(SMALL, batch, n_pos, names, layers, budget)
+    assert str(info.value) == (
+        f"this trace would capture {need / GiB:.2f} GiB (16 prompt(s) x 512 tokens, 3 layers of {', '.join(names)}), "
+        f"over the budget of 0.10 GiB. Capture less: fewer names (e.g. capture=[n for n in kit.names.NAMES if n != "
+        f"{biggest!r}]), fewer layers (layers=[...]), fewer or shorter prompts; or raise the budget with "
+        f"max_bytes=... or the KIT_MAX_TRACE_BYTES environment variable.")

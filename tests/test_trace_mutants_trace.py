@@ -173,3 +173,16 @@ def test_transformerlens_refusals_name_the_hook_to_use():
         from_transformerlens("zzz")
     assert str(info.value) == ("unknown hook name 'zzz'; TransformerLens names with a kit "
                                f"equivalent: {', '.join(TL_HOOKS)}.")
+
+
+def test_heads_takes_one_head_or_a_list_with_either_pattern_or_attn_scores(gpt2):
+    ids = torch.tensor([[5, 9, 17, 33, 8]])
+    full = gpt2.trace(ids, capture=["attn_scores"])
+    one = gpt2.trace(ids, capture=["attn_scores"], heads=2)
+    assert one.pattern_heads == (2,)
+    torch.testing.assert_close(one["attn_scores", 1], full["attn_scores", 1][:, [2]], atol=1e-6, rtol=0)
+    assert torch.equal(gpt2.trace(ids, capture=["attn_scores"], heads=[2])["attn_scores", 0], one["attn_scores", 0])
+    with pytest.raises(ValueError) as info:
+        gpt2.trace(ids, capture=["z"], heads=[1])
+    assert str(info.value) == ("heads= chooses the heads whose 'pattern' / 'attn_scores' are computed; "
+                               "capture one of them")
