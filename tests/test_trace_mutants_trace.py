@@ -186,3 +186,19 @@ def test_heads_takes_one_head_or_a_list_with_either_pattern_or_attn_scores(gpt2)
         gpt2.trace(ids, capture=["z"], heads=[1])
     assert str(info.value) == ("heads= chooses the heads whose 'pattern' / 'attn_scores' are computed; "
                                "capture one of them")
+    with pytest.raises(ValueError) as info:
+        gpt2.trace(ids, capture=["pattern"], heads=[])
+    assert str(info.value) == "heads= is empty; give at least one head, or None for all"
+
+
+def test_capture_takes_one_name_logits_transformerlens_names_and_keeps_z_for_head_out(gpt2):
+    ids = torch.tensor([[5, 9, 17, 33, 8]])
+    assert gpt2.trace(ids, capture="resid_post").names == ("resid_post",)
+    assert gpt2.trace(ids, capture=["logits", "mlp_out", "logits", "resid_pre"]).names == ("resid_pre", "mlp_out")
+    tr = gpt2.trace(ids, capture=["head_out"], layers=1)
+    assert tr.names == ("z", "head_out") and tr.layers == (1,)
+    assert tr["head_out", 1].shape == (1, 5, gpt2.n_heads, gpt2.d_model)
+    llama = model_of("llama")
+    assert llama.trace(ids, capture=["blocks.{l}.attn.hook_rot_q"]).names == ("q",)
+    with pytest.raises(ValueError, match=r"^'blocks\.0\.attn\.hook_q': this model rotates queries and keys"):
+        llama.trace(ids, capture=["blocks.{l}.attn.hook_q"])
