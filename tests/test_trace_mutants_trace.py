@@ -202,3 +202,13 @@ def test_capture_takes_one_name_logits_transformerlens_names_and_keeps_z_for_hea
     assert llama.trace(ids, capture=["blocks.{l}.attn.hook_rot_q"]).names == ("q",)
     with pytest.raises(ValueError, match=r"^'blocks\.0\.attn\.hook_q': this model rotates queries and keys"):
         llama.trace(ids, capture=["blocks.{l}.attn.hook_q"])
+
+
+def test_opt_mlp_activations_computed_flat_are_read_back_per_prompt_and_position():
+    opt = model_of("opt")  # OPT's MLP runs on [batch * pos, width]
+    tr = opt.trace(["The cat sat on the mat.", "Hi"], capture=["mlp_post", "mlp_out", "resid_mid", "resid_post"])
+    assert tr["mlp_post", 1].shape == (2, tr.n_pos, opt.d_mlp) and tr["mlp_out", 1].shape == (2, tr.n_pos, opt.d_model)
+    for l in range(opt.n_layers):
+        torch.testing.assert_close(tr["resid_mid", l] + tr["mlp_out", l], tr["resid_post", l], atol=2e-5, rtol=0)
+        fc2 = opt.hf.model.decoder.layers[l].fc2
+        torch.testing.assert_close(fc2(tr["mlp_post", l]), tr["mlp_out", l], atol=2e-5, rtol=0)
