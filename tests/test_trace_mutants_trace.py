@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import kit
+
 from kit.names import ALL, TL_HOOKS, check_index, check_name, from_transformerlens
 from kit.trace import available_names
 from tests.test_families import model_of
@@ -212,3 +214,15 @@ def test_opt_mlp_activations_computed_flat_are_read_back_per_prompt_and_position
         torch.testing.assert_close(tr["resid_mid", l] + tr["mlp_out", l], tr["resid_post", l], atol=2e-5, rtol=0)
         fc2 = opt.hf.model.decoder.layers[l].fc2
         torch.testing.assert_close(fc2(tr["mlp_post", l]), tr["mlp_out", l], atol=2e-5, rtol=0)
+
+
+def test_a_model_with_a_capture_device_traces_the_same_and_keeps_the_interventions(gpt2):
+    from kit.interventions import Ablate
+
+    pinned = kit.Model(gpt2.hf, gpt2.tokenizer, name="gpt2-pinned", capture_device="cpu")
+    assert pinned.capture_device == torch.device("cpu")
+    iv = Ablate(0, head=1)
+    tr, ref = pinned.trace(["The cat sat", "Hi"], interventions=iv), gpt2.trace(["The cat sat", "Hi"], interventions=iv)
+    assert tr.interventions == (iv,) == ref.interventions
+    assert torch.equal(tr.logits, ref.logits) and torch.equal(tr.mask, ref.mask) and torch.equal(tr.input_ids, ref.input_ids)
+    assert torch.equal(tr["resid_post", 1], ref["resid_post", 1]) and tr.logits.device == torch.device("cpu")
