@@ -54,6 +54,9 @@ def test_capture_bytes_counts_key_value_heads_and_takes_any_object_with_the_dime
     assert capture_bytes(plain, 1, 10, ["attn_scores"], 1, itemsize=2) == 2 * 8 * 10 * 10
     assert capture_bytes(plain, 1, 10, ["mlp_pre", "attn_scale", "mlp_scale"], 2) == 4 * 2 * (10 * 512 + 10 + 10)
     assert capture_bytes(plain, 2, 10, ["final_scale", "embed"], 5) == 4 * 2 * (10 + 10 * 128)  # once, not per layer
+    wide = SimpleNamespace(n_heads=4, n_kv_heads=2, d_head=12, d_model=32, d_mlp=48)  # heads x d_head != d_model
+    assert capture_bytes(wide, 1, 10, ["z"], 2) == capture_bytes(wide, 1, 10, ["q"], 2) == 4 * 2 * 10 * 4 * 12
+    assert capture_bytes(wide, 1, 10, ["resid_post"], 2) == 4 * 2 * 10 * 32
 
 
 def test_free_memory_asks_cuda_for_the_free_bytes_of_that_device(monkeypatch):
