@@ -75,6 +75,8 @@ class InductionRecipe(Recipe):
     short_len: int = 32
     segment_dist: str = "uniform"  # segment lengths; "log": log-uniform (docs/induction_short_repeats.md)
     first_gap: tuple[int, int] | None = None  # background before the first segment (None: ``gap``)
+    early_prob: float = 0.0  # the share of sequences whose first segment starts within ``early_gap``
+    early_gap: tuple[int, int] = (0, 0)
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
     history_every: int = 20  # a TrainingHistory snapshot every 20 steps (when one is recorded)
     history_weight_steps: tuple[int, ...] = (0, 300, 600, 900, 1200)  # steps whose full weights it keeps
@@ -87,7 +89,8 @@ class InductionRecipe(Recipe):
         """The fields as a dict; ``segment_dist`` and ``first_gap`` only where they differ from the shipped
         model's (``"uniform"``, ``None``), so the shipped ``figures.json`` keeps its form."""
         out = super().to_dict()
-        for key, default in (("segment_dist", "uniform"), ("first_gap", None)):
+        for key, default in (("segment_dist", "uniform"), ("first_gap", None), ("early_prob", 0.0),
+                             ("early_gap", (0, 0))):
             if out[key] == default:
                 del out[key]
         return out
@@ -125,7 +128,8 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
                                gap=recipe.gap, bos_prob=recipe.bos_prob,
                                segment_from_language=recipe.segment_from_language,
                                short_prob=recipe.short_prob, short_len=recipe.short_len,
-                               segment_dist=recipe.segment_dist, first_gap=recipe.first_gap)
+                               segment_dist=recipe.segment_dist, first_gap=recipe.first_gap,
+                               early_prob=recipe.early_prob, early_gap=recipe.early_gap)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:
