@@ -298,8 +298,8 @@ for name, loss in ablated.items():
 print(f"ablate all of layer 1: second copy {all_layer1:.2f}")
 prev_head = int(prev[0].argmax())  # the previous-token head of layer 0, read from the scores
 layer1 = [ablated[f"L1H{h}"] for h in range(model.n_heads)]
-print(f"the previous-token head: L0H{prev_head}; the only head of layer 0 above 0.3:",
-      bool((prev[0] > 0.3).sum() == 1))
+print(f"the previous-token head: L0H{prev_head}; the only head of layer 0 above 0.5:",
+      bool((prev[0] > 0.5).sum() == 1))
 print("no single head of layer 1 brings the second copy back near the first copy's loss:",
       max(layer1) < 0.5 * clean["first"])
 print("the previous-token head alone does:", ablated[f"L0H{prev_head}"] > 0.75 * clean["first"])
