@@ -109,7 +109,7 @@ def test_no_induction_head_alone_breaks_the_second_copy_but_the_previous_token_h
     assert second[0, 0] > 0.75 * clean["first"]  # the previous-token head has no backup
     ranked = sorted(second, key=second.get)
     assert ranked[-1] == (0, 0) and second[0, 0] > second[ranked[-2]] + 1.0  # exercise 2.4's answer, clearly
-    assert 0.5 < second[0, 1] - clean["second"] < 2.0  # "the next-best head of layer 0 costs about a nat"
+    assert 1.2 < second[0, 1] - clean["second"] < 1.6  # "the next-best head of layer 0 costs about 1.4 nats"
     all_layer1 = copy_losses(model, ids, T, [kit.Ablate(1, [0, 1, 2, 3])])["second"]
     assert all_layer1 > 0.75 * clean["first"]
 
