@@ -6,8 +6,8 @@ them, the model's own kernel in the others, and for ``heads=[...]`` the model's 
 heads' scores. Each path must keep the model's soft-capping, its scaling (Gemma's
 ``query_pre_attn_scalar ** -0.5``, not ``d_head ** -0.5``), its sliding windows, its dropout in
 training mode and its dtype. The Gemma models are *sharpened* (``tests/fixtures_teeth.sharpen``):
-with the usual std-0.02 weights the scores are ~1e-2, soft-capping at 5 is then linear to 1e-6 and
-no test could see it; here the largest scores are above the cap (asserted).
+with the usual std-0.02 weights the capped scores reach 0.056, where capping at 5 moves a score by
+2e-6 and no test could see it; here they reach the cap (measured 5.0; the test asserts more than 3).
 """
 
 from __future__ import annotations
