@@ -39,7 +39,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "interventions": (["kit/interventions.py"], [
         "tests/test_interventions_contract.py", "tests/test_session_hooks.py", "tests/test_interventions.py",
         "tests/test_interventions_causal.py", "tests/test_bad_input.py", "tests/test_interventions_mutants_refusals.py",
-        "tests/test_interventions_mutants_positions.py"]),
+        "tests/test_interventions_mutants_positions.py", "tests/test_interventions_mutants_knockout_edit.py"]),
     "trace": (["kit/trace.py", "kit/names.py", "kit/_attention.py"], [
         "tests/test_trace_invariants.py", "tests/test_bad_input.py", "tests/test_session_hooks.py",
         "tests/test_interventions_contract.py", "tests/test_trace_names.py", "tests/test_trace_pattern_heads.py",
