@@ -61,3 +61,7 @@ def test_an_intervention_on_a_bfloat16_model_keeps_it_in_bfloat16_and_acts(bf16,
     assert tr.logits.dtype == base.logits.dtype
     assert (tr["resid_post", 1].float() - base["resid_post", 1].float()).abs().max() > 0.1  # it acts
     torch.testing.assert_close(tr["resid_post", 0], base["resid_post", 0], atol=0, rtol=0)  # before it: untouched
+
+
+def test_edit_names_the_valid_layers(m):
+    _refused(m, kit.Edit("resid_pre", 5, lambda x: x), "layer 5 is out of range: valid layers are 0..2")
