@@ -58,6 +58,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson02_check_near_misses.py", "tests/test_lesson_mutants_check.py",
         "tests/test_lesson01_mutants_checks.py", "tests/test_lesson02_mutants_checks.py",
         "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
+    "circuit": (["kit/lessons/circuit.py"], [
+        "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
