@@ -104,8 +104,9 @@ PURITY = "04.2 label purity"
 def _purity_case():
     """``scores[100]`` ranked 99 .. 0 and the label of each rank: the top 20 hold 13 tokens of label 1, 5 of
     label 0 and 2 unlabelled (-1): purity 0.65; the top 10 hold 9 of label 1 (0.9); the top 50 add 30 of label
-    3 (0.6); the bottom 20 hold 14 of label 2 (0.7); a count would be 13 and label 0's share 0.25."""
-    ranks = ([1] * 9 + [0]) + ([1] * 4 + [0] * 4 + [-1] * 2) + [3] * 30 + [0] * 30 + [2] * 14 + [0] * 6
+    3 (0.6); the bottom 20 hold 14 of label 2 (0.7), the bottom 10 only label 2 (1.0); a count would be 13 and
+    label 0's share 0.25."""
+    ranks = ([1] * 9 + [0]) + ([1] * 4 + [0] * 4 + [-1] * 2) + [3] * 30 + [0] * 30 + [0] * 6 + [2] * 14
     scores = torch.arange(100, 0, -1).float()
     perm = torch.randperm(100, generator=torch.Generator().manual_seed(0))  # tokens in no particular order
     return scores[perm], torch.tensor(ranks)[perm]
@@ -168,6 +169,14 @@ def test_with_top_10_the_other_number_of_tokens_is_50():
                                                        "top 10.", top=10)
     assert _purity(0.65, top=10).message == _wrong(0.65, "", top=10)  # the top 20 is not "another number" here
     assert _purity(9, top=10).message == _wrong(9, " That is a count: divide by 10.", top=10)
+    assert _purity(1.0, top=10).message == _wrong(1.0, " You took the tokens where the feature is smallest: take "
+                                                       "the largest (topk, not the bottom).", top=10)
+
+
+def test_a_unit_whose_top_tokens_are_all_unlabelled_has_purity_0():
+    scores, labels = torch.arange(30, 0, -1).float(), torch.tensor([-1] * 20 + [0] * 10)
+    assert lesson.check_feature_purity(0.0, scores, labels).passed
+    assert lesson.check_feature_purity(0.3, scores, labels).message == _wrong(0.3)
 
 
 @pytest.mark.parametrize("answer, kind", [("0.65", "str"), (True, "bool"), (None, None), ([0.65], "list"),
