@@ -129,3 +129,118 @@ def test_the_check_traces_with_the_samples_and_seed_it_is_given(s, peak):
         f"restoring the residual stream after layer {layer} at {ct.tokens[pos]!r} (position {pos}) brings p(answer) "
         f"back to {float(ct.scores[layer, pos]):.2f} (clean {ct.clean:.2f}, corrupted {ct.corrupted:.2f}).")
     assert f"{float(ct.scores[layer, pos]):.2f}" != f"{float(s.traces['resid'].scores[layer, pos]):.2f}"
+
+
+# --- 03.4 attention knockout ----------------------------------------------------------------------------
+
+KNOCKOUT = "03.4 attention knockout"
+
+
+@pytest.fixture(scope="module")
+def ko(s):
+    """p(answer) before and after the knockout, for the lesson's answer and for another capital (which the
+    model does not predict: before ~1e-4, after 0.04, so the ratio after / before is ~600, far from both)."""
+    from kit.analysis import attention_knockout, subject_positions
+
+    out = {}
+    for target in (s.answer, " Brailport"):
+        k = attention_knockout(s.model, s.prompt, key=subject_positions(s.model, s.prompt, s.subject), answer=target)
+        out[target] = (float(k["before"][0]), float(k["after"][0]))
+    before, after = out[s.answer]
+    assert before > 0.95 and after < 0.01  # the lesson's fact: the knockout removes the answer
+    before, after = out[" Brailport"]
+    assert before < 1e-3 and 0.03 < after < 0.05 and after / before > 100
+    return out
+
+
+def knock(s, answer, target=None):
+    verdict = lesson.check_knockout_drop(answer, s.model, s.prompt, s.subject, target or s.answer)
+    assert verdict.exercise == KNOCKOUT
+    return verdict
+
+
+def _ko_failed(answer, hint=""):
+    return (f"you gave {answer:.3f}; blocking the last token's attention to the subject in every layer changes "
+            f"p(answer) by a different amount.{hint} Knock out every layer (layer=list(range(model.n_layers))) and "
+            "use softmax probabilities, not logits.")
+
+
+AFTER = " That is p(answer) after the knockout; give before minus after."
+SIGN = " The sign is flipped: before minus after."
+RATIO = " That is the ratio after / before; give the difference."
+
+
+def test_the_drop_within_a_hundredth_passes_with_the_probabilities(s, ko):
+    import torch
+
+    before, after = ko[s.answer]
+    drop = before - after
+    for answer in (drop, drop + 0.009, drop - 0.009, torch.tensor(drop), torch.tensor([drop])):
+        verdict = knock(s, answer)
+        assert verdict.passed and verdict.message == (
+            f"p(answer) falls from {before:.2f} to {after:.2f} (drop {drop:.2f}) when the last token cannot see "
+            "the subject.")
+
+
+def test_the_drop_is_measured_for_the_target_it_is_given(s, ko):
+    before, after = ko[" Brailport"]
+    verdict = knock(s, before - after, target=" Brailport")
+    assert verdict.passed and verdict.message == (
+        f"p(answer) falls from {before:.2f} to {after:.2f} (drop {before - after:.2f}) when the last token cannot "
+        "see the subject.")
+    assert not knock(s, before - after)  # the lesson's own answer drops by ~0.99
+
+
+def test_each_named_slip_is_recognised_within_a_hundredth_and_not_beyond(s, ko):
+    before, after = ko[s.answer]
+    drop = before - after
+    cases = [(drop + 0.011, ""), (drop - 0.011, ""), (after, AFTER), (after + 0.009, AFTER), (after - 0.009, AFTER),
+             (after + 0.011, ""), (after - 0.011, ""), (-drop, SIGN), (-drop + 0.009, SIGN), (-drop - 0.009, SIGN),
+             (-drop + 0.011, ""), (-drop - 0.011, ""), (-0.5, ""), (0.5, "")]
+    for answer, hint in cases:
+        verdict = knock(s, answer)
+        assert verdict.status == "failed" and verdict.message == _ko_failed(answer, hint), answer
+
+
+def test_the_ratio_is_recognised_within_a_hundredth_and_not_beyond(s, ko):
+    before, after = ko[" Brailport"]
+    ratio = after / before
+    for answer, hint in [(ratio, RATIO), (ratio + 0.009, RATIO), (ratio - 0.009, RATIO), (ratio + 0.011, ""),
+                         (ratio - 0.5, ""), (-ratio, ""), (after * before, "")]:
+        verdict = knock(s, answer, target=" Brailport")
+        assert verdict.message == _ko_failed(answer, hint), answer
+
+
+@pytest.mark.parametrize("answer, kind", [("0.9", "str"), (True, "bool"), ([0.9], "list"), ((0.9,), "tuple")])
+def test_knockout_answers_that_are_not_one_number_are_refused_exactly(s, answer, kind):
+    assert knock(s, answer).message == f"give the drop as one number (p before minus p after); got {kind}"
+
+
+def test_a_tensor_of_two_numbers_is_refused(s):
+    import torch
+
+    assert knock(s, torch.tensor([0.9, 0.1])).message == (
+        "give the drop as one number (p before minus p after); got Tensor")
+
+
+def test_the_knockout_placeholder_hint_is_exact(s):
+    for answer in (..., None):
+        verdict = knock(s, answer)
+        assert verdict.status == "unanswered" and verdict.message == (
+            "replace the `...` with your answer. Hint: trace with interventions=[kit.Knockout(layers, query=-1, "
+            "key=subject_positions)] and compare p(answer) at the last position with the clean trace's.")
+
+
+def test_the_peak_is_traced_for_the_target_it_is_given(s, peak):
+    from kit.analysis import causal_trace
+
+    ct = causal_trace(s.model, s.prompt, s.subject, answer=" Brailport", kind="resid", samples=10, seed=0)
+    sub = ct.scores[:, ct.subject]
+    i = int(sub.argmax())
+    layer, pos = i // sub.shape[1], ct.subject[i % sub.shape[1]]
+    verdict = lesson.check_subject_peak((layer, pos), s.model, s.prompt, s.subject, " Brailport")
+    assert verdict.passed and verdict.message == (
+        f"restoring the residual stream after layer {layer} at {ct.tokens[pos]!r} (position {pos}) brings p(answer) "
+        f"back to {float(ct.scores[layer, pos]):.2f} (clean {ct.clean:.2f}, corrupted {ct.corrupted:.2f}).")
+    own = peak[2]
+    assert f"clean {ct.clean:.2f}" != f"clean {own.clean:.2f}"  # p of another capital, not of the model's answer
