@@ -244,3 +244,145 @@ def test_the_peak_is_traced_for_the_target_it_is_given(s, peak):
         f"back to {float(ct.scores[layer, pos]):.2f} (clean {ct.clean:.2f}, corrupted {ct.corrupted:.2f}).")
     own = peak[2]
     assert f"clean {ct.clean:.2f}" != f"clean {own.clean:.2f}"  # p of another capital, not of the model's answer
+
+
+# --- 03.1 subject tokens ----------------------------------------------------------------------------------
+
+TOKENS = "03.1 subject tokens"
+HINT_TOKENS = ("tokenize with model.tokenizer(prompt, return_offsets_mapping=True) and keep the tokens whose span "
+               "overlaps the subject")
+
+
+def _positions(s, prompt, subject):
+    from kit.analysis import subject_positions
+
+    return subject_positions(s.model, prompt, subject)
+
+
+def tokens_check(s, fn):
+    verdict = lesson.check_subject_tokens(fn, s.model, s.world)
+    assert verdict.exercise == TOKENS
+    return verdict
+
+
+def _first_case(s):
+    """The prompt 03.1 checks first (the first relation's first prompt, with no student)."""
+    p = s.world.prompts("all", next(iter(s.world.relations)))[0]
+    return p, _positions(s, p.text, p.subject)
+
+
+def _tokens_failed(s, p, items, hint=""):
+    truth = _positions(s, p.text, p.subject)
+    tokens = s.model.to_str_tokens(p.text)
+    shown = ", ".join(f"{i}:{tokens[i]!r}" for i in truth)
+    return (f"for {p.text!r} with subject {p.subject!r} you gave {items}; the subject covers positions {truth} "
+            f"({shown}).{hint} Tokenize with model.tokenizer(prompt, return_offsets_mapping=True) and keep the tokens "
+            "whose character span overlaps the subject's.")
+
+
+def test_subject_tokens_passes_on_one_prompt_per_relation_of_different_templates(s):
+    calls = []
+
+    def right(prompt, subject):
+        calls.append((prompt, subject))
+        return _positions(s, prompt, subject)
+
+    verdict = tokens_check(s, right)
+    p, truth = _first_case(s)
+    assert verdict.passed and verdict.message == (
+        f"right on {len(s.world.relations)} prompts of different templates, e.g. {p.subject!r} in {p.text!r} is at "
+        f"{truth}.")
+    assert len(calls) == len(s.world.relations) and calls[0] == (p.text, p.subject)
+    for (prompt, subject), rel in zip(calls, s.world.relations):
+        assert prompt in [q.text for q in s.world.prompts("all", rel)] and subject in prompt
+    assert len({_positions(s, *c)[0] for c in calls}) > 1  # the subject sits at different positions
+
+
+def test_each_student_gets_other_prompts(s):
+    import kit.lessons as lessons
+
+    def spy(calls):
+        def fn(prompt, subject):
+            calls.append(prompt)
+            return _positions(s, prompt, subject)
+        return fn
+
+    lesson_calls = []
+    assert tokens_check(s, spy(lesson_calls))
+    for student in ("s0", "s1", "s2"):
+        lessons.start(student, record=False)
+        try:
+            calls = []
+            assert tokens_check(s, spy(calls))
+            assert len(calls) == len(lesson_calls) and calls != lesson_calls
+        finally:
+            lessons.stop()
+
+
+@pytest.mark.parametrize("slip, hint", [
+    ("minus_one", " Your positions are one too small: position 0 is the <|bos|> token that the tokenizer adds."),
+    ("ids", " Those are the subject's token ids; give their positions in the prompt."),
+    ("chars", " Those are character positions; give token positions."),
+    ("first", " You found only part of the subject: invented names span several tokens."),
+    ("with_next", " You included tokens outside the subject: keep only spans that overlap it."),
+    ("with_before", " You included tokens outside the subject: keep only spans that overlap it."),
+    ("empty", " You found only part of the subject: invented names span several tokens."),
+    ("plus_one", ""), ("reversed", ""), ("repeated", ""), ("minus_two", ""),
+])
+def test_each_slip_gets_its_hint_and_the_whole_message(s, slip, hint):
+    p, truth = _first_case(s)
+    assert len(truth) >= 2  # an invented name of several tokens
+    ids = s.model.tokenizer(p.text)["input_ids"]
+    start = p.text.index(p.subject)
+    items = {"minus_one": [i - 1 for i in truth], "ids": [ids[i] for i in truth],
+             "chars": list(range(start, start + len(p.subject))), "first": truth[:1],
+             "with_next": truth + [truth[-1] + 1], "with_before": [truth[0] - 1] + truth,
+             "plus_one": [i + 1 for i in truth], "reversed": truth[::-1], "repeated": truth + truth[-1:],
+             "minus_two": [i - 2 for i in truth], "empty": []}[slip]
+    verdict = tokens_check(s, lambda prompt, subject: items if prompt == p.text else _positions(s, prompt, subject))
+    assert verdict.status == "failed" and verdict.message == _tokens_failed(s, p, items, hint)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "tuple", "range"])
+def test_positions_as_a_tensor_tuple_or_range_count(s, kind):
+    import torch
+
+    def fn(prompt, subject):
+        pos = _positions(s, prompt, subject)
+        return {"tensor": torch.tensor(pos), "tuple": tuple(pos), "range": range(pos[0], pos[-1] + 1)}[kind]
+
+    assert tokens_check(s, fn).passed
+
+
+@pytest.mark.parametrize("got", ["Fusuvaria", 4, [4.0, 5.0], [True, False], None, [[4, 5]]])
+def test_an_answer_that_is_not_a_list_of_ints_is_refused_exactly(s, got):
+    p, _ = _first_case(s)
+    verdict = tokens_check(s, lambda prompt, subject: got)
+    assert verdict.status == "failed" and verdict.message == (
+        f"return a list of ints (token positions); for {p.text!r} you returned {type(got).__name__} {got!r}")
+
+
+def test_every_prompt_is_checked_not_only_the_first(s):
+    p, _ = _first_case(s)
+    calls = []
+
+    def right_on_the_first_only(prompt, subject):
+        calls.append(prompt)
+        pos = _positions(s, prompt, subject)
+        return pos if prompt == p.text else pos[:-1]
+
+    verdict = tokens_check(s, right_on_the_first_only)
+    second = next(q for rel in list(s.world.relations)[1:2] for q in s.world.prompts("all", rel) if q.text == calls[1])
+    assert len(calls) == 2 and verdict.message == _tokens_failed(
+        s, second, _positions(s, second.text, second.subject)[:-1],
+        " You found only part of the subject: invented names span several tokens.")
+
+
+def test_a_stub_and_the_placeholder_get_the_hint_exactly(s):
+    def stub(prompt, subject):
+        raise NotImplementedError
+
+    for fn in (stub, ..., None):
+        verdict = tokens_check(s, fn)
+        assert verdict.status == "unanswered" and verdict.message == (
+            "write the function's body (it still raises NotImplementedError). Hint: " + HINT_TOKENS)
