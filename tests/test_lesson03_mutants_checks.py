@@ -386,3 +386,99 @@ def test_a_stub_and_the_placeholder_get_the_hint_exactly(s):
         verdict = tokens_check(s, fn)
         assert verdict.status == "unanswered" and verdict.message == (
             "write the function's body (it still raises NotImplementedError). Hint: " + HINT_TOKENS)
+
+
+# --- 03.2 the head that moves the subject -------------------------------------------------------------------
+
+MOVER = "03.2 the head that moves the subject"
+
+
+def mover(s, answer, facts=None):
+    verdict = lesson.check_mover_head(answer, s.model, s.facts if facts is None else facts)
+    assert verdict.exercise == MOVER
+    return verdict
+
+
+def _attention(s, facts):
+    """``att[layer, head]``: mean over ``facts`` of the attention from the last token to the subject."""
+    from kit.analysis import recall_summary
+
+    return recall_summary(s.model, [f.text for f in facts], [f.subject for f in facts],
+                          [f.answer for f in facts]).subject_attention
+
+
+def _mover_failed(s, facts, head, hint=""):
+    att = _attention(s, facts)
+    return (f"L{head[0]}H{head[1]} puts {float(att[head]):.2f} of its attention from the last token on the subject; "
+            f"another head puts {float(att.max()):.2f} there.{hint} Compare every layer and head, summing the "
+            "attention over all the subject's tokens.")
+
+
+def test_the_mover_passes_with_its_attention_and_the_number_of_facts(s):
+    att = _attention(s, s.facts)
+    assert divmod(int(att.argmax()), 4) == (1, 3)
+    assert mover(s, "L1H3").message == (
+        f"L1H3 puts {float(att.max()):.2f} of its attention from the last token on the subject (mean over 24 facts).")
+    few = [s.facts[i] for i in (9, 17)]
+    assert mover(s, (1, 3), few).message == (
+        f"L1H3 puts {float(_attention(s, few).max()):.2f} of its attention from the last token on the subject (mean "
+        "over 2 facts).")
+
+
+def test_the_mover_hints_for_a_swapped_head_and_the_first_prompts_head(s):
+    assert mover(s, (3, 1)).message == _mover_failed(s, s.facts, (3, 1), " You swapped the two numbers: (layer, "
+                                                                           "head), layer first.")
+    # the first fact's own top head is L1H0 (the second fact's too); the lesson's facts in order
+    first = " That is the top head on the first prompt; average over all the facts."
+    assert mover(s, (1, 0)).message == _mover_failed(s, s.facts, (1, 0), first)
+    # with a first fact whose top head is L1H3 (the overall one), L1H0 is only very close
+    close = " Very close: average over all the facts, not one prompt."
+    order = [s.facts[4]] + s.facts[:4] + s.facts[5:]
+    assert mover(s, (1, 0), order).message == _mover_failed(s, order, (1, 0), close)
+    # the first fact decides, not the second: fact 0 (top head L1H0) before fact 4 (top head L1H3)
+    order = [s.facts[0], s.facts[4]] + s.facts[1:4] + s.facts[5:]
+    assert mover(s, (1, 0), order).message == _mover_failed(s, order, (1, 0), first)
+
+
+def test_very_close_means_under_three_hundredths(s):
+    att = _attention(s, s.facts)
+    assert 0.015 < float(att[1, 3] - att[1, 0]) < 0.03
+    few = [s.facts[i] for i in (9, 17)]  # here L1H0 trails L1H3 by 0.037 (and is not fact 9's top head)
+    gap = float(_attention(s, few).max() - _attention(s, few)[1, 0])
+    assert 0.03 < gap < 0.04
+    assert mover(s, (1, 0), few).message == _mover_failed(s, few, (1, 0))
+
+
+@pytest.mark.parametrize("head", [(2, 3), (0, 0), (3, 3), (2, 2)])
+def test_other_heads_get_no_hint(s, head):
+    assert mover(s, head).message == _mover_failed(s, s.facts, head)
+
+
+@pytest.mark.parametrize("answer", ["L4H0", (0, 4), "1,3", 1.3, (1.0, 3.0), "H3L1", None, ...])
+def test_mover_answers_that_name_no_head_are_refused_exactly(s, answer):
+    verdict = mover(s, answer)
+    if answer is None or answer is Ellipsis:
+        assert verdict.status == "unanswered" and verdict.message == (
+            "replace the `...` with your answer. Hint: for each layer l, tr['pattern', l][b, :, last, subject].sum(-1) "
+            "is each head's attention from the last token to the subject; average over the facts.")
+    else:
+        assert verdict.status == "failed" and verdict.message == (
+            f"{answer!r} is not a head of this model; write a head as 'L<layer>H<head>' (e.g. 'L1H2') or as (layer, "
+            "head), with layer in 0..3 and head in 0..3")
+
+
+@pytest.mark.parametrize("which, head", [((), (1, 3)), ((16,), (1, 0)), ((20,), (2, 2)), ((3,), (2, 3)),
+                                         ((16, 19, 13), (1, 0)), ((2, 20), (2, 2))])
+def test_the_max_token_head_is_the_largest_single_weight_summed_over_facts(s, which, head):
+    import torch
+    from kit.analysis import subject_positions
+
+    facts = [s.facts[i] for i in which] or s.facts
+    tr = s.model.trace([f.text for f in facts], capture=["pattern"])
+    score = torch.zeros(4, 4)
+    for b, f in enumerate(facts):
+        pos = subject_positions(s.model, f.text, f.subject)
+        for layer in range(4):
+            score[layer] += tr["pattern", layer][b, :, tr.lengths[b] - 1, pos].max(-1).values
+    assert divmod(int(score.argmax()), 4) == head
+    assert lesson._max_token_head(s.model, facts) == head
