@@ -290,7 +290,7 @@ def test_a_normalised_direction_is_recognised_and_a_slightly_turned_one_is_not(d
     hint = " Right direction, wrong length: do not normalise it (the check compares the raw difference)."
     nudged = unit.clone()
     nudged[0] += 5e-5  # turned by less than the 1e-4 the check allows on unit vectors
-    for v in (unit, unit * 3, nudged):
+    for v in (unit, unit * 3, unit * 0.25, nudged):  # shorter than 1 too: the norm is divided out, not clamped
         assert _dm(v, dm_case).message == _dm_failed(v, truth, hint)
     turned = unit.clone()
     turned[0] += 3e-4
