@@ -316,3 +316,91 @@ def test_diff_means_of_the_wrong_shape_are_refused_exactly(dm_case, answer, mess
 def test_diff_means_placeholder_hint_is_exact(dm_case):
     assert _dm(..., dm_case).message == (
         "replace the `...` with your answer. Hint: acts[:, mask].mean(1) minus the mean over the other tokens")
+
+
+# --- 04.1 decode a neuron ---------------------------------------------------------------------------------
+
+DECODE = "04.1 decode a neuron"
+HINT_DECODE = ("multiply model.adapter.W_out(layer)[neuron] by model.adapter.final_norm.weight, then by "
+               "model.adapter.W_U, and take the top k")
+
+
+def decode(s, fn, cases=((0, 0),), k=8):
+    verdict = lesson.check_decoded_tokens(fn, s.model, list(cases), k)
+    assert verdict.exercise == DECODE
+    return verdict
+
+
+def _top(s, layer, neuron, k=8, suppressed=False):
+    from kit.analysis import decode_neurons
+
+    return decode_neurons(s.model, k=k, layers=[layer]).tokens(0, neuron, suppressed=suppressed)
+
+
+def _decode_failed(s, layer, neuron, texts, hint="", k=8):
+    return (f"layer {layer}, neuron {neuron}: you gave {texts}, which are not its top {k} promoted tokens.{hint} Its "
+            "output row is model.adapter.W_out(layer)[neuron] ([d_model]); read it through the final norm's weight "
+            "and model.adapter.W_U ([d_model, vocab]).")
+
+
+def test_decoding_passes_with_texts_ids_or_a_tensor_of_ids(s):
+    for fn in (lambda l, n, k: _top(s, l, n, k), lambda l, n, k: _id_list(s, l, n, k),
+               lambda l, n, k: torch.tensor(_id_list(s, l, n, k))):
+        verdict = decode(s, fn, [(0, 3), (1, 7)])
+        assert verdict.passed and verdict.message == (
+            f"right on 2 neurons, e.g. layer 0, neuron 3 promotes {_top(s, 0, 3)[:4]}.")
+
+
+def _id_list(s, layer, neuron, k):
+    w = s.model.adapter.W_out(layer)[neuron].detach().float() * s.model.adapter.final_norm.weight.detach().float()
+    return (w @ s.model.adapter.W_U.detach().float()).topk(k).indices.tolist()
+
+
+def test_the_check_asks_for_k_tokens_of_each_case_in_turn(s):
+    calls = []
+
+    def fn(layer, neuron, k):
+        calls.append((layer, neuron, k))
+        return _top(s, layer, neuron, k) if len(calls) == 1 else _top(s, layer, neuron, k)[::-1]
+
+    verdict = decode(s, fn, [(0, 3), (1, 7), (2, 1)], k=5)
+    assert calls == [(0, 3, 5), (1, 7, 5)]
+    assert verdict.message == _decode_failed(s, 1, 7, _top(s, 1, 7, 5)[::-1],
+                                             " Right tokens, wrong order: the most promoted token comes first.", k=5)
+
+
+@pytest.mark.parametrize("slip, hint", [
+    ("suppressed", " Those are the most suppressed tokens: take the largest logits, not the smallest."),
+    ("shuffled", " Right tokens, wrong order: the most promoted token comes first."),
+    ("one_off", ""), ("next_neuron", ""),
+])
+def test_each_decoding_slip_gets_its_hint_and_the_whole_message(s, slip, hint):
+    top = _top(s, 0, 3)
+    texts = {"suppressed": _top(s, 0, 3, suppressed=True), "shuffled": top[1:] + top[:1],
+             "one_off": top[:-1] + _top(s, 0, 3, k=9)[-1:], "next_neuron": _top(s, 0, 4)}[slip]
+    assert texts != top
+    assert decode(s, lambda l, n, k: texts, [(0, 3)]).message == _decode_failed(s, 0, 3, texts, hint)
+
+
+@pytest.mark.parametrize("got", ["abcdefgh", "tokens", ["a"] * 7, ["a"] * 9, None, 8, {"a": 1}])
+def test_an_answer_that_is_not_a_list_of_k_tokens_is_refused_exactly(s, got):
+    verdict = decode(s, lambda l, n, k: got, [(2, 5)])
+    assert verdict.status == "failed" and verdict.message == (
+        f"return a list of 8 tokens (texts or ids); for layer 2, neuron 5 you returned {type(got).__name__} "
+        f"{str(got)[:80]}")
+
+
+def test_a_long_wrong_answer_is_cut_to_80_characters(s):
+    got = ["token"] * 30
+    assert decode(s, lambda l, n, k: got).message == (
+        f"return a list of 8 tokens (texts or ids); for layer 0, neuron 0 you returned list {str(got)[:80]}")
+
+
+def test_a_decoding_stub_and_the_placeholder_get_the_hint_exactly(s):
+    def stub(layer, neuron, k):
+        raise NotImplementedError
+
+    for fn in (stub, ..., None):
+        verdict = decode(s, fn)
+        assert verdict.status == "unanswered" and verdict.message == (
+            "write the function's body (it still raises NotImplementedError). Hint: " + HINT_DECODE)
