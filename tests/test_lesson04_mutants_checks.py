@@ -404,3 +404,23 @@ def test_a_decoding_stub_and_the_placeholder_get_the_hint_exactly(s):
         verdict = decode(s, fn)
         assert verdict.status == "unanswered" and verdict.message == (
             "write the function's body (it still raises NotImplementedError). Hint: " + HINT_DECODE)
+
+
+def test_the_passed_message_names_the_first_case_of_its_own_layer_and_k(s):
+    right = lambda l, n, k: _top(s, l, n, k)  # noqa: E731
+    assert decode(s, right, [(1, 7), (0, 3)]).message == (
+        f"right on 2 neurons, e.g. layer 1, neuron 7 promotes {_top(s, 1, 7)[:4]}.")
+    assert _top(s, 1, 7)[:4] != _top(s, 0, 7)[:4]
+    assert decode(s, right, [(2, 5)], k=3).message == f"right on 1 neurons, e.g. layer 2, neuron 5 promotes {_top(s, 2, 5, 3)}."
+
+
+def test_leaving_out_the_final_norm_weight_gets_the_whole_hint(s):
+    def raw(layer, neuron, k):
+        w = s.model.adapter.W_out(layer)[neuron].detach().float()
+        return s.model.to_str_tokens((w @ s.model.adapter.W_U.detach().float()).topk(k).indices)
+
+    case = next((layer, n) for layer in range(s.model.n_layers) for n in range(20)
+                if raw(layer, n, 8) != _top(s, layer, n))
+    assert decode(s, raw, [case]).message == _decode_failed(
+        s, *case, raw(*case, 8), " You left out the final norm's weight: multiply W_out[neuron] by "
+                                 "model.adapter.final_norm.weight.")
