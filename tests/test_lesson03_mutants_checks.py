@@ -303,20 +303,27 @@ def test_each_student_gets_other_prompts(s):
 
     def spy(calls):
         def fn(prompt, subject):
-            calls.append(prompt)
+            calls.append((prompt, subject))
             return _positions(s, prompt, subject)
         return fn
 
     lesson_calls = []
     assert tokens_check(s, spy(lesson_calls))
+    drawn = []
     for student in ("s0", "s1", "s2"):
         lessons.start(student, record=False)
         try:
             calls = []
-            assert tokens_check(s, spy(calls))
+            verdict = tokens_check(s, spy(calls))
+            (text, subject) = calls[0]
+            assert verdict.passed and verdict.message == (  # the student's own first prompt is named
+                f"right on {len(s.world.relations)} prompts of different templates, e.g. {subject!r} in {text!r} is "
+                f"at {_positions(s, text, subject)}.")
             assert len(calls) == len(lesson_calls) and calls != lesson_calls
+            drawn.append(calls)
         finally:
             lessons.stop()
+    assert drawn[0] != drawn[1] != drawn[2] != drawn[0]  # one instance per student, not one for all students
 
 
 @pytest.mark.parametrize("slip, hint", [
@@ -468,7 +475,8 @@ def test_mover_answers_that_name_no_head_are_refused_exactly(s, answer):
 
 
 @pytest.mark.parametrize("which, head", [((), (1, 3)), ((16,), (1, 0)), ((20,), (2, 2)), ((3,), (2, 3)),
-                                         ((16, 19, 13), (1, 0)), ((2, 20), (2, 2))])
+                                         ((16, 19, 13), (1, 0)), ((2, 20), (2, 2)),
+                                         ((16, 19, 13, 0), (1, 0))])  # the last fact alone: L1H3
 def test_the_max_token_head_is_the_largest_single_weight_summed_over_facts(s, which, head):
     import torch
     from kit.analysis import subject_positions
