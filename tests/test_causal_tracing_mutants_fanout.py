@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, GPTNeoXConfig
 
 import kit
 import kit.analysis as A
+from kit.analysis.causal_tracing import _Cell, _FanOut
 from tests import tiny
 from tests.fixtures_teeth import PROMPT, SUBJECT, save_tokenizer, sharpen
 from tests.test_causal_tracing import loop_grid
@@ -79,3 +80,37 @@ def test_a_cells_rows_start_at_the_first_block_its_restore_can_change(teeth, neo
     assert rows == want
     if kind == "attn":
         assert want[0] == 1 + S + S * (0 if m.adapter.parallel else T - first)  # the rule is not vacuous
+
+
+@pytest.mark.parametrize("which", ["gpt2", "llama"])
+def test_with_eager_attention_the_per_row_mask_follows_the_fanned_out_rows(teeth, which):
+    """Eager attention (Gemma 2's default, and any model without an SDPA kernel) passes each block a
+    4-d mask ``[batch, 1, query, key]`` of the input batch; the fan-out must index it by input row.
+    One noise sample (2 input rows) is the edge case."""
+    m = teeth[which]
+    m.hf.set_attn_implementation("eager")
+    try:
+        seen = []
+        h = m.adapter.blocks[1].register_forward_pre_hook(
+            lambda mod, args, kw: seen.append(kw.get("attention_mask", args[2] if len(args) > 2 else None)),
+            with_kwargs=True)
+        try:
+            traces = A.causal_traces(m, PROMPT, SUBJECT, kinds=("resid", "attn"), samples=1, window=2, batch_size=7)
+        finally:
+            h.remove()
+        assert any(x is not None and x.ndim == 4 and x.shape[0] == 2 for x in seen)  # the case under test
+        for k, ct in traces.items():
+            ref = loop_grid(m, PROMPT, SUBJECT, k, samples=1, window=2, answer=ct.answer)
+            torch.testing.assert_close(ct.scores, ref, atol=ATOL, rtol=0, msg=k)
+            assert float((ct.scores - ct.corrupted).abs().max()) > EFFECT
+    finally:
+        m.hf.set_attn_implementation("sdpa")
+
+
+def test_cells_out_of_fan_out_order_are_refused(teeth):
+    m = teeth["gpt2"]
+    late, early = _Cell("mlp", 1, 2, (1,), 2, True), _Cell("attn", 0, 2, (0,), 0)
+    args = (2, torch.tensor([1]), torch.zeros(2, 1, m.d_model))
+    with pytest.raises(ValueError, match="^cells must come sorted by their fan-out point$"):
+        _FanOut(m, [late, early], *args)
+    assert _FanOut(m, [early, late], *args).fan == {0: 1, 2: 1}
