@@ -140,3 +140,73 @@ def test_a_batch_size_of_one_runs_one_cell_per_pass(teeth):
     whole = A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=2)
     torch.testing.assert_close(one.scores, whole.scores, atol=1e-6, rtol=0)
     assert passes == [1 + 2 + 2] * len(passes) and len(passes) > 10  # clean + 2 noised + one cell's 2 rows
+
+
+def test_without_noise_nothing_is_corrupted_and_every_cell_is_the_clean_probability(teeth):
+    m = teeth["gpt2"]
+    for k, ct in A.causal_traces(m, PROMPT, SUBJECT, samples=2, noise=0.0).items():
+        assert ct.corrupted == pytest.approx(ct.clean, abs=1e-6)
+        torch.testing.assert_close(ct.scores, torch.full_like(ct.scores, ct.clean), atol=1e-5, rtol=0, msg=k)
+    half = A.causal_trace(m, PROMPT, SUBJECT, samples=2, noise=0.5)
+    full = A.causal_trace(m, PROMPT, SUBJECT, samples=2)
+    assert abs(half.corrupted - full.corrupted) > 1e-2 and half.clean - half.corrupted > 0.1  # measured 0.042, 0.50
+
+
+def test_subject_positions_given_as_indices_and_their_bounds(teeth):
+    m = teeth["gpt2"]
+    by_text = A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=2)
+    by_pos = A.causal_trace(m, PROMPT, [*reversed(by_text.subject), by_text.subject[0]], kind="mlp", samples=2)
+    assert by_pos.subject == by_text.subject  # sorted, each once
+    assert torch.equal(by_pos.scores, by_text.scores)
+    T = len(by_text.tokens)
+    assert A.causal_trace(m, PROMPT, [T - 1], samples=1).subject == [T - 1]
+    assert A.causal_trace(m, PROMPT, [0], samples=1).subject == [0]
+    for bad in ([T], [-1], []):
+        with pytest.raises(ValueError, match=rf"^subject positions \[.*\] must lie in 0\.\.{T - 1}$"):
+            A.causal_trace(m, PROMPT, bad, samples=1)
+
+
+def test_the_window_may_span_every_layer_and_no_more(teeth):
+    m = teeth["gpt2"]
+    L = m.n_layers
+    ct = A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=1, window=L)
+    assert ct.window == L
+    with pytest.raises(ValueError, match=rf"^window must be an integer in 1\.\.{L}; got {L + 1}$"):
+        A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=1, window=L + 1)
+
+
+def test_kinds_given_as_one_string_or_repeated(teeth):
+    m = teeth["gpt2"]
+    one = A.causal_traces(m, PROMPT, SUBJECT, kinds="attn", samples=2)
+    assert list(one) == ["attn"]
+    rows, twice = _rows_run(m, ("attn", "attn", "mlp"), 2)
+    assert list(twice) == ["attn", "mlp"] and torch.equal(twice["attn"].scores, one["attn"].scores)
+    once, _ = _rows_run(m, ("attn", "mlp"), 2)
+    assert rows == once  # a repeated kind is traced once
+
+
+@pytest.mark.parametrize("kinds, match", [
+    (("resid", "heads"), r"^kind='heads'; valid kinds: 'resid', 'mlp', 'attn'$"),
+    ((), r"^kind=\[\]; valid kinds: 'resid', 'mlp', 'attn'$"),
+])
+def test_unknown_kinds_are_refused_by_name(teeth, kinds, match):
+    with pytest.raises(ValueError, match=match):
+        A.causal_traces(teeth["gpt2"], PROMPT, SUBJECT, kinds=kinds)
+    with pytest.raises(ValueError, match=r"^kind='heads'; valid kinds: 'resid', 'mlp', 'attn'$"):
+        A.causal_trace(teeth["gpt2"], PROMPT, SUBJECT, kind="heads")
+
+
+def test_the_last_block_finishes_only_the_last_position(teeth):
+    m = teeth["llama"]
+    seen = {}
+    last = m.n_layers - 1
+    hooks = [mod.register_forward_hook(lambda mod, args, out, name=name: seen.setdefault(name, out.shape) and None)
+             for name, mod in (("o_proj", m.adapter.o_proj(last)), ("mlp", m.adapter.mlp(last)),
+                               ("mlp0", m.adapter.mlp(0)))]
+    try:
+        ct = A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=2)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen["o_proj"][1] == 1 and seen["mlp"][1] == 1
+    assert seen["mlp0"][1] == len(ct.tokens)  # the other blocks see every position
