@@ -163,3 +163,49 @@ def test_subject_positions_are_the_tokens_overlapping_the_first_occurrence(teeth
                            ("Paris", r"^subject 'Paris' does not occur in the prompt 'The capital of Veloria is'$")]:
         with pytest.raises(ValueError, match=match):
             C.subject_positions(m, PROMPT, subject)
+
+
+# --- every public function names itself when given the wrong thing ------------------------------------
+
+@pytest.mark.parametrize("name, call", [
+    ("activation_patching", lambda tr: A.activation_patching(tr, "a", "b", answer=1)),
+    ("attention_knockout", lambda tr: A.attention_knockout(tr, "a", key=[0])),
+    ("causal_trace", lambda tr: A.causal_trace(tr, "a", "a")),
+    ("causal_trace", lambda tr: A.causal_traces(tr, "a", "a")),
+    ("prev_token_scores", lambda tr: A.prev_token_scores(tr)),
+    ("induction_scores", lambda tr: A.induction_scores(tr)),
+    ("repeated_tokens", lambda tr: A.repeated_tokens(tr)),
+    ("copying_scores", lambda tr: A.copying_scores(tr)),
+    ("composition_scores", lambda tr: A.composition_scores(tr)),
+])
+def test_a_trace_given_for_a_model_is_refused_by_the_functions_name(teeth, name, call):
+    tr = teeth["gpt2"].trace("Hi", capture=[])
+    with pytest.raises(TypeError, match=rf"^{name} takes a kit model from kit\.load\(\.\.\.\); got Trace \(this is a "
+                                        rf"Trace: pass tr\.model\)$"):
+        call(tr)
+
+
+def test_logit_lens_names_itself_when_given_a_model(teeth):
+    with pytest.raises(TypeError, match=r"^logit_lens takes a Trace from model\.trace\(\.\.\.\); got Model"):
+        A.logit_lens(teeth["gpt2"])
+    tr = teeth["gpt2"].trace(PROMPTS, capture=["resid_post"])
+    tr["resid_post", 1][0, 2, 5] = float("inf")
+    with pytest.raises(ValueError, match=r"^logit_lens: the trace's 'resid_post' at layer 1 holds NaN"):
+        A.logit_lens(tr)
+
+
+def test_patching_shows_a_progress_bar_only_when_asked(teeth, capsys):
+    m = teeth["gpt2"]
+    c = m.to_tokens(PROMPTS[1])
+    x = c.clone()
+    x[3] = 40
+    A.activation_patching(m, c, x, answer=5, kind="mlp")
+    assert capsys.readouterr().err == ""
+    A.activation_patching(m, c, x, answer=5, kind="mlp", progress=True)
+    assert "patching mlp" in capsys.readouterr().err
+
+
+def test_knockout_answers_given_as_a_tuple_are_one_per_prompt(teeth):
+    m = teeth["gpt2"]
+    res = A.attention_knockout(m, PROMPTS, key=[0], answer=(5, " mat"))
+    assert res["answer"].tolist() == [5, C.token_id(m, " mat")]
