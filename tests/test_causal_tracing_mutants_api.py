@@ -196,17 +196,17 @@ def test_unknown_kinds_are_refused_by_name(teeth, kinds, match):
         A.causal_trace(teeth["gpt2"], PROMPT, SUBJECT, kind="heads")
 
 
-def test_the_last_block_finishes_only_the_last_position(teeth):
+def test_the_last_block_and_the_unembedding_finish_only_the_last_position(teeth):
     m = teeth["llama"]
     seen = {}
     last = m.n_layers - 1
     hooks = [mod.register_forward_hook(lambda mod, args, out, name=name: seen.setdefault(name, out.shape) and None)
              for name, mod in (("o_proj", m.adapter.o_proj(last)), ("mlp", m.adapter.mlp(last)),
-                               ("mlp0", m.adapter.mlp(0)))]
+                               ("mlp0", m.adapter.mlp(0)), ("logits", m.hf.get_output_embeddings()))]
     try:
         ct = A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=2)
     finally:
         for h in hooks:
             h.remove()
-    assert seen["o_proj"][1] == 1 and seen["mlp"][1] == 1
+    assert seen["o_proj"][1] == 1 and seen["mlp"][1] == 1 and seen["logits"][1] == 1
     assert seen["mlp0"][1] == len(ct.tokens)  # the other blocks see every position
