@@ -33,6 +33,7 @@ def test_causal_trace_has_the_defaults_of_causal_traces_ten_samples(teeth):
         ten = A.causal_traces(m, PROMPT, SUBJECT, kinds=(kind,), samples=10)[kind]
         torch.testing.assert_close(one.scores, ten.scores, atol=0, rtol=0)
         assert one.corrupted == ten.corrupted
+        assert A.causal_traces(m, PROMPT, SUBJECT, kinds=(kind,))[kind].corrupted == ten.corrupted
     eleven = A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=11)
     assert abs(eleven.corrupted - one.corrupted) > 1e-3  # the number of samples shows (a near miss: 11)
 
@@ -210,3 +211,10 @@ def test_the_last_block_and_the_unembedding_finish_only_the_last_position(teeth)
             h.remove()
     assert seen["o_proj"][1] == 1 and seen["mlp"][1] == 1 and seen["logits"][1] == 1
     assert seen["mlp0"][1] == len(ct.tokens)  # the other blocks see every position
+
+
+def test_a_trace_given_for_the_model_is_refused_by_name(teeth):
+    tr = teeth["gpt2"].trace(PROMPT, capture=[])
+    for fn in (A.causal_trace, A.causal_traces):
+        with pytest.raises(TypeError, match=r"^causal_trace takes a kit model from kit\.load\(\.\.\.\); got Trace"):
+            fn(tr, PROMPT, SUBJECT)
