@@ -218,3 +218,13 @@ def test_a_trace_given_for_the_model_is_refused_by_name(teeth):
     for fn in (A.causal_trace, A.causal_traces):
         with pytest.raises(TypeError, match=r"^causal_trace takes a kit model from kit\.load\(\.\.\.\); got Trace"):
             fn(tr, PROMPT, SUBJECT)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(noise=-0.5), r"^noise must be >= 0; got -0\.5$"),
+    (dict(batch_size=0), r"^batch_size must be an integer >= 1; got 0$"),
+    (dict(samples=0), r"^samples must be an integer >= 1; got 0$"),
+])
+def test_out_of_range_arguments_are_refused_with_their_bounds(teeth, kw, match):
+    with pytest.raises(ValueError, match=match):
+        A.causal_traces(teeth["gpt2"], PROMPT, SUBJECT, **kw)
