@@ -228,3 +228,17 @@ def test_a_trace_given_for_the_model_is_refused_by_name(teeth):
 def test_out_of_range_arguments_are_refused_with_their_bounds(teeth, kw, match):
     with pytest.raises(ValueError, match=match):
         A.causal_traces(teeth["gpt2"], PROMPT, SUBJECT, **kw)
+
+
+@pytest.mark.parametrize("batch_size, cells", [(9, 3), (10, 3), (8, 2)])
+def test_batch_size_caps_the_rows_of_each_pass(teeth, batch_size, cells):
+    """1 clean + S noised rows + S rows per cell: with S = 2, 9 rows hold 3 cells (and so do 10), 8 rows 2."""
+    m = teeth["gpt2"]
+    passes = []
+    h = m.hf.get_output_embeddings().register_forward_pre_hook(lambda mod, args: passes.append(args[0].shape[0]))
+    try:
+        A.causal_trace(m, PROMPT, SUBJECT, kind="mlp", samples=2, batch_size=batch_size)
+    finally:
+        h.remove()
+    assert len(passes) > 3 and max(passes) <= batch_size
+    assert passes[:-1] == [1 + 2 + 2 * cells] * (len(passes) - 1)
