@@ -182,6 +182,7 @@ def test_kinds_given_as_one_string_or_repeated(teeth):
     assert list(one) == ["attn"]
     rows, twice = _rows_run(m, ("attn", "attn", "mlp"), 2)
     assert list(twice) == ["attn", "mlp"] and torch.equal(twice["attn"].scores, one["attn"].scores)
+    assert [ct.kind for ct in twice.values()] == ["attn", "mlp"]
     once, _ = _rows_run(m, ("attn", "mlp"), 2)
     assert rows == once  # a repeated kind is traced once
 
