@@ -42,7 +42,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "trace": (["kit/trace.py", "kit/names.py", "kit/_attention.py"], [
         "tests/test_trace_invariants.py", "tests/test_bad_input.py", "tests/test_session_hooks.py",
         "tests/test_interventions_contract.py", "tests/test_trace_names.py", "tests/test_trace_pattern_heads.py",
-        "tests/test_trace_properties.py"]),
+        "tests/test_trace_properties.py", "tests/test_trace_mutants_memory.py", "tests/test_trace_mutants_trace.py",
+        "tests/test_trace_mutants_attention.py"]),
     "attribution": (["kit/analysis/attribution.py"], [
         "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py",
         "tests/test_attribution_mutants_norms.py", "tests/test_attribution_mutants_refusals.py"]),
@@ -168,7 +169,7 @@ def _statuses(where: Path) -> dict[str, str]:
     return status
 
 
-def _refresh_tests(where: Path) -> None:
+def _refresh_tests(where: Path, modules: list[str]) -> None:
     """Copy the current tests over an earlier run's copy (for --resume after adding tests), and the kit's
     sources that changed since (mutmut then re-creates the mutants of the functions that changed and
     forgets their results; an unchanged file keeps its older modification time and its mutants)."""
@@ -177,8 +178,13 @@ def _refresh_tests(where: Path) -> None:
             for dest in (where / f, where / "mutants" / f):
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / f, dest)
-        elif f.startswith("kit/") and (where / f).is_file() and (ROOT / f).read_bytes() != (where / f).read_bytes():
-            shutil.copy2(ROOT / f, where / f)
+        elif f.startswith("kit/") and (where / f).is_file():
+            shutil.copy2(ROOT / f, where / ".refresh")
+            if f in modules:  # mutated modules are compared as _prepare leaves them (undecorated)
+                _undecorate(where / ".refresh")
+            if (where / ".refresh").read_bytes() != (where / f).read_bytes():
+                shutil.copy2(where / ".refresh", where / f)
+            (where / ".refresh").unlink()
 
 
 def run_group(group: str, work: Path, max_children: int, resume: bool = False, only: list[str] | None = None
@@ -190,7 +196,7 @@ def run_group(group: str, work: Path, max_children: int, resume: bool = False, o
         if listed:  # mutmut forgets every result when the test selection changes: say so instead
             raise SystemExit(f"group {group!r}: {listed} joined the group's tests after that run; mutmut would "
                              f"forget all its results, so run the group again without --resume")
-        _refresh_tests(where)
+        _refresh_tests(where, GROUPS[group][0])
         names = [n for n, s in _statuses(where).items() if s not in KILLED and s != "skipped"  # incl. timeouts
                  and (not only or any(fnmatch.fnmatchcase(n, p) for p in only))]
         if not names:

@@ -1,6 +1,6 @@
 """Train one variant of the ``induction-2l`` recipe on one CPU thread and print its figures as JSON.
 
-    python scripts/induction_variant.py '{"segment_dist": "log", "first_gap": [0, 8]}'
+    python scripts/induction_variant.py '{"segment_dist": "log", "first_gap": [0, 8]}' [SAVE_DIR]
 
 The argument changes fields of ``kit.train.InductionRecipe`` (``"train": {...}`` changes its ``TrainConfig``).
 Printed: CPU time of the training, the phase change, the best previous-token score of layer 0 and induction
@@ -20,7 +20,8 @@ from dataclasses import replace
 import torch
 
 from kit.train import metrics
-from kit.train.induction import InductionRecipe, measure_induction, phase_change, train_induction
+from kit.train.induction import (InductionRecipe, induction_curve, measure_induction, phase_change,
+                                 train_induction)
 
 LENGTHS = (4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 48, 64)
 
@@ -34,16 +35,23 @@ def main(changes: dict) -> dict:
     result = train_induction(recipe)
     cpu = time.process_time() - start
     fig = measure_induction(result.model)
-    curve = []
+    rows = induction_curve(result.model)  # every T of the card's curve
+    curve = [[r["bos"], r["half_len"], round(r["induction_score"], 3), round(r["loss_ratio"], 3)]
+             for r in rows if r["half_len"] in LENGTHS or r["half_len"] == max(LENGTHS) - r["bos"]]
+    summary = {}
     for bos in (True, False):
-        for T in LENGTHS:
-            T = min(T, (recipe.n_ctx - bos) // 2)
-            ind = metrics.induction_scores(result.model, n_seqs=32, half_len=T, seed=0, bos=bos)[-1]
-            loss = metrics.repeated_sequence_losses(result.model, n_seqs=32, half_len=T, seed=0, bos=bos)
-            curve.append([bos, T, round(float(ind.max()), 3), round(loss["second"] / loss["first"], 3)])
+        mine = [r for r in rows if r["bos"] == bos]
+        failing = [r["half_len"] for r in mine if r["loss_ratio"] > 0.2]
+        summary["bos" if bos else "no_bos"] = {
+            "ratio_T4": round(mine[0]["loss_ratio"], 3), "max_ratio": round(max(r["loss_ratio"] for r in mine), 3),
+            "holds_from": (max(failing) + 1) if failing else 4, "failing": failing,
+            "min_induction": round(min(r["induction_score"] for r in mine), 3)}
+    prev = metrics.prev_token_scores(result.model, n_seqs=32, seed=0)[0]
+    if len(sys.argv) > 2:
+        result.model.save_pretrained(sys.argv[2])
     return {"changes": changes, "cpu_time_s": round(cpu, 1), "phase_change": phase_change(result.log),
             "prev_token_score": round(fig["prev_token_score"], 3), "induction_score": round(fig["induction_score"], 3),
-            "curve": curve}
+            "layer0_prev_scores": [round(float(x), 3) for x in prev], "summary": summary, "curve": curve}
 
 
 if __name__ == "__main__":

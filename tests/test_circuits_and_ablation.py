@@ -78,8 +78,8 @@ def test_a_full_circuit_of_a_big_vocabulary_is_refused(tiny_models, monkeypatch)
 def test_k_composition_from_the_previous_token_head_to_the_induction_head_stands_out(induction):
     """By role (the card's heads): the card's prev-token head -> induction head K-composition is the largest
     composition score of any kind into the induction head, and > 10 standard deviations above random matrices of
-    the same shapes. The retrained induction-2l has two previous-token heads in layer 0 (prev-token score >= 0.8);
-    each of them K-composes with the induction head more than every other layer-0 head does."""
+    the same shapes. The heads of layer 0 with a prev-token score >= 0.8 (on the shipped induction-2l one, L0H0)
+    each K-compose with the induction head more than every other layer-0 head does."""
     m = roles_of("induction-2l")
     prev, ind = m["prev_token_head"], m["induction_head"]
     comp = {k: A.composition_scores(induction, k)[0, :, 1, ind] for k in "qkv"}  # [head of layer 0]

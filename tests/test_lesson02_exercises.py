@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from kit.lessons.induction import (
-    check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score, parse_head,
+    ablation_table, check_ablation_prediction, check_heads, check_induction_score, check_prev_token_score,
+    parse_head, repeated_ids,
 )
 
 SOLUTION = Path(__file__).resolve().parents[1] / "lessons" / "solutions" / "02_induction_heads.py"
@@ -134,8 +135,12 @@ def test_ablation_an_induction_head_fails_with_a_hint_about_backups(sol, model):
     assert not verdict and "nats" in verdict.message and "share each job" in verdict.message
 
 
-def test_ablation_the_top_previous_token_head_is_a_near_miss_that_fails(sol, model):
-    verdict = check_ablation_prediction(sol.prev_token_head, model)  # the second-largest rise
+def test_ablation_answer_is_the_previous_token_head_and_the_runner_up_fails(sol, model):
+    # the shipped model has one previous-token head and four induction heads: the lone head is the answer
+    assert sol.biggest_ablation == sol.prev_token_head == (0, 0)
+    table = ablation_table(model, repeated_ids(model, n_seqs=32, half_len=16), 16)
+    runner_up = sorted(table, key=table.get)[-2]  # the second-largest rise (L0H1, which helps L0H0)
+    verdict = check_ablation_prediction(runner_up, model)
     assert not verdict and "nats" in verdict.message
 
 

@@ -113,15 +113,17 @@ def test_02_without_a_student_the_length_is_16_and_the_data_the_lessons(inductio
     assert lessons.variant_seed(l02.EX_PREV, 3) == 3 and lessons.variant_seed(l02.EX_IND, 4) == 4
 
 
-def test_02_the_ablation_answer_depends_on_the_drawn_length(induction2l):
-    """Some students get a length whose answer differs from the lesson's (L0H3 from 24 tokens on)."""
+def test_02_students_draw_other_lengths_each_with_a_clear_answer(induction2l):
+    """Students get lengths other than the lesson's 16, each with one head whose ablation leads the next by
+    ABLATION_MARGIN. On the shipped induction-2l that head is its only previous-token head, L0H0, at every
+    length (the four induction heads back each other up): the numbers a student measures differ, the
+    reasoning the exercise asks for does not."""
     lengths = {l02.exercise_half_len(induction2l, student=f"s{i}") for i in range(12)}
     assert len(lengths) >= 3 and 16 not in lengths  # never the length whose table the lesson prints
-    answers = set()
     for T in lengths:
         table = l02.ablation_table(induction2l, l02.repeated_ids(induction2l, n_seqs=32, half_len=T), T)
-        answers.add(max(table, key=table.get))
-    assert answers == {(1, 1), (0, 3)}
+        ranked = sorted(table, key=table.get)
+        assert ranked[-1] == (0, 0) and table[ranked[-1]] - table[ranked[-2]] >= l02.ABLATION_MARGIN, (T, table)
 
 
 @pytest.mark.parametrize("student", STUDENTS)

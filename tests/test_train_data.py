@@ -60,7 +60,7 @@ def test_log_uniform_lengths_make_short_repeats_common_and_long_ones_still_occur
 
 def test_first_gap_puts_the_first_segment_near_the_start_and_gap_the_others():
     for first_gap, low, high in (((0, 2), 0, 2), (None, 10, 12)):
-        ids, rep = _rep(_batch(n=64, short_prob=0.0, first_gap=first_gap, gap=(10, 12)))
+        ids, rep = _rep(_batch(n=64, short_prob=0.0, first_gap=first_gap, gap=(10, 12), early_prob=0.0))
         for row, ((start, period), *_) in enumerate(_copies(ids, rep)):
             bos = int(ids[row, 0] == 0)
             assert bos + low <= start - period <= bos + high, (first_gap, row, start, period)
@@ -70,6 +70,24 @@ def test_first_gap_puts_the_first_segment_near_the_start_and_gap_the_others():
         assert "'uniform', 'log'" in str(err)
     else:
         raise AssertionError("an unknown segment_dist must be refused")
+
+
+def test_early_prob_starts_that_share_of_first_segments_within_early_gap_and_leaves_the_rest_alone():
+    for early_prob in (0.0, 0.5):
+        ids, rep = _rep(_batch(n=256, short_prob=0.0, first_gap=(10, 12), gap=(10, 12), early_prob=early_prob,
+                               early_gap=(0, 1)))
+        offsets = [start - period - int(ids[row, 0] == 0) for row, ((start, period), *_) in
+                   enumerate(_copies(ids, rep))]  # background tokens before the first segment
+        early = sum(o <= 1 for o in offsets) / len(offsets)
+        assert all(o <= 1 or 10 <= o <= 12 for o in offsets), sorted(set(offsets))
+        assert (early == 0.0) if early_prob == 0.0 else (0.4 <= early <= 0.6), (early_prob, early)
+    for bad in (-0.1, 1.5):
+        try:
+            _batch(n=2, early_prob=bad)
+        except ValueError as err:
+            assert "early_prob" in str(err)
+        else:
+            raise AssertionError(f"early_prob={bad} must be refused")
 
 
 def _rep(b):

@@ -84,6 +84,9 @@ def test_the_whole_curve_is_the_recorded_one(curve, figures):
 
 
 def test_induction_holds_at_every_length_from_4_to_half_the_context_with_and_without_bos(curve, model):
+    """The brief, at every point of the curve: best layer-1 induction score >= 0.8 and loss on the second
+    copy <= 0.2 x the first (tokens 2..T of each copy), for every T from 4 to half the context, with and
+    without a first <|bos|>."""
     n_ctx = model.config.n_positions
     for bos in (True, False):
         part = [c for c in curve if c["bos"] == bos]
@@ -92,17 +95,8 @@ def test_induction_holds_at_every_length_from_4_to_half_the_context_with_and_wit
         for c in part:
             assert c["induction_score"] >= 0.8, c
             assert c["loss_first"] > 3.5, c  # the first copy stays unpredictable: the ratio is not cheap
-            assert c["loss_ratio"] <= 0.5, c
-
-
-def test_loss_ratio_is_at_most_a_fifth_from_the_lengths_the_card_states(curve):
-    # the brief asks for <= 0.2 at every length from 4; these weights meet it from T = 8 (with <|bos|>)
-    # and T = 10 (without): the card says so, and a retrain that does better must update this test
-    # (docs/induction_short_repeats.md: the recipes tried, none of which reaches T = 4 in 1200 steps)
-    assert ratio_holds_from(curve, True) == 8 and ratio_holds_from(curve, False) == 10
-    for c in curve:
-        if c["half_len"] >= (8 if c["bos"] else 10):
             assert c["loss_ratio"] <= 0.2, c
+        assert ratio_holds_from(curve, bos) == 4
 
 
 def test_the_shipped_history_is_of_this_run(log, figures):
@@ -130,7 +124,7 @@ def test_log_shows_the_phase_change(log, figures):
     pc = phase_change(log)
     assert pc == figures["training"]["phase_change"]
     steps = figures["recipe"]["train"]["steps"]
-    assert abs(pc["induction_crosses_half"] - pc["repeated_loss_drop"]) <= 0.1 * steps
+    assert abs(pc["induction_crosses_half"] - pc["repeated_loss_drop"]) <= min(50, 0.1 * steps)  # co-timed
     scores = dict(zip(*log.series("induction_score")))
     assert max(v for s, v in scores.items() if s < pc["induction_crosses_half"] - 50) < 0.3  # flat, then a jump
 

@@ -265,8 +265,8 @@ def _ablation_leader_is_clear(model: Model) -> Callable[[int], bool]:
 def exercise_half_len(model: Model, student: str | None = None) -> int:
     """The segment length of exercise 2.4 for ``student`` (default: the current one): 16 with no student,
     else one of :data:`ABLATION_LENGTHS` at which one head's ablation clearly hurts the second copy most
-    (by :data:`ABLATION_MARGIN` nats), never 16 (the lesson prints its ablation table). On ``induction-2l``
-    the answer changes with the length."""
+    (by :data:`ABLATION_MARGIN` nats), never 16 (the lesson prints its ablation table). On the shipped
+    ``induction-2l`` the head is the same at every length (its only previous-token head); the losses differ."""
     student = student if student is not None else current_student()
     lengths = ABLATION_LENGTHS if student is None else ABLATION_LENGTHS[1:]
     return variant(EX_ABL, lengths, student=student, where=_ablation_leader_is_clear(model))

@@ -40,9 +40,18 @@ def _control_rows(fig: dict) -> list[tuple[str, str, str]]:
     )]
 
 
+def _span(lo_hi) -> str:
+    lo, hi = lo_hi
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 def _first_gap(r: dict) -> str:
-    fg = r.get("first_gap")
-    return f" ({fg[0]}-{fg[1]} before the first segment, so repeats also start near position 0)" if fg else ""
+    fg, early = r.get("first_gap"), r.get("early_prob", 0.0)
+    parts = [f"{_span(fg)} before the first segment"] if fg else []
+    if early:
+        parts.append(f"{_span(r.get('early_gap', (0, 0)))} in a share {fmt(early, 2)} of the sequences, whose first "
+                     "segment starts at once")
+    return f" ({'; '.join(parts)}: so repeats also start near position 0)" if parts else ""
 
 
 def _length_dist(r: dict) -> str:

@@ -4,10 +4,12 @@ A 2-layer GPT-2 (``GPT2LMHeadModel``: d_model 64, 4 heads, MLP width 64,
 context 128, untied unembedding, sinusoidal initial position embeddings) trained
 on ``RepeatedSegmentTask``: text of a random language in which the next token
 depends on the current token (bigram) and on the one before it (skip-bigram),
-with segments of uniformly random tokens of 4 to 64 tokens repeated at random
-offsets (a quarter of the sequences without ``<|bos|>``, half the batches only
-32 tokens long). Previous-token heads form in layer 0 (the skip-bigram pays for
-them) and induction heads in layer 1 (the repeats pay for them), abruptly.
+with segments of uniformly random tokens of 4 to 64 tokens (log-uniform
+lengths) repeated two or three times at random offsets, the first segment
+within 8 tokens of the start and, in 40 % of the sequences, right at it (half
+the sequences without ``<|bos|>``, half the batches only 32 tokens long).
+Previous-token heads form in layer 0 (the skip-bigram pays for them) and
+induction heads in layer 1 (the repeats pay for them), abruptly.
 
 The loss ratio of the card (second copy / first) leaves out the first token of
 each copy: the second copy's first token cannot be predicted (nothing says the
@@ -67,14 +69,16 @@ class InductionRecipe(Recipe):
     concentration: float = 0.03  # Dirichlet concentration of its transition rows
     language_seed: int = 0  # the background language is fixed: the model learns it in its weights
     segment_len: tuple[int, int] = (4, 64)  # up to half the context
-    copies: tuple[int, int] = (2, 4)
+    copies: tuple[int, int] = (2, 3)
     gap: tuple[int, int] = (0, 24)  # background tokens before each segment
-    bos_prob: float = 0.75  # the other sequences start without <|bos|>
+    bos_prob: float = 0.5  # the other sequences start without <|bos|>
     segment_from_language: bool = False  # first copies: uniformly random tokens, or text of the language
     short_prob: float = 0.5  # the share of batches of short_len tokens (cheaper; induction forms sooner)
     short_len: int = 32
-    segment_dist: str = "uniform"  # segment lengths; "log": log-uniform (docs/induction_short_repeats.md)
-    first_gap: tuple[int, int] | None = None  # background before the first segment (None: ``gap``)
+    segment_dist: str = "log"  # log-uniform segment lengths: short repeats common (docs/induction_short_repeats.md)
+    first_gap: tuple[int, int] | None = (0, 8)  # background before the first segment (None: ``gap``)
+    early_prob: float = 0.4  # the share of sequences whose first segment starts within ``early_gap``
+    early_gap: tuple[int, int] = (0, 0)
     probe_half_len: int = 16  # repeated random sequences of 16 + 16 tokens
     history_every: int = 20  # a TrainingHistory snapshot every 20 steps (when one is recorded)
     history_weight_steps: tuple[int, ...] = (0, 300, 600, 900, 1200)  # steps whose full weights it keeps
@@ -84,10 +88,12 @@ class InductionRecipe(Recipe):
     ))
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``segment_dist`` and ``first_gap`` only where they differ from the shipped
-        model's (``"uniform"``, ``None``), so the shipped ``figures.json`` keeps its form."""
+        """The fields as a dict; the data options ``segment_dist``, ``first_gap``, ``early_prob`` and
+        ``early_gap`` only where they differ from the data of earlier recipes (``"uniform"``, ``None``, 0,
+        ``(0, 0)``), so a recipe that does not use them records the same dict as before they existed."""
         out = super().to_dict()
-        for key, default in (("segment_dist", "uniform"), ("first_gap", None)):
+        for key, default in (("segment_dist", "uniform"), ("first_gap", None), ("early_prob", 0.0),
+                             ("early_gap", (0, 0))):
             if out[key] == default:
                 del out[key]
         return out
@@ -125,7 +131,8 @@ def induction_task(recipe: InductionRecipe) -> RepeatedSegmentTask:
                                gap=recipe.gap, bos_prob=recipe.bos_prob,
                                segment_from_language=recipe.segment_from_language,
                                short_prob=recipe.short_prob, short_len=recipe.short_len,
-                               segment_dist=recipe.segment_dist, first_gap=recipe.first_gap)
+                               segment_dist=recipe.segment_dist, first_gap=recipe.first_gap,
+                               early_prob=recipe.early_prob, early_gap=recipe.early_gap)
 
 
 def induction_tokenizer(recipe: InductionRecipe) -> PreTrainedTokenizerFast:

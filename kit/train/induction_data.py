@@ -118,10 +118,14 @@ class RepeatedSegmentTask:
     short_len: int = 48
     segment_dist: str = "uniform"  # "uniform" or "log" (log-uniform: short segments as common as long ones per octave)
     first_gap: tuple[int, int] | None = None  # background before the first segment (default: ``gap``)
+    early_prob: float = 0.0  # the share of sequences whose first segment starts at once (``early_gap``)
+    early_gap: tuple[int, int] = (0, 0)  # background before the first segment of those sequences
 
     def __post_init__(self):
         if self.segment_dist not in ("uniform", "log"):
             raise ValueError(f"segment_dist={self.segment_dist!r}; valid: 'uniform', 'log'")
+        if not 0.0 <= self.early_prob <= 1.0:
+            raise ValueError(f"early_prob must lie in [0, 1], got {self.early_prob}")
 
     def _layout(self, first: int, rng: random.Random, source: np.ndarray, role: np.ndarray) -> None:
         """Fill one row of ``source`` and ``role`` from position ``first`` on: ``role`` 0 background, 1 first
@@ -129,6 +133,8 @@ class RepeatedSegmentTask:
         L, (lo, hi) = len(role), self.segment_len
         p = first
         gap = self.first_gap or self.gap
+        if self.early_prob and rng.random() < self.early_prob:
+            gap = self.early_gap
         while True:
             p += rng.randint(*gap)
             gap = self.gap
