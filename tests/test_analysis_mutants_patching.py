@@ -98,7 +98,7 @@ def test_patching_result_repr_and_normalized():
      r"^clean and corrupted prompts must have the same token length \(\d+ vs \d+\)$"),
     (lambda m, c, x: A.activation_patching(m, c, x, answer=5, batch_size=0), "batch_size must be"),
     (lambda m, c, x: A.activation_patching(m, [c.tolist(), x.tolist()], x, answer=5), "one prompt"),
-])
+], ids=["bad-kind", "length-mismatch", "batch-size-0", "two-prompts"])
 def test_activation_patching_refusals_name_what_is_valid(teeth, call, match):
     m = teeth["gpt2"]
     c, x = _ids(m)
@@ -163,7 +163,7 @@ def test_knockout_in_chosen_layers_from_a_chosen_query_with_given_answers(teeth)
     ([[1], [], [0]], r"^no key positions given for prompt 1; give positions in 0\.\.1$"),
     ([[1], [2], [0]], r"^key position 2 is out of range for prompt 1: valid positions are 0\.\.1$"),
     ([[1], [-1], [0]], r"^key position -1 is out of range for prompt 1"),
-])
+], ids=["none", "too-few-lists", "empty-list", "past-the-end", "negative"])
 def test_knockout_refusals_name_the_prompt_and_the_valid_positions(teeth, key, match):
     m = teeth["gpt2"]
     assert len(m.to_tokens(PROMPTS[1])) == 2
