@@ -49,10 +49,13 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_attribution_teeth.py", "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py",
         "tests/test_attribution_mutants_norms.py", "tests/test_attribution_mutants_refusals.py"]),
     "causal_tracing": (["kit/analysis/causal_tracing.py"], [
-        "tests/test_causal_tracing_teeth.py", "tests/test_causal_tracing.py", "tests/test_bad_input_analysis.py"]),
+        "tests/test_causal_tracing_teeth.py", "tests/test_causal_tracing.py", "tests/test_bad_input_analysis.py",
+        "tests/test_causal_tracing_mutants_api.py", "tests/test_causal_tracing_mutants_fanout.py"]),
     "analysis": (["kit/analysis/head_scores.py", "kit/analysis/patching.py", "kit/analysis/logit_lens.py",
                   "kit/analysis/_common.py"], [
-        "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_session_hooks.py"]),
+        "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_session_hooks.py",
+        "tests/test_head_scores.py", "tests/test_analysis_mutants_patching.py", "tests/test_analysis_mutants_head_scores.py",
+        "tests/test_analysis_mutants_lens_common.py"]),
     "lessons": (["kit/lessons/attention.py", "kit/lessons/induction.py", "kit/lessons/factual.py",
                  "kit/lessons/mlp.py", "kit/lessons/_check.py"], [
         "tests/test_lesson01_exercises.py", "tests/test_lesson02_exercises.py", "tests/test_lesson03_exercises.py",
@@ -60,6 +63,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson02_check_near_misses.py", "tests/test_lesson_mutants_check.py",
         "tests/test_lesson01_mutants_checks.py", "tests/test_lesson02_mutants_checks.py",
         "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
+    "circuit": (["kit/lessons/circuit.py"], [
+        "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }

@@ -8,7 +8,7 @@ import pytest
 from kit.lessons._check import CheckResult, call_learner, failed, passed, unanswered
 
 
-@pytest.mark.parametrize("make, mark", [(passed, "✔ correct"), (failed, "✘ not yet")])
+@pytest.mark.parametrize("make, mark", [(passed, "✔ correct"), (failed, "✘ not yet")], ids=["passed", "failed"])
 def test_a_verdict_prints_its_mark_exercise_and_message_exactly(make, mark):
     assert repr(make("1.2 where a head looks", "look again")) == f"{mark} [1.2 where a head looks]: look again"
 
@@ -19,7 +19,8 @@ def test_an_unanswered_verdict_prints_to_do_and_the_hint():
 
 
 @pytest.mark.parametrize("make, colour, mark", [
-    (passed, "#1a7f37", "✔ correct"), (failed, "#cf222e", "✘ not yet"), (unanswered, "#9a6700", "… to do")])
+    (passed, "#1a7f37", "✔ correct"), (failed, "#cf222e", "✘ not yet"), (unanswered, "#9a6700", "… to do")],
+    ids=["passed", "failed", "unanswered"])  # plain ids: mutmut's fork server cannot select non-ASCII ones
 def test_a_verdict_renders_as_a_box_in_its_status_colour(make, colour, mark):
     html = make("3.1 a<b", "x & y")._repr_html_()
     assert html == (

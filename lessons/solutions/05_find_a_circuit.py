@@ -21,7 +21,7 @@ _model = kit.load("ioi-3l", device="cpu")
 _batch = exercise_batch(_model)
 _receiver = exercise_receiver(_model, _batch)
 
-# Exercise 5.2: the brightest cell of the patching grid (L1H1 on every variant)
+# Exercise 5.2: the brightest cell of the patching grid (L1H1 on the lesson's own prompts; a student's prompts may give another head)
 _grid = patching_by_head(_model, _batch)  # [layer, head]
 top_head = divmod(int(_grid.argmax()), _model.n_heads)
 
