@@ -3,7 +3,7 @@
 Written from the mutants of ``kit/interventions.py`` that survived ``python benchmarks/mutation.py
 --group interventions`` (see docs/mutation.md): positions given as a 0-d integer tensor (``torch.tensor(-1)``,
 what indexing a tensor of positions returns) were never tested, so reading them without ``.tolist()``
-went unnoticed. Sharpened gpt2 (``tests/fixtures_teeth.py``): a steering vector of norm 4 moves the
+went unnoticed. Sharpened gpt2 (``tests/fixtures_teeth.py``): a random steering vector at scale 4 moves the
 logits by O(1), and what must stay is compared exactly.
 """
 
