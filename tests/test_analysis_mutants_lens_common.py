@@ -10,7 +10,6 @@ from transformers import AutoTokenizer
 
 import kit.analysis as A
 from kit.analysis import _common as C
-from kit.analysis.logit_lens import LogitLens
 from tests.fixtures_teeth import BOS, PROMPT, SUBJECT
 
 PROMPTS = ["The cat sat on the mat.", "The capital of Veloria is"]
