@@ -90,7 +90,8 @@ def test_head_list_checks_every_pair(teeth):
     for items, match in [([(0, 1, 2)], r"^each head is a \(layer, head\) pair, got \(0, 1, 2\)$"),
                          ([3], r"^each head is a \(layer, head\) pair, got 3$"),
                          ([], r"^no heads given$"),
-                         ([(3, 0)], "layer"), ([(0, 4)], "head")]:
+                         ([(3, 0)], r"^layer 3 is out of range: valid layers are 0\.\.2$"),
+                         ([(0, 4)], r"^head 4 is out of range: valid heads are 0\.\.3$")]:
         with pytest.raises(ValueError, match=match):
             C.head_list(m, items)
     with pytest.raises(ValueError, match=r"^no movers given$"):
@@ -208,3 +209,17 @@ def test_knockout_answers_given_as_a_tuple_are_one_per_prompt(teeth):
     m = teeth["gpt2"]
     res = A.attention_knockout(m, PROMPTS, key=[0], answer=(5, " mat"))
     assert res["answer"].tolist() == [5, C.token_id(m, " mat")]
+
+
+def test_composition_scores_default_to_k_composition(teeth):
+    m = teeth["gpt2"]
+    k = A.composition_scores(m, "k")
+    assert torch.equal(A.composition_scores(m), k)
+    assert not torch.allclose(k, A.composition_scores(m, "q"))  # the default is not a kind that happens to agree
+
+
+def test_repeated_tokens_default_to_seed_0(teeth):
+    m = teeth["bos"]
+    ids = A.repeated_tokens(m, 6)
+    assert torch.equal(ids, A.repeated_tokens(m, 6, seed=0))
+    assert not torch.equal(ids, A.repeated_tokens(m, 6, seed=1))

@@ -158,7 +158,7 @@ def test_knockout_in_chosen_layers_from_a_chosen_query_with_given_answers(teeth)
 
 
 @pytest.mark.parametrize("key, match", [
-    ([], r"no key positions given: pass the positions to block"),
+    ([], r"^no key positions given: pass the positions to block, e\.g\. key=\[1, 2\] \(or one list per prompt\)$"),
     ([[1], [0]], r"^2 key position lists given for 3 prompts"),
     ([[1], [], [0]], r"^no key positions given for prompt 1; give positions in 0\.\.1$"),
     ([[1], [2], [0]], r"^key position 2 is out of range for prompt 1: valid positions are 0\.\.1$"),
