@@ -9,7 +9,6 @@ because every test model was float32.
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import torch
@@ -18,17 +17,12 @@ import kit
 from tests import families as F
 from tests.fixtures_teeth import PROMPT
 from tests.test_families import _tokenizer
+from tests.test_interventions_mutants_refusals import _refused
 
 
 @pytest.fixture()
 def m(teeth):
     return teeth["gpt2"]
-
-
-def _refused(m, iv, message: str) -> None:
-    """``iv`` is refused with exactly ``message`` (the whole of it)."""
-    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
-        m.trace(PROMPT, capture=None, interventions=[iv])
 
 
 def test_knockout_names_the_query_or_key_position_that_is_out_of_range(m):

@@ -131,18 +131,13 @@ def test_post_norm_factor_is_none_without_post_norms_and_refuses_what_it_cannot_
     tr = gpt2.trace("Hi", capture=["z", "mlp_post"])
     assert tr.post_norm_factor("attn", 0) is None and tr.post_norm_factor("mlp", 1) is None
     tr = olmo2.trace("Hi", capture=["resid_post"])
-    with pytest.raises(ValueError) as info:
-        tr.post_norm_factor("attn", 1)
-    assert str(info.value) == "post_norm_factor('attn', 1) needs a trace that captured z at layer 1"
-    with pytest.raises(ValueError) as info:
-        tr.post_norm_factor("mlp", 0)
-    assert str(info.value) == "post_norm_factor('mlp', 0) needs a trace that captured mlp_post at layer 0"
-    with pytest.raises(ValueError) as info:
-        tr.post_norm_factor("mlpp", 0)
-    assert str(info.value) == "unknown kind 'mlpp'; valid names: attn, mlp. Did you mean 'mlp'?"
-    with pytest.raises(ValueError) as info:
-        tr.post_norm_factor("attn", 2)
-    assert str(info.value) == "layer 2 is out of range: valid layers are 0..1"
+    for args, message in [(("attn", 1), "post_norm_factor('attn', 1) needs a trace that captured z at layer 1"),
+                          (("mlp", 0), "post_norm_factor('mlp', 0) needs a trace that captured mlp_post at layer 0"),
+                          (("mlpp", 0), "unknown kind 'mlpp'; valid names: attn, mlp. Did you mean 'mlp'?"),
+                          (("attn", 2), "layer 2 is out of range: valid layers are 0..1")]:
+        with pytest.raises(ValueError) as info:
+            tr.post_norm_factor(*args)
+        assert str(info.value) == message
 
 
 # --- kit.names: the messages of the checks --------------------------------------------------------------------
