@@ -95,12 +95,12 @@ def _prepare(group: str, work: Path) -> Path:
     if where.exists():
         shutil.rmtree(where)
     for f in _files():
-        if f.split("/")[0] in ("kit", "tests", "lessons", "scripts") or f == "pyproject.toml":
+        if f.split("/")[0] in ("kit", "tests", "lessons", "scripts", "docs") or f == "pyproject.toml":
             (where / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, where / f)
     for m in modules:
         _undecorate(where / m)
-    lines = ["[mutmut]", "source_paths = kit", "also_copy =", "    lessons/", "    scripts/", "only_mutate ="]
+    lines = ["[mutmut]", "source_paths = kit", "also_copy =", "    lessons/", "    scripts/", "    docs/", "only_mutate ="]
     lines += [f"    {m}" for m in modules]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -p", "    no:randomly",
