@@ -396,6 +396,8 @@ def test_the_warning_points_at_the_callers_caller(monkeypatch):
     monkeypatch.setenv("KIT_STUDENT", "not valid")
     with pytest.warns(UserWarning) as caught:
         student.current_student()
+    if caught[0].filename.endswith("trampoline.py"):  # under mutmut, its trampolines add frames to every call
+        pytest.skip("mutmut's trampolines change the stack this test measures")
     assert caught[0].filename == __file__
 
 
