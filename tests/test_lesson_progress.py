@@ -124,8 +124,7 @@ def test_progress_folder_from_environment_and_from_start(tmp_path, monkeypatch):
     assert (tmp_path / "elsewhere" / "bob.json").exists()
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", ".hidden", "x" * 65, "é", 3],
-                         ids=["empty", "dotdot", "slash", "space", "hidden", "65", "accent", "int"])  # ASCII ids
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", ".hidden", "x" * 65, "é", 3])
 def test_an_invalid_student_id_is_refused(bad):
     with pytest.raises(ValueError, match="student id"):
         lessons.start(bad)
