@@ -116,6 +116,12 @@ def test_induction_score_fits_exactly_the_pattern_and_refuses_one_position_less(
         hs.induction_score(p, 2, offset=-1)
 
 
+def test_induction_score_refusal_counts_the_positions_of_a_layer_head_pattern():
+    p = _random_pattern(2, 4, 5, seed=1)  # [layer 2, head 4, query 5, key 5]: leading sizes are no positions
+    with pytest.raises(ValueError, match=re.escape("seq_len=3, offset=0 do not fit a pattern over 5 positions")):
+        hs.induction_score(p, 3)
+
+
 def test_induction_score_defaults_to_no_bos():
     p = _random_pattern(3, 8, seed=4)
     torch.testing.assert_close(hs.induction_score(p, 3), hs.induction_score(p, 3, 0), rtol=0, atol=0)
@@ -210,6 +216,14 @@ def test_random_tokens_draw_every_allowed_id_and_only_those_reproducibly():
     torch.manual_seed(1)
     assert torch.equal(a, hs.random_tokens(range(100), 3, 8, seed=1))  # the seed alone, not torch's global one
     assert hs.random_tokens(np.arange(3, 7), 2, 3).dtype == torch.long
+
+
+@pytest.mark.parametrize("allowed", [torch.arange(3, 9, dtype=torch.int32), np.arange(3, 9, dtype=np.int16),
+                                     torch.arange(3, 9, dtype=torch.uint8)], ids=["int32", "numpy-int16", "uint8"])
+def test_random_tokens_are_long_ids_whatever_the_dtype_of_the_allowed_ids(allowed):
+    ids = hs.random_tokens(allowed, 3, 5, seed=1)
+    assert ids.dtype == torch.long  # what an embedding lookup and torch.cat with a long BOS column need
+    assert ids.tolist() == hs.random_tokens(list(range(3, 9)), 3, 5, seed=1).tolist()
 
 
 def test_with_bos_puts_any_id_first_including_zero():
