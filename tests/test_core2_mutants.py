@@ -327,6 +327,18 @@ def test_where_tries_the_instances_in_the_students_own_order():
     assert variants.variant("1.1 ex", list(range(6)), where=lambda x: x in (2, 3)) == 3  # the current student's
 
 
+def test_a_student_given_explicitly_never_consults_the_environment(monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("KIT_STUDENT", "not valid")  # reading it would warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert variants.variant("1.1 ex", list(range(6)), student="ada", where=lambda x: x in (2, 3)) == 3
+        assert variants.variant("2.3 name the heads", list(range(1000)), student="ada") == 661
+        assert variants.variant_index("2.3 name the heads", 1000, student="ada") == 661
+        assert variants.variant_seed("2.1 previous-token score", 3, student="ada") == 1567454463
+
+
 def test_variant_seed_is_the_default_without_a_student_and_never_the_default_with_one():
     assert variants.variant_seed("2.1 previous-token score", 17) == 17
     seed = variants.variant_seed("2.1 previous-token score", 3, student="ada")
