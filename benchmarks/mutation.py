@@ -69,6 +69,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_factual_story.py",
         "tests/test_lesson03_claims.py", "tests/test_superposition_and_dictionary.py",
         "tests/test_analysis3_mutants.py"]),
+    "core2": (["kit/head_scores.py", "kit/lessons/variants.py", "kit/lessons/student.py", "kit/lessons/_learner.py",
+               "kit/lessons/_names.py"], [
+        "tests/test_head_scores.py", "tests/test_analysis_mutants_head_scores.py", "tests/test_train_metrics.py",
+        "tests/test_lesson_variants.py", "tests/test_core2_mutants.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
