@@ -67,6 +67,11 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
+    "widgets": (["kit/widgets/_patterns.py", "kit/widgets/attention.py", "kit/widgets/_source.py",
+                 "kit/widgets/_options.py", "kit/widgets/_tokens.py"], [
+        "tests/widgets/test_attention_viewer.py", "tests/widgets/test_attention_viewer_models.py",
+        "tests/widgets/test_widget_tokens.py", "tests/widgets/test_widget_bad_input.py",
+        "tests/widgets/test_wire_teeth.py", "tests/widgets/test_widgets_mutants_attention.py"]),
 }
 
 TIMEOUT_MULTIPLIER = 30

@@ -1,0 +1,171 @@
+"""AttentionViewer's Python side, exactly: refusals with their whole messages, what is left alone, edges.
+
+Written against the mutants of the `widgets` group (benchmarks/mutation.py) that the older tests let
+survive: kit/widgets/_patterns.py, attention.py, _source.py, _options.py and _tokens.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from widget_fakes import FakeModel, FakeTrace
+
+from kit.widgets import AttentionViewer
+from kit.widgets._options import keywords_of, refuse_unknown
+from kit.widgets._source import resolve_source
+
+WORDS = ["The", " cat", " sat", " on", " the", " mat"]
+
+
+# --- _options: refusing unknown keywords -----------------------------------------------------------
+
+def test_an_unknown_keyword_is_refused_with_the_closest_name_and_every_valid_one():
+    with pytest.raises(TypeError) as err:
+        refuse_unknown("View", {"haed": 1}, valid=["layer", "head", "token"])
+    assert str(err.value) == ("View() got an unexpected keyword argument 'haed'. Did you mean 'head'? "
+                              "Valid keyword arguments: head, layer, token.")
+
+
+def test_each_unknown_keyword_gets_its_own_line_and_no_hint_when_nothing_is_close():
+    with pytest.raises(TypeError) as err:
+        refuse_unknown("View", {"zzz": 1, "tokn": 2}, valid=["token"])
+    assert str(err.value) == ("View() got an unexpected keyword argument 'zzz'. "
+                              "View() got an unexpected keyword argument 'tokn'. Did you mean 'token'? "
+                              "Valid keyword arguments: token.")
+
+
+def test_a_class_gives_its_keyword_parameters_and_not_self_or_catch_alls():
+    class View:
+        def __init__(self, source, prompt=None, *args, layer=0, **unknown):
+            pass
+
+    assert keywords_of(View.__init__) == ["source", "prompt", "layer"]
+    with pytest.raises(TypeError) as err:
+        refuse_unknown(View, {"lyer": 1})
+    assert str(err.value) == ("View() got an unexpected keyword argument 'lyer'. Did you mean 'layer'? "
+                              "Valid keyword arguments: layer, prompt, source.")
+    with pytest.raises(TypeError, match=r"^View\(\) got .*Valid keyword arguments: a, b\.$"):
+        refuse_unknown(View, {"lyer": 1}, valid=["b", "a"])  # valid given: the class names only the owner
+    refuse_unknown(View, {})  # nothing unknown: no error
+
+
+def test_the_hint_needs_a_close_match_at_cutoff_six_tenths():
+    with pytest.raises(TypeError) as err:  # 'hx' vs 'head': ratio 2*1/6 = 0.33 < 0.6: no hint
+        refuse_unknown("V", {"hx": 1}, valid=["head"])
+    assert "Did you mean" not in str(err.value)
+    with pytest.raises(TypeError) as err:  # 'heax' vs 'head': 2*3/8 = 0.75
+        refuse_unknown("V", {"heax": 1}, valid=["head"])
+    assert "Did you mean 'head'?" in str(err.value)
+
+
+# --- _source: what a view accepts -----------------------------------------------------------------
+
+def test_a_model_and_a_prompt_are_traced_with_the_views_names():
+    model = FakeModel()
+    src = resolve_source("V", model, "a b", ("pattern", "resid_post"))
+    assert model.calls == [("a b", ["pattern", "resid_post"])]
+    assert src.model is model and src.trace.tokens == [["a", " b"]]
+
+
+def test_a_prompt_with_something_that_is_not_a_model_is_refused_by_name():
+    with pytest.raises(TypeError) as err:
+        resolve_source("V", FakeTrace([WORDS]), "a b", ["pattern"])
+    assert str(err.value) == ("V(model, prompt) needs a kit model (something with .trace(), from kit.load(...)) "
+                              "as its first argument; got FakeTrace")
+
+
+def test_a_trace_is_taken_as_it_is_with_its_model():
+    tr = FakeTrace([WORDS])
+    assert resolve_source("V", tr, None, ["pattern"]).trace is tr
+    assert resolve_source("V", tr, None, ["pattern"]).model is None
+    tr.model = FakeModel()
+    assert resolve_source("V", tr, None, ["pattern"]).model is tr.model
+
+
+def test_a_trace_of_chosen_heads_only_is_refused_where_every_head_is_shown():
+    tr = FakeTrace([WORDS])
+    tr.pattern_heads = [(0, 1)]
+    with pytest.raises(ValueError) as err:
+        resolve_source("V", tr, None, ["pattern"])
+    assert str(err.value) == ("V shows every head, but this trace computed the patterns of heads [(0, 1)] only: "
+                              "trace without heads= for this view")
+    assert resolve_source("V", tr, None, ["resid_post"]).trace is tr  # a view without patterns takes it
+
+
+def test_a_bare_model_is_refused_unless_the_view_draws_from_weights():
+    model = FakeModel()
+    with pytest.raises(TypeError) as err:
+        resolve_source("V", model, None, ["pattern"])
+    assert str(err.value) == 'V(model) needs a prompt too: V(model, "some text")'
+    src = resolve_source("V", model, None, ["pattern"], model_alone="weights=")
+    assert src.trace is None and src.model is model and model.calls == []
+
+
+@pytest.mark.parametrize("alone, forms", [
+    (None, "a trace (from model.trace(...)) or a model and a prompt"),
+    ("weights=", "a trace (from model.trace(...)) or a model and a prompt, or a model with weights="),
+], ids=["traces-only", "weights-too"])
+def test_anything_else_is_refused_naming_every_form(alone, forms):
+    with pytest.raises(TypeError) as err:
+        resolve_source("V", 3.5, None, ["pattern"], model_alone=alone)
+    assert str(err.value) == f"V takes {forms}; got float"
+
+
+# --- _patterns: reading the patterns --------------------------------------------------------------
+
+def test_batch_index_refusals_name_the_range_and_the_count():
+    tr = FakeTrace([WORDS, WORDS[:3]])
+    for bad in (2, -1):
+        with pytest.raises(ValueError) as err:
+            AttentionViewer(tr, batch_index=bad)
+        assert str(err.value) == f"batch_index must be in 0..1 (the trace holds 2 prompts); got {bad}"
+    assert AttentionViewer(tr, batch_index=1).tokens == WORDS[:3]  # the last one is valid
+
+
+def test_non_finite_patterns_are_refused_naming_the_layer():
+    tr = FakeTrace([WORDS], n_layers=3)
+    tr._patterns[2][0, 1, 3, 0] = float("nan")
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(tr)
+    assert str(err.value) == ("the attention pattern of layer 2 holds NaN or infinite values; the model overflowed "
+                              "or its weights are broken (trace it in float32)")
+    tr._patterns[2][0, 1, 3, 0] = float("inf")
+    with pytest.raises(ValueError, match="layer 2 holds NaN or infinite"):
+        AttentionViewer(tr)
+
+
+def test_a_mask_that_disagrees_with_the_tokens_is_refused():
+    tr = FakeTrace([WORDS, WORDS[:4]])
+    tr.mask[1, 4] = True
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(tr, batch_index=1)
+    assert str(err.value) == "trace.mask marks 5 real tokens for prompt 1 but trace.tokens has 4"
+
+
+def test_the_thumbnails_are_the_patterns_themselves_up_to_64_tokens_and_max_pooled_above():
+    from kit.widgets._patterns import thumbnails
+
+    g = torch.Generator().manual_seed(0)
+    short = [torch.rand(2, 64, 64, generator=g) for _ in range(3)]
+    assert torch.equal(thumbnails(short), torch.stack(short))  # exactly 64: not pooled
+    long = [torch.rand(2, 65, 65, generator=g)]
+    out = thumbnails(long)
+    assert out.shape == (1, 2, 64, 64)
+    assert torch.equal(out[0], torch.nn.functional.adaptive_max_pool2d(long[0], 64))
+    assert torch.equal(thumbnails(long, size=65)[0], long[0])
+    assert thumbnails(long, size=10).shape == (1, 2, 10, 10)
+
+
+def test_repr_names_layers_heads_tokens_scores_and_selection_exactly():
+    tr = FakeTrace([["a", " b\n"]], n_layers=1, n_heads=1)
+    assert repr(AttentionViewer(tr)) == "AttentionViewer(1 layer x 1 head, 2 tokens: a ·b↵; layer=0, head=0, token=-1)"
+    words = [f" w{i}" for i in range(9)]
+    v = AttentionViewer(FakeTrace([words], n_layers=2, n_heads=3), head=2, token=4,
+                        scores={"induction": torch.zeros(2, 3), "prev_token": torch.ones(2, 3)})
+    shown = " ".join("·" + w[1:] for w in words[:8])
+    assert repr(v) == (f"AttentionViewer(2 layers x 3 heads, 9 tokens: {shown} …, scores: induction, prev_token; "
+                       "layer=0, head=2, token=4)")
+    one = AttentionViewer(FakeTrace([words[:8]], n_layers=2, n_heads=3))
+    assert re.search(r"8 tokens: [^;]*·w7; layer", repr(one))  # exactly 8: no ellipsis
