@@ -169,3 +169,90 @@ def test_repr_names_layers_heads_tokens_scores_and_selection_exactly():
                        "layer=0, head=2, token=4)")
     one = AttentionViewer(FakeTrace([words[:8]], n_layers=2, n_heads=3))
     assert re.search(r"8 tokens: [^;]*·w7; layer", repr(one))  # exactly 8: no ellipsis
+
+
+# --- AttentionViewer: the selected head, lazy blobs, export -----------------------------------------
+
+def test_pattern_defaults_to_the_selected_layer_and_head():
+    tr = FakeTrace([WORDS], n_layers=3, n_heads=4)
+    v = AttentionViewer(tr, layer=2, head=1)
+    assert torch.equal(v.pattern(), tr["pattern", 2][0, 1])
+    v.layer, v.head = 1, 3
+    assert torch.equal(v.pattern(), tr["pattern", 1][0, 3])
+    assert torch.equal(v.pattern(head=0), tr["pattern", 1][0, 0]) and torch.equal(v.pattern(0), tr["pattern", 0][0, 3])
+
+
+def _long_viewer(n_layers: int = 2, n_heads: int = 3) -> AttentionViewer:
+    return AttentionViewer(FakeTrace([[f" t{i}" for i in range(70)]], n_layers=n_layers, n_heads=n_heads))
+
+
+@pytest.mark.parametrize("key", ["head/2/0", "head/0/3", "heads/0/1", "head/0/1/2", "head/0", "head/-1/0",
+                                 "head/a/0", "head/0/b"],
+                         ids=["layer-past-end", "head-past-end", "wrong-kind", "too-long", "too-short", "negative",
+                              "layer-not-a-number", "head-not-a-number"])
+def test_blob_keys_that_name_no_head_are_a_key_error_naming_the_key(key):
+    v = _long_viewer()
+    with pytest.raises(KeyError) as err:
+        v.blob(key)
+    assert err.value.args == (key,)
+
+
+def test_the_last_layer_and_head_have_blobs_of_one_byte_per_causal_entry():
+    v = _long_viewer()
+    enc = v.blob("head/1/2")
+    assert enc.meta["dtype"] == "uint8" and enc.meta["layout"] == "tril" and enc.meta["shape"] == [70, 70]
+
+
+def test_export_refuses_a_layer_or_head_out_of_range_by_name():
+    v = _long_viewer()
+    with pytest.raises(ValueError) as err:
+        v.to_html(heads=[(2, 0)])
+    assert "layer" in str(err.value) and "valid layers are 0..1" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        v.to_html(heads=[(0, 3)])
+    assert "valid heads are 0..2" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        v.to_html(heads=[(0, 1, 2)])
+    assert str(err.value) == "heads takes (layer, head) pairs, e.g. heads=[(0, 1), (2, 3)]; got (0, 1, 2)"
+
+
+# --- how many layers a trace holds -------------------------------------------------------------------
+
+def test_the_layer_count_comes_from_the_trace_or_its_model_before_probing():
+    from kit.widgets._patterns import _count_layers
+
+    tr = FakeTrace([WORDS], n_layers=2)
+    assert _count_layers(tr) == 2  # probed
+    tr.model = FakeModel(n_layers=5)
+    assert _count_layers(tr) == 5  # the model says so: not probed
+    tr.n_layers = 4
+    assert _count_layers(tr) == 4  # the trace's own count first
+    tr.n_layers = "4"
+    assert _count_layers(tr) == 5  # not an int: the model's
+
+
+def test_a_trace_whose_model_has_more_layers_than_captured_is_refused_not_cut_short():
+    tr = FakeTrace([WORDS], n_layers=2)
+    tr.model = FakeModel(n_layers=3)
+    with pytest.raises(ValueError, match=r"layer must be in 0\.\.1, got 2"):
+        AttentionViewer(tr)
+
+
+def test_a_trace_without_patterns_is_refused_saying_how_to_capture_them():
+    class NoPatterns(FakeTrace):
+        def __getitem__(self, key):
+            raise ValueError("'pattern' was not captured")
+
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(NoPatterns([WORDS]))
+    assert str(err.value) == 'the trace holds no attention patterns: trace with capture=["pattern"]'
+
+
+def test_probing_a_trace_that_answers_every_layer_stops_at_10000():
+    from kit.widgets._patterns import _count_layers
+
+    class Endless:
+        def __getitem__(self, key):
+            return torch.zeros(1)
+
+    assert _count_layers(Endless()) == 10_000
