@@ -256,3 +256,67 @@ def test_probing_a_trace_that_answers_every_layer_stops_at_10000():
             return torch.zeros(1)
 
     assert _count_layers(Endless()) == 10_000
+
+
+# --- the mask, head scores and the view's name in messages -------------------------------------------
+
+def test_a_trace_without_a_mask_is_read_as_unpadded():
+    tr = FakeTrace([WORDS], n_layers=1, n_heads=2)
+    del tr.mask
+    v = AttentionViewer(tr)
+    assert v.tokens == WORDS and torch.equal(v.pattern(0, 1), tr["pattern", 0][0, 1])
+
+
+def test_from_source_reads_the_first_prompt_by_default():
+    from kit.widgets._patterns import from_source
+
+    tr = FakeTrace([WORDS, WORDS[:3]], n_layers=1, n_heads=2)
+    attention = from_source(tr)
+    assert attention.tokens == WORDS and attention.n_layers == 1 and attention.n_heads == 2
+
+
+def test_a_model_without_a_prompt_is_refused_in_the_viewers_name():
+    with pytest.raises(TypeError) as err:
+        AttentionViewer(FakeModel())
+    assert str(err.value) == 'AttentionViewer(model) needs a prompt too: AttentionViewer(model, "some text")'
+
+
+def test_a_trace_given_with_a_prompt_is_not_taken_for_a_model():
+    class TraceWithMethod(FakeTrace):
+        def trace(self, *a, **k):  # a trace with a callable .trace is still a trace
+            raise AssertionError("traced")
+
+    with pytest.raises(TypeError, match=r"^AttentionViewer\(model, prompt\) needs a kit model .*got TraceWithMethod$"):
+        AttentionViewer(TraceWithMethod([WORDS]), "a b")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int64, torch.float16], ids=["f64", "i64", "f16"])
+def test_head_scores_are_kept_as_float32_on_the_cpu(dtype):
+    tr = FakeTrace([WORDS], n_layers=2, n_heads=3)
+    given = torch.arange(6).reshape(2, 3).to(dtype)
+    scores = AttentionViewer(tr, scores={"induction": given}).scores
+    assert scores["induction"].dtype == torch.float32 and scores["induction"].device.type == "cpu"
+    assert torch.equal(scores["induction"], torch.arange(6.0).reshape(2, 3))
+
+
+def test_head_score_refusals_name_the_score():
+    tr = FakeTrace([WORDS], n_layers=2, n_heads=3)
+    with pytest.raises(TypeError) as err:
+        AttentionViewer(tr, scores=[torch.zeros(2, 3)])
+    assert str(err.value) == ('scores must be a dict such as {"induction": Tensor[layer, head], '
+                              '"prev_token": Tensor[layer, head]}')
+    with pytest.raises(TypeError) as err:
+        AttentionViewer(tr, scores={"induction": object()})
+    assert str(err.value) == "scores['induction'] must be a tensor; got object"
+    bad = torch.zeros(2, 3)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(tr, scores={"induction": bad})
+    assert str(err.value) == "scores['induction'] holds 1 NaN or infinite value(s); every entry must be a finite number"
+    with pytest.raises(ValueError) as err:  # the shape is checked before the values
+        AttentionViewer(tr, scores={"induction": torch.full((3, 2), float("nan"))})
+    assert str(err.value) == "scores['induction'] must have shape [layer, head] = (2, 3); got (3, 2)"
+    with pytest.raises(ValueError) as err:  # finite in float64, infinite in float32
+        AttentionViewer(tr, scores={"induction": torch.full((2, 3), 1e300, dtype=torch.float64)})
+    assert str(err.value).startswith("scores['induction'] holds 6 NaN or infinite value(s)")
+    assert AttentionViewer(tr, scores=None).scores == {}
