@@ -320,3 +320,10 @@ def test_head_score_refusals_name_the_score():
         AttentionViewer(tr, scores={"induction": torch.full((2, 3), 1e300, dtype=torch.float64)})
     assert str(err.value).startswith("scores['induction'] holds 6 NaN or infinite value(s)")
     assert AttentionViewer(tr, scores=None).scores == {}
+
+
+def test_a_model_without_n_layers_has_its_traces_layers_probed():
+    model = FakeModel(n_layers=2, n_heads=3)
+    del model.n_layers
+    v = AttentionViewer(model, "a b c")
+    assert v.n_layers == 2 and v.tokens == ["a", " b", " c"]
