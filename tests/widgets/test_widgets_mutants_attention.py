@@ -323,7 +323,9 @@ def test_head_score_refusals_name_the_score():
 
 
 def test_a_model_without_n_layers_has_its_traces_layers_probed():
-    model = FakeModel(n_layers=2, n_heads=3)
-    del model.n_layers
-    v = AttentionViewer(model, "a b c")
+    class NoCount:
+        def trace(self, prompt, capture=None):
+            return FakeModel(n_layers=2, n_heads=3).trace(prompt, capture)
+
+    v = AttentionViewer(NoCount(), "a b c")
     assert v.n_layers == 2 and v.tokens == ["a", " b", " c"]
