@@ -329,3 +329,40 @@ def test_a_model_without_n_layers_has_its_traces_layers_probed():
 
     v = AttentionViewer(NoCount(), "a b c")
     assert v.n_layers == 2 and v.tokens == ["a", " b", " c"]
+
+
+def test_the_height_is_natural_by_default_and_taken_when_given():
+    tr = FakeTrace([WORDS], n_layers=1, n_heads=2)
+    assert AttentionViewer(tr).height == 0
+    assert AttentionViewer(tr, height=320).height == 320
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16], ids=["f64", "bf16"])
+def test_patterns_are_read_as_float32(dtype):
+    tr = FakeTrace([WORDS], n_layers=1, n_heads=2)
+    tr._patterns[0] = tr._patterns[0].to(dtype)
+    v = AttentionViewer(tr)
+    assert v.pattern(0, 1).dtype == torch.float32
+    assert torch.equal(v.pattern(0, 1), tr._patterns[0][0, 1].float())
+
+
+def test_a_pattern_that_is_not_four_dimensional_is_refused_with_its_shape():
+    tr = FakeTrace([WORDS], n_layers=2, n_heads=2)
+    tr._patterns[1] = tr._patterns[1][0]
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(tr)
+    assert str(err.value) == 'tr["pattern", 1] should be [batch, head, query, key]; got shape (2, 6, 6)'
+
+
+def test_patterns_shorter_than_the_tokens_are_refused_with_the_shapes():
+    tr = FakeTrace([WORDS], n_layers=2, n_heads=3)
+    del tr.mask
+    tr.tokens = [WORDS + [" again"]]
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(tr)
+    assert str(err.value) == "attention patterns do not match the 7 tokens: shapes [(3, 6, 6)]"
+    tr = FakeTrace([WORDS], n_layers=2, n_heads=3)
+    tr._patterns[1] = tr._patterns[1][:, :2]  # layers that disagree
+    with pytest.raises(ValueError) as err:
+        AttentionViewer(tr)
+    assert str(err.value) == "attention patterns do not match the 6 tokens: shapes [(2, 6, 6), (3, 6, 6)]"
