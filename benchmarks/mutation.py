@@ -65,6 +65,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
     "circuit": (["kit/lessons/circuit.py"], [
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
+    "analysis3": (["kit/analysis/factual.py", "kit/analysis/voids.py", "kit/analysis/superposition.py"], [
+        "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_factual_story.py",
+        "tests/test_lesson03_claims.py", "tests/test_superposition_and_dictionary.py",
+        "tests/test_analysis3_mutants.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
     "widgets": (["kit/widgets/_patterns.py", "kit/widgets/attention.py", "kit/widgets/_source.py",
