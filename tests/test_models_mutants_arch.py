@@ -337,11 +337,13 @@ def test_a_norm_without_an_epsilon_is_refused_by_type():
 
 def test_gain_bias_scale_and_normalized_of_rms_and_layer_norms():
     x = torch.tensor([[1.0, -2.0, 3.0, 0.5, -1.0, 2.0]])
+    x = torch.stack([x, 2 * x + 1, -x + 3])  # [3, 1, 6]: each row normed on its own, over its last axis
+    x = torch.cat([x, x.flip(0) * 0.5], dim=1)  # [3, 2, 6]
     rms = _RMS("eps")
     scale = torch.sqrt((x ** 2).mean(-1, keepdim=True) + 1e-2)
     torch.testing.assert_close(_norms.norm_scale(rms, x), scale, atol=1e-7, rtol=0)
     torch.testing.assert_close(_norms.normalized(rms, x), x / scale, atol=1e-7, rtol=0)
-    torch.testing.assert_close(_norms.normalized(rms, x, torch.tensor([[2.0]])), x / 2, atol=0, rtol=0)
+    torch.testing.assert_close(_norms.normalized(rms, x, torch.tensor([[[2.0]]])), x / 2, atol=0, rtol=0)
     torch.testing.assert_close(_norms.norm_gain(rms, 1.0), torch.linspace(0.5, 1.5, 6) + 1, atol=0, rtol=0)
     assert _norms.norm_gain(_RMS("eps", weight=False)) is None and _norms.norm_bias(rms) is None
     ln = nn.LayerNorm(6, eps=1e-2)
