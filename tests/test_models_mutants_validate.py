@@ -222,6 +222,7 @@ def test_finite_trace_names_the_first_bad_activation_and_layer():
         "weights are broken (trace it in float32: kit.load(..., dtype=torch.float32))")
     assert "'mlp_out' at layer 0" in _refused(ValueError, lambda: V.check_finite_trace(tr, ["mlp_out"], "f"))
     V.check_finite_trace(tr, ["attn_out"], "f")  # not captured: skipped
+    assert "'mlp_out' at layer 0" in _refused(ValueError, lambda: V.check_finite_trace(tr, ["attn_out", "mlp_out"], "f"))
     ints = _Captured({("resid_post", 0): torch.tensor([1, 2])})
     V.check_finite_trace(ints, ["resid_post"], "f")  # integers cannot be NaN
     V.check_finite_trace(_Captured({("resid_post", 0): ok, ("resid_post", 1): ok}), ["resid_post"], "f")
