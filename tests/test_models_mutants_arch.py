@@ -346,6 +346,10 @@ def test_gain_bias_scale_and_normalized_of_rms_and_layer_norms():
     torch.testing.assert_close(_norms.normalized(rms, x, torch.tensor([[[2.0]]])), x / 2, atol=0, rtol=0)
     torch.testing.assert_close(_norms.norm_gain(rms, 1.0), torch.linspace(0.5, 1.5, 6) + 1, atol=0, rtol=0)
     assert _norms.norm_gain(_RMS("eps", weight=False)) is None and _norms.norm_bias(rms) is None
+    torch.testing.assert_close(_norms.norm_gain(rms), torch.linspace(0.5, 1.5, 6), atol=0, rtol=0)  # no offset
+    bare = nn.Module()  # a norm with no weight attribute at all
+    bare.eps = 1e-5
+    assert _norms.norm_gain(bare) is None and _norms.norm_bias(bare) is None
     ln = nn.LayerNorm(6, eps=1e-2)
     with torch.no_grad():
         ln.bias.copy_(torch.arange(6.0))
