@@ -109,6 +109,7 @@ def test_non_integers_are_a_type_error(value, message):
 
 def test_no_bounds_say_nothing_of_a_range():
     assert _refused(TypeError, lambda: V.check_int(0.5, "k")) == "k must be an integer; got 0.5"
+    assert _refused(TypeError, lambda: V.check_int("", "k")) == "k must be an integer; got ''"
 
 
 def test_numbers_pass_as_floats_at_their_bounds():
