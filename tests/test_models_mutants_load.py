@@ -461,3 +461,18 @@ def test_hub_unreachable_says_offline_or_which_endpoint_fails(monkeypatch):
     asked.clear()
     monkeypatch.setattr(constants, "ENDPOINT", "http://hub.example:8080")
     assert M.hub_unreachable() is None and asked[0] == (("hub.example", 8080), 3.0)
+
+
+def test_the_known_tokens_are_listed_in_id_order_not_alphabetically():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<s>": 0, "zu": 1, "ka": 2, "mo": 3, "be": 4}
+    tok = Tokenizer(models.WordLevel(vocab))  # no unknown token: an unknown word cannot be encoded
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = T.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>")
+    with pytest.raises(Exception) as err:
+        fast(["zu qq"])
+    msg = M._cannot_encode(fast, ["zu qq"], err.value)
+    assert msg.startswith("this model's tokenizer cannot encode 'qq' (")
+    assert msg.endswith("its vocabulary has 5 tokens, for example 'zu', 'ka', 'mo', 'be': pass text made of its "
+                        "tokens, or token ids")
