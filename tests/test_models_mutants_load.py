@@ -64,7 +64,7 @@ def test_auto_picks_cuda_then_mps_then_cpu(monkeypatch):
     assert M.pick_device("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert M.pick_device("auto") == torch.device("cuda")
-    monkeypatch.delattr(torch.backends, "mps")
+    monkeypatch.setattr(torch, "backends", types.SimpleNamespace())  # (deleting .mps would only re-import it)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert M.pick_device("auto") == torch.device("cpu")  # a torch without an mps backend
 
