@@ -476,3 +476,24 @@ def test_the_known_tokens_are_listed_in_id_order_not_alphabetically():
     assert msg.startswith("this model's tokenizer cannot encode 'qq' (")
     assert msg.endswith("its vocabulary has 5 tokens, for example 'zu', 'ka', 'mo', 'be': pass text made of its "
                         "tokens, or token ids")
+
+
+def test_a_missing_directory_near_a_shipped_name_gets_a_hint():
+    msg = _refused(FileNotFoundError, lambda: kit.load("./induction-2l", device="cpu"))
+    assert msg.startswith(f"no such model directory './induction-2l'; shipped models: {kit.models()}")
+    assert "'induction-2l'" in msg[len(f"no such model directory './induction-2l'; shipped models: {kit.models()}"):]
+
+
+def test_a_local_directory_is_loaded_with_every_option_passed_on(gpt2_dir, monkeypatch):
+    real, seen = M._from_pretrained, []
+
+    def spy(source, device, dtype, trust, revision, device_map=None, local_only=False):
+        seen.append((source, device, dtype, trust, revision, device_map, local_only))
+        return real(source, device, dtype, False, None, device_map)
+
+    monkeypatch.setattr(M, "_from_pretrained", spy)
+    kit.load(gpt2_dir, device="cpu", dtype="bfloat16", trust_remote_code=True, revision="v2")
+    assert seen == [(str(gpt2_dir), torch.device("cpu"), torch.bfloat16, True, "v2", None, False)]
+    seen.clear()
+    kit.load(gpt2_dir, device_map={"": "cpu"})
+    assert seen == [(str(gpt2_dir), None, torch.float32, False, None, {"": "cpu"}, False)]
