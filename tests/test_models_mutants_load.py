@@ -497,3 +497,25 @@ def test_a_local_directory_is_loaded_with_every_option_passed_on(gpt2_dir, monke
     seen.clear()
     kit.load(gpt2_dir, device_map={"": "cpu"})
     assert seen == [(str(gpt2_dir), None, torch.float32, False, None, {"": "cpu"}, False)]
+
+
+def test_a_local_load_keeps_capture_device_and_names_the_expanded_path(gpt2_dir, monkeypatch):
+    assert kit.load(gpt2_dir, device="cpu", capture_device="meta").capture_device == torch.device("meta")
+    monkeypatch.setenv("HOME", str(gpt2_dir.parent))
+    model = kit.load(f"~/{gpt2_dir.name}", device="cpu")
+    assert model.name == str(gpt2_dir)  # the path, not the '~' spelling
+
+
+def test_a_cached_hub_id_gets_the_device_dtype_and_device_map(gpt2_dir, monkeypatch):
+    real, seen = M._from_pretrained, []
+
+    def cached(source, device, dtype, trust, revision, device_map=None, local_only=False):
+        seen.append((device, dtype, device_map, local_only))
+        return real(str(gpt2_dir), device, dtype, False, None, device_map)
+
+    monkeypatch.setattr(M, "_from_pretrained", cached)
+    model = kit.load("someone/cached", device="cpu", capture_device="meta")
+    assert seen == [(torch.device("cpu"), torch.float32, None, True)] and model.capture_device == torch.device("meta")
+    seen.clear()
+    kit.load("someone/cached", device_map={"": "cpu"})
+    assert seen == [(None, torch.float32, {"": "cpu"}, True)]
