@@ -16,9 +16,9 @@ import torch
 import transformers as T
 
 import kit
+from tests import tiny
 
 M = importlib.import_module("kit.models")  # the module (kit.models is also the function models())
-from tests import tiny
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ def test_a_model_needs_a_callable_trace_an_adapter_and_n_layers(missing):
 @pytest.mark.parametrize("missing", ["tokens", "names", "model", "logits"])
 def test_a_trace_needs_tokens_names_model_and_logits(missing):
     tr = type("T", (), {k: None for k in ("tokens", "names", "model", "logits") if k != missing})()
-    assert _refused(TypeError, lambda: V.check_trace(tr, "g()")) == f"g() takes a Trace from model.trace(...); got T"
+    assert _refused(TypeError, lambda: V.check_trace(tr, "g()")) == "g() takes a Trace from model.trace(...); got T"
     assert "this is a Trace" not in _refused(TypeError, lambda: V.check_model(tr, "g()"))
 
 
