@@ -75,6 +75,16 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson_variants.py", "tests/test_core2_mutants.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
+    "widgets": (["kit/widgets/_patterns.py", "kit/widgets/attention.py", "kit/widgets/_source.py",
+                 "kit/widgets/_options.py", "kit/widgets/_tokens.py"], [
+        "tests/widgets/test_attention_viewer.py", "tests/widgets/test_attention_viewer_models.py",
+        "tests/widgets/test_widget_tokens.py", "tests/widgets/test_widget_bad_input.py",
+        "tests/widgets/test_wire_teeth.py", "tests/widgets/test_widgets_mutants_attention.py"]),
+    "models": (["kit/models.py", "kit/arch/_adapter.py", "kit/arch/_families.py", "kit/arch/_norms.py",
+                "kit/_validate.py"], [
+        "tests/test_families.py", "tests/test_load.py", "tests/test_bad_input.py", "tests/test_unencodable_prompt.py",
+        "tests/test_bad_input_analysis.py", "tests/test_models_mutants_load.py", "tests/test_models_mutants_arch.py",
+        "tests/test_models_mutants_validate.py"]),
 }
 
 TIMEOUT_MULTIPLIER = 30

@@ -20,6 +20,8 @@ from kit.widgets._tokens import visible_token
         ("\U0001f642", "\U0001f642"),
         ("\u05e9\u05dc\u05d5\u05dd", "\u05e9\u05dc\u05d5\u05dd"),
     ],
+    ids=["space", "newline", "tab", "crlf", "bidi-override", "zero-width-space", "nul", "empty", "html", "emoji",
+         "hebrew"],
 )
 def test_visible_token(text, shown):
     assert visible_token(text) == shown
