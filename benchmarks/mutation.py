@@ -65,6 +65,11 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
     "circuit": (["kit/lessons/circuit.py"], [
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
+    "analysis2": (["kit/analysis/ablation.py", "kit/analysis/path_patching.py", "kit/analysis/attribution_patching.py"], [
+        "tests/test_circuits_and_ablation.py", "tests/test_path_patching.py", "tests/test_bad_input_analysis.py"]),
+    "analysis3": (["kit/analysis/steering.py", "kit/analysis/circuits.py", "kit/analysis/neurons.py"], [
+        "tests/test_snmf_steering.py", "tests/test_circuits_and_ablation.py", "tests/test_analysis_invariants.py",
+        "tests/test_bad_input_analysis.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
