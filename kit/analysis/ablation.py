@@ -93,7 +93,7 @@ class AblationComparison:
     def __repr__(self) -> str:
         parts = []
         for m in self.methods:
-            e = self.of(m)
+            e = self.of(m).nan_to_num(float("inf"))  # heads not ablated are NaN
             i = int(e.argmin())
             parts.append(f"{m}: strongest L{i // e.shape[1]}H{i % e.shape[1]} {float(e.min()):+.2f}")
         return f"AblationComparison(clean={self.clean:.3f}; " + "; ".join(parts) + ")"
