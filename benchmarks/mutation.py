@@ -66,10 +66,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "circuit": (["kit/lessons/circuit.py"], [
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
     "analysis2": (["kit/analysis/ablation.py", "kit/analysis/path_patching.py", "kit/analysis/attribution_patching.py"], [
-        "tests/test_circuits_and_ablation.py", "tests/test_path_patching.py", "tests/test_bad_input_analysis.py"]),
+        "tests/test_circuits_and_ablation.py", "tests/test_path_patching.py", "tests/test_bad_input_analysis.py",
+        "tests/test_analysis2_mutants_ablation.py", "tests/test_analysis2_mutants_paths.py"]),
     "analysis3": (["kit/analysis/steering.py", "kit/analysis/circuits.py", "kit/analysis/neurons.py"], [
         "tests/test_snmf_steering.py", "tests/test_circuits_and_ablation.py", "tests/test_analysis_invariants.py",
-        "tests/test_bad_input_analysis.py"]),
+        "tests/test_bad_input_analysis.py", "tests/test_analysis2_mutants_steering.py",
+        "tests/test_analysis2_mutants_circuits_neurons.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
