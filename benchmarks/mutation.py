@@ -68,7 +68,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "analysis2": (["kit/analysis/ablation.py", "kit/analysis/path_patching.py", "kit/analysis/attribution_patching.py"], [
         "tests/test_circuits_and_ablation.py", "tests/test_path_patching.py", "tests/test_bad_input_analysis.py",
         "tests/test_analysis2_mutants_ablation.py", "tests/test_analysis2_mutants_paths.py"]),
-    "analysis3": (["kit/analysis/steering.py", "kit/analysis/circuits.py", "kit/analysis/neurons.py"], [
+    "analysis4": (["kit/analysis/steering.py", "kit/analysis/circuits.py", "kit/analysis/neurons.py"], [
         "tests/test_snmf_steering.py", "tests/test_circuits_and_ablation.py", "tests/test_analysis_invariants.py",
         "tests/test_bad_input_analysis.py", "tests/test_analysis2_mutants_steering.py",
         "tests/test_analysis2_mutants_circuits_neurons.py"]),
