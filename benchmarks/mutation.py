@@ -72,6 +72,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_snmf_steering.py", "tests/test_circuits_and_ablation.py", "tests/test_analysis_invariants.py",
         "tests/test_bad_input_analysis.py", "tests/test_analysis2_mutants_steering.py",
         "tests/test_analysis2_mutants_circuits_neurons.py"]),
+    "analysis3": (["kit/analysis/factual.py", "kit/analysis/voids.py", "kit/analysis/superposition.py"], [
+        "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_factual_story.py",
+        "tests/test_lesson03_claims.py", "tests/test_superposition_and_dictionary.py",
+        "tests/test_analysis3_mutants.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
