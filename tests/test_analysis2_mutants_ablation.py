@@ -226,3 +226,15 @@ def test_the_comparison_repr_skips_the_heads_that_were_not_ablated(teeth):
         e = got.of(method)
         l, h = min(((1, 3), (2, 2)), key=lambda lh: float(e[lh]))
         assert f"{method}: strongest L{l}H{h} {float(e[l, h]):+.2f}" in text
+
+
+@pytest.mark.parametrize("name,call", [
+    ("compare_ablations", lambda m: A.compare_ablations(m, SAME, " cat", " mat")),
+    ("backup_heads", lambda m: A.backup_heads(m, SAME, " cat", " mat", ablate=[(0, 0)])),
+    ("ablate_heads", lambda m: A.ablate_heads(m, [(0, 0)], "zero", None)),
+], ids=["compare_ablations", "backup_heads", "ablate_heads"])
+def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, call):
+    """``ablate_heads`` raised AttributeError ('str' object has no attribute 'n_layers') before."""
+    msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
+    with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
+        call("gpt2")

@@ -285,3 +285,17 @@ def test_clamp_effect_is_at_the_last_position_by_default_and_zero_when_nothing_c
     assert torch.equal(A.clamp_effect(m, prompt, 0, 2, 9.0)["after"], A.clamp_effect(m, prompt, 0, 2, 9.0, pos=-1)["after"])
     with pytest.raises(ValueError, match="^" + re.escape("k must be an integer in 1..300; got 0") + "$"):
         A.clamp_effect(m, prompt, 0, 2, 1.0, k=0)
+
+
+@pytest.mark.parametrize("name,call", [
+    ("qk_circuit", lambda m: A.qk_circuit(m, 0, 0)),
+    ("ov_circuit", lambda m: A.ov_circuit(m, 0, 0)),
+    ("composition_baseline", lambda m: A.composition_baseline(m)),
+    ("decode_neurons", lambda m: A.decode_neurons(m)),
+    ("top_activating", lambda m: A.top_activating(m, ["a"], 0, 0)),
+    ("clamp_effect", lambda m: A.clamp_effect(m, "a", 0, 0, 1.0)),
+], ids=["qk_circuit", "ov_circuit", "composition_baseline", "decode_neurons", "top_activating", "clamp_effect"])
+def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, call):
+    msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
+    with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
+        call("gpt2")

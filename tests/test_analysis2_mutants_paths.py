@@ -318,3 +318,13 @@ def test_agreement_refuses_grids_of_other_shapes_naming_both():
     msg = "shapes differ: estimate [3, 4] vs patching [3, 8]; compare results of the same kind and prompts"
     with pytest.raises(ValueError, match="^" + re.escape(msg) + "$"):
         A.agreement(est, type("Real", (), {"scores": torch.ones(3, 8)})())
+
+
+@pytest.mark.parametrize("name,call", [
+    ("path_patching", lambda m: A.path_patching(m, "a b", "a c", 7, 20)),
+    ("attribution_patching", lambda m: A.attribution_patching(m, "a b", "a c", 7, 20)),
+], ids=["path_patching", "attribution_patching"])
+def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, call):
+    msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
+    with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
+        call("gpt2")

@@ -298,3 +298,16 @@ def test_the_steering_table_has_a_row_per_direction():
            "'b' is a float")
     with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
         S.steering_table({"a": _result(), "b": 1.0})
+
+
+@pytest.mark.parametrize("name,call", [
+    ("concept_ids", lambda m: S.concept_ids(m, [" cat"])),
+    ("steer", lambda m: S.steer(m, PROMPTS, 0, torch.ones(64), 1.0)),
+    ("steer_at_matched_kl", lambda m: S.steer_at_matched_kl(m, PROMPTS, 0, torch.ones(64), 0.1)),
+    ("compare_steering", lambda m: S.compare_steering(m, PROMPTS, 0, {"a": torch.ones(64)}, 0.1, concept=[5])),
+], ids=["concept_ids", "steer", "steer_at_matched_kl", "compare_steering"])
+def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, call):
+    """``compare_steering`` raised AttributeError ('str' object has no attribute 'd_mlp') before."""
+    msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
+    with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
+        call("gpt2")

@@ -49,6 +49,7 @@ def ablate_heads(model: Model, heads: Sequence[Head], method: str, reference) ->
     ``reference`` (a Trace of reference prompts of the traced length that captured ``z``) for mean and resample.
     Mean is per position, over the reference prompts; resample gives traced prompt ``i`` the reference's
     prompt ``(i + 1) % n`` (so a reference equal to the traced prompts never gives a prompt its own value)."""
+    check_model(model, "ablate_heads")
     if method not in METHODS:
         raise ValueError(f"method={method!r}; valid: {', '.join(METHODS)}")
     heads = head_list(model, heads)
