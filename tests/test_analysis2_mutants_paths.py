@@ -328,3 +328,23 @@ def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, ca
     msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
     with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
         call("gpt2")
+
+
+@pytest.mark.parametrize("batch_size,per", [(1, 1), (3, 1), (6, 2), (7, 2), (24, 8)], ids=lambda v: str(v))
+def test_each_forward_pass_holds_batch_size_rows_or_one_senders_prompts(teeth, monkeypatch, batch_size, per):
+    """``batch_size`` bounds the rows of a forward pass (senders x prompts), but a pass holds at least one
+    sender's prompts; the 8 senders below layer 2 take ceil(8 / per) chunks of two passes (Run A, Run B), plus
+    the clean, the corrupted-z and the corrupted-logits passes."""
+    m = teeth["gpt2"]
+    clean, corrupted = _pair()
+    rows: list[int] = []
+    original = m.trace
+
+    def spy(prompts, *args, **kwargs):
+        rows.append(prompts.shape[0])
+        return original(prompts, *args, **kwargs)
+    monkeypatch.setattr(m, "trace", spy)
+    A.path_patching(m, clean, corrupted, ANSWER, CONTRAST, receivers=[(2, 1)], batch_size=batch_size)
+    chunks = -(-8 // per)
+    assert len(rows) == 3 + 2 * chunks
+    assert max(rows) == per * P and sorted(rows)[:3] == [P, P, P]
