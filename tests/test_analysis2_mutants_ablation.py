@@ -238,3 +238,16 @@ def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, ca
     msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
     with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
         call("gpt2")
+
+
+def test_the_reprs_never_name_a_head_that_was_not_measured():
+    """Heads left out (NaN) are skipped even when every measured effect is positive (a NaN read as 0 would
+    win the minimum), and an ablated head is never the largest backup even when every change is negative."""
+    effects = torch.full((3, 2, 2), float("nan"))
+    effects[:, 1, 1] = torch.tensor([0.5, 0.25, 0.75])
+    cmp = AblationComparison(effects, torch.zeros(2, 2), 0.0)
+    assert repr(cmp) == ("AblationComparison(clean=0.000; zero: strongest L1H1 +0.50; mean: strongest L1H1 +0.25; "
+                         "resample: strongest L1H1 +0.75)")
+    before, after = torch.zeros(2, 2), torch.tensor([[-1.0, -0.5], [-2.0, -0.25]])
+    r = BackupResult(before, after, [(1, 1)], "mean", 1.0, 0.5)
+    assert repr(r).endswith("largest backup L0H1 -0.50)")

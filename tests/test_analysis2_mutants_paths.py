@@ -348,3 +348,14 @@ def test_each_forward_pass_holds_batch_size_rows_or_one_senders_prompts(teeth, m
     chunks = -(-8 // per)
     assert len(rows) == 3 + 2 * chunks
     assert max(rows) == per * P and sorted(rows)[:3] == [P, P, P]
+
+
+def test_agreement_rounds_errors_to_three_digits_and_is_scale_free():
+    est = AttributionPatching(torch.tensor([[0.012345, 0.02], [0.03, 0.04]]), 0.0, 0.0, "heads", "logit_diff")
+    actual = torch.tensor([[0.0, 0.021], [0.028, 0.045]])
+    agree = A.agreement(est, type("Real", (), {"scores": actual})())
+    assert "('0,0', 0.012)" in repr(agree)  # 3 digits
+    big = A.agreement(AttributionPatching(est.scores * 1000, 0.0, 0.0, "heads", "logit_diff"),
+                      type("Real", (), {"scores": actual * 1000})())
+    assert agree.correlation == pytest.approx(big.correlation, abs=1e-5)  # norms far below 1 are not clamped
+    assert 0.3 < big.correlation < 0.99
