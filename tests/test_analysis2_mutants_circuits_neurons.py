@@ -299,3 +299,23 @@ def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, ca
     msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
     with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
         call("gpt2")
+
+
+def test_an_unknown_token_names_the_first_five_tokens_and_a_full_diagonal_is_100_percent():
+    labels = ["a", "b", "c", "d", "e", "f", "g"]
+    c = OVCircuit(0, 1, torch.eye(7) * 2.0, labels)
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "token 'z' is not among this circuit's tokens, e.g. ['a', 'b', 'c', 'd', 'e']") + "$"):
+        c.row("z")
+    assert repr(c) == "OVCircuit(L0H1, 7x7 tokens, copies (own logit largest) in 100% of rows, copying score +1.00)"
+    assert repr(QKCircuit(0, 1, torch.eye(7), labels)).endswith("prefers the same token in 100% of rows)")
+
+
+def test_a_final_norm_without_a_weight_decodes_through_the_unembedding_alone(teeth, monkeypatch):
+    """A final norm without a gain (e.g. a non-parametric LayerNorm) leaves ``W_out @ W_U`` as it is."""
+    m = teeth["llama"]
+    monkeypatch.setattr(type(m.adapter), "final_norm", property(lambda self: torch.nn.Identity()))
+    plain = (m.hf.model.layers[1].mlp.down_proj.weight.T @ m.hf.lm_head.weight.T).detach()
+    dec = A.decode_neurons(m, k=3, layers=[1])
+    assert torch.equal(dec.promoted[0], plain.topk(3, -1).indices)
+    torch.testing.assert_close(dec.promoted_scores[0], plain.topk(3, -1).values, rtol=1e-4, atol=1e-4)
