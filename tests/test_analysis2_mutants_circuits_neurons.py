@@ -319,3 +319,20 @@ def test_a_final_norm_without_a_weight_decodes_through_the_unembedding_alone(tee
     dec = A.decode_neurons(m, k=3, layers=[1])
     assert torch.equal(dec.promoted[0], plain.topk(3, -1).indices)
     torch.testing.assert_close(dec.promoted_scores[0], plain.topk(3, -1).values, rtol=1e-4, atol=1e-4)
+
+
+def test_the_defaults_of_top_entries_decodings_and_top_activations(teeth):
+    m = teeth["gpt2"]
+    c = _circuit(QKCircuit, [[float(i + j) for j in range(3)] for i in range(3)])
+    wide = QKCircuit(0, 0, torch.arange(49.0).view(7, 7), list("abcdefg"))
+    assert len(wide.top("a")) == 5 and len(c.top("a")) == 3  # k=5 by default
+    assert A.decode_neurons(m, layers=[0]).promoted.shape == (1, m.d_mlp, 10)  # k=10 by default
+    top = A.top_activating(m, TEXTS, 0, 1)
+    assert len(top) == 10  # k=10 by default
+    toks = _occurrences(m, TEXTS, 0, 1)
+    for g in top:
+        tokens = next(t for _, i, p, t in toks if i == g["text"] and p == g["pos"])
+        assert g["context"] == "".join(tokens[max(0, g["pos"] - 6):g["pos"] + 1])  # 6 tokens before by default
+    assert any(g["pos"] > 6 for g in top)  # some context is cut at 6
+    with pytest.raises(ValueError, match="^texts is empty; give at least one text$"):
+        A.top_activating(m, [], 0, 1)
