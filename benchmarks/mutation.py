@@ -65,6 +65,13 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
     "circuit": (["kit/lessons/circuit.py"], [
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
+    "analysis2": (["kit/analysis/ablation.py", "kit/analysis/path_patching.py", "kit/analysis/attribution_patching.py"], [
+        "tests/test_circuits_and_ablation.py", "tests/test_path_patching.py", "tests/test_bad_input_analysis.py",
+        "tests/test_analysis2_mutants_ablation.py", "tests/test_analysis2_mutants_paths.py"]),
+    "analysis4": (["kit/analysis/steering.py", "kit/analysis/circuits.py", "kit/analysis/neurons.py"], [
+        "tests/test_snmf_steering.py", "tests/test_circuits_and_ablation.py", "tests/test_analysis_invariants.py",
+        "tests/test_bad_input_analysis.py", "tests/test_analysis2_mutants_steering.py",
+        "tests/test_analysis2_mutants_circuits_neurons.py"]),
     "analysis3": (["kit/analysis/factual.py", "kit/analysis/voids.py", "kit/analysis/superposition.py"], [
         "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_factual_story.py",
         "tests/test_lesson03_claims.py", "tests/test_superposition_and_dictionary.py",

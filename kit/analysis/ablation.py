@@ -49,6 +49,7 @@ def ablate_heads(model: Model, heads: Sequence[Head], method: str, reference) ->
     ``reference`` (a Trace of reference prompts of the traced length that captured ``z``) for mean and resample.
     Mean is per position, over the reference prompts; resample gives traced prompt ``i`` the reference's
     prompt ``(i + 1) % n`` (so a reference equal to the traced prompts never gives a prompt its own value)."""
+    check_model(model, "ablate_heads")
     if method not in METHODS:
         raise ValueError(f"method={method!r}; valid: {', '.join(METHODS)}")
     heads = head_list(model, heads)
@@ -93,7 +94,7 @@ class AblationComparison:
     def __repr__(self) -> str:
         parts = []
         for m in self.methods:
-            e = self.of(m)
+            e = self.of(m).nan_to_num(float("inf"))  # heads not ablated are NaN
             i = int(e.argmin())
             parts.append(f"{m}: strongest L{i // e.shape[1]}H{i % e.shape[1]} {float(e.min()):+.2f}")
         return f"AblationComparison(clean={self.clean:.3f}; " + "; ".join(parts) + ")"

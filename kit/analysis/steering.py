@@ -187,6 +187,7 @@ def compare_steering(model: "Model", prompts, layer: int, directions: dict[str, 
                      concept: Sequence[str | int], pos=None, rtol: float = 0.05) -> dict[str, SteeringResult]:
     """:func:`steer_at_matched_kl` for each named direction, e.g. ``{"SNMF feature": z, "DiffMeans": dm,
     "random": random_sparse_like(z)}``; same prompts, layer, target KL and concept."""
+    check_model(model, "compare_steering")
     if not directions:
         raise ValueError('give at least one direction, e.g. directions={"SNMF feature": z, "DiffMeans": dm}')
     for d in directions.values():
