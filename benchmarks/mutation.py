@@ -65,6 +65,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson03_mutants_checks.py", "tests/test_lesson04_mutants_checks.py"]),
     "circuit": (["kit/lessons/circuit.py"], [
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
+    "lesson06": (["kit/lessons/dictionaries.py"], [
+        "tests/test_lesson06_exercises.py", "tests/test_lesson06_mutants_checks.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
