@@ -740,15 +740,62 @@ def test_geometry_chart_refuses_models_that_are_not_2_dimensional():
     assert str(e.value) == "geometry_chart draws 2-dimensional toy models; 'wide' has d_hidden=3"
 
 
-def test_gram_chart_shows_every_overlap():
-    W = torch.tensor([[[1.0, 0.5, 0.0], [0.0, 1.0, 2.0]]])
-    spec = L.gram_chart(SimpleNamespace(W=W, sparsities=[0.7]), title="G").to_dict()
+def test_gram_chart_shows_every_overlap_of_every_model():
+    W = torch.tensor([[[1.0, 0.5, 0.0], [0.0, 1.0, 2.0]], [[0.1234, 0.0, 1.0], [0.0, 0.5678, 1.0]]])
+    spec = L.gram_chart(SimpleNamespace(W=W, sparsities=[0.7, 0.95]), title="G").to_dict()
     rows = spec["data"]["values"]
-    G = W[0].T @ W[0]
-    assert [(r["i"], r["j"]) for r in rows] == [(i, j) for i in range(3) for j in range(3)]
-    assert [r["value"] for r in rows] == [round(float(G[i, j]), 3) for i in range(3) for j in range(3)]
-    assert {r["sparsity"] for r in rows} == {"S = 0.7"}
-    assert spec["title"] == "G" and spec["facet"]["column"]["sort"] == ["S = 0.7"]
+    want = []
+    for m, s in enumerate(("S = 0.7", "S = 0.95")):
+        G = W[m].T @ W[m]
+        want += [{"sparsity": s, "i": i, "j": j, "value": round(float(G[i, j]), 3)} for i in range(3) for j in range(3)]
+    assert rows == want
+    assert rows[9]["value"] == 0.015  # 0.1234 ** 2, to 3 decimals
+    assert spec["title"] == "G" and spec["facet"]["column"]["sort"] == ["S = 0.7", "S = 0.95"]
+
+
+def _chart_spec(chart) -> dict:
+    spec = chart.to_dict()
+    for key in ("data", "$schema", "config"):
+        spec.pop(key, None)
+    return spec
+
+
+def test_gram_chart_draws_a_red_blue_grid_of_overlaps_between_minus_1_and_1():
+    spec = _chart_spec(L.gram_chart(SimpleNamespace(W=torch.ones(1, 2, 2), sparsities=[0.5])))
+    no_axis = {"labels": False, "ticks": False}
+    assert spec == {
+        "facet": {"column": {"field": "sparsity", "sort": ["S = 0.5"], "title": None, "type": "nominal"}},
+        "spec": {"mark": {"type": "rect"}, "encoding": {
+            "color": {"field": "value", "scale": {"domain": [-1, 1], "reverse": True, "scheme": "redblue"},
+                      "title": "W_i · W_j", "type": "quantitative"},
+            "tooltip": [{"field": "i", "type": "ordinal"}, {"field": "j", "type": "ordinal"},
+                        {"field": "value", "type": "quantitative"}],
+            "x": {"axis": no_axis, "field": "j", "title": None, "type": "ordinal"},
+            "y": {"axis": no_axis, "field": "i", "title": None, "type": "ordinal"}},
+            "height": 110, "width": 110},
+        "title": ""}
+
+
+def test_geometry_chart_draws_arrows_from_the_origin_with_a_tip_that_shows_the_dimensionality():
+    toy = SimpleNamespace(W=torch.ones(2, 2, 2), sparsities=[0.7, 0.9])
+    spec = _chart_spec(L.geometry_chart({"b": toy, "a": toy}))
+    pos = {"scale": {"domain": [-1.3, 1.3]}, "title": None, "type": "quantitative"}
+    color = {"field": "feature", "title": "feature (0 = most important)", "type": "nominal"}
+    assert spec == {
+        "facet": {"column": {"field": "sparsity", "sort": ["S = 0.7", "S = 0.9"], "title": None, "type": "nominal"},
+                  "row": {"field": "importance", "sort": ["b", "a"], "title": None, "type": "nominal"}},
+        "spec": {"layer": [
+            {"mark": {"type": "line", "strokeWidth": 2},
+             "encoding": {"color": color, "detail": {"field": "feature", "type": "nominal"},
+                          "order": {"field": "end", "type": "quantitative"},
+                          "x": {"field": "x", **pos}, "y": {"field": "y", **pos}}},
+            {"mark": {"type": "point", "filled": True, "size": 40},
+             "encoding": {"color": color, "tooltip": [{"field": "feature", "type": "nominal"},
+                                                      {"field": "dimensionality", "type": "quantitative"}],
+                          "x": {"field": "x", **pos}, "y": {"field": "y", **pos}},
+             "transform": [{"filter": "datum.end == 1"}]}],
+            "height": 130, "width": 130},
+        "title": ""}
 
 
 # ------------------------------------------------------------------------------------------ on facts-4l
