@@ -67,6 +67,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_lesson05_exercises.py", "tests/test_lesson05_claims.py", "tests/test_lesson05_mutants_checks.py"]),
     "lesson06": (["kit/lessons/dictionaries.py"], [
         "tests/test_lesson06_exercises.py", "tests/test_lesson06_mutants_checks.py"]),
+    "dictionaries": (["kit/analysis/splice.py", "kit/analysis/features.py", "kit/analysis/dictionary.py"], [
+        "tests/test_dictionary_api.py", "tests/test_snmf_features.py", "tests/test_dictionaries_mutants_features.py",
+        "tests/test_dictionaries_mutants_splice.py", "tests/test_dictionaries_mutants_dictionary.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }
