@@ -778,7 +778,11 @@ def test_gram_chart_draws_a_red_blue_grid_of_overlaps_between_minus_1_and_1():
 
 def test_geometry_chart_draws_arrows_from_the_origin_with_a_tip_that_shows_the_dimensionality():
     toy = SimpleNamespace(W=torch.ones(2, 2, 2), sparsities=[0.7, 0.9])
-    spec = _chart_spec(L.geometry_chart({"b": toy, "a": toy}))
+    chart = L.geometry_chart({"b": toy, "a": toy})
+    rows = chart.to_dict()["data"]["values"]
+    assert len(rows) == 2 * 2 * 2 * 2  # both rows of the grid, both models, both features, two ends each
+    assert [r["importance"] for r in rows[::8]] == ["b", "a"]
+    spec = _chart_spec(chart)
     pos = {"scale": {"domain": [-1.3, 1.3]}, "title": None, "type": "quantitative"}
     color = {"field": "feature", "title": "feature (0 = most important)", "type": "nominal"}
     assert spec == {
