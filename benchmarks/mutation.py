@@ -71,6 +71,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "dictionaries": (["kit/analysis/splice.py", "kit/analysis/features.py", "kit/analysis/dictionary.py"], [
         "tests/test_dictionary_api.py", "tests/test_snmf_features.py", "tests/test_dictionaries_mutants_features.py",
         "tests/test_dictionaries_mutants_splice.py", "tests/test_dictionaries_mutants_dictionary.py"]),
+    "analysis3": (["kit/analysis/factual.py", "kit/analysis/voids.py", "kit/analysis/superposition.py"], [
+        "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_factual_story.py",
+        "tests/test_lesson03_claims.py", "tests/test_superposition_and_dictionary.py",
+        "tests/test_analysis3_mutants.py"]),
     "wire": (["kit/widgets/_wire.py"], [
         "tests/widgets/test_widget_wire.py", "tests/widgets/test_wire_teeth.py"]),
 }

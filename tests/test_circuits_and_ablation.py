@@ -60,8 +60,8 @@ def test_qk_circuit_is_the_models_own_score_for_a_query_and_key_vector(tiny_mode
     projection weights (GPT-2 packs them in one Conv1D; biases left out)."""
     m = tiny_models["gpt2"]
     attn = m.hf.transformer.h[1].attn
-    W = attn.c_attn.weight  # [d_model, 3 * d_model]
-    E = m.hf.transformer.wte.weight
+    W = attn.c_attn.weight.detach()  # [d_model, 3 * d_model]
+    E = m.hf.transformer.wte.weight.detach()
     d, h = m.d_head, 2
     q = E[7] @ W[:, h * d:(h + 1) * d]
     k = E[9] @ W[:, m.d_model + h * d: m.d_model + (h + 1) * d]

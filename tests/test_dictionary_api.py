@@ -89,6 +89,20 @@ def test_a_transcoder_feature_steered_through_the_neurons_writes_exactly_its_dir
     assert tc.directions().shape == (8, model.d_model) and sae.directions(W_out).shape == (8, model.d_model)
 
 
+def test_a_transcoders_neuron_directions_are_the_least_norm_solution_and_a_low_rank_w_out_is_refused(model, io):
+    tc = A.train_transcoder(io.inputs, io.outputs, 8, steps=20, seed=0)
+    W = model.adapter.W_out(L).detach().double()  # [d_mlp, d_model]
+    least_norm = W @ torch.linalg.solve(W.T @ W, tc.Z.double())  # W.T u = z with u in W's column space
+    U = tc.mlp_directions(model.adapter.W_out(L))
+    torch.testing.assert_close(U.double(), least_norm, atol=1e-4, rtol=1e-3)
+    for _ in range(3):  # the same answer every call (lstsq's gelsy driver was not, on some hosts)
+        assert torch.equal(tc.mlp_directions(model.adapter.W_out(L)), U)
+    low_rank = W.float().clone()
+    low_rank[:, : model.d_model // 2] = 0  # half of the residual stream cannot be written
+    with pytest.raises(ValueError, match=r"W_out cannot write these features exactly \(relative miss 0\.\d+\)"):
+        tc.mlp_directions(low_rank)
+
+
 def test_an_exact_dictionary_splices_in_with_no_loss_and_a_mean_one_equals_mean_ablation(model, io):
     exact = _exact_sae(model.d_mlp)
     torch.testing.assert_close(exact(io.hidden), io.hidden, atol=1e-4, rtol=0)

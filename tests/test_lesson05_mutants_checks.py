@@ -58,7 +58,7 @@ def test_the_lessons_instance_is_fixed_and_the_same_on_every_call():
     (logits, io, s), (again, _, _) = seen
     assert io.tolist() == LESSON_IO and s.tolist() == LESSON_S
     assert logits.shape == (6, 7, 30) and torch.equal(logits, again)  # seeded: the same logits every time
-    assert 2.0 < float(logits.std()) < 4.0  # on a logit scale (std 3): probabilities differ from logits
+    assert 2.7 < float(logits.std()) < 3.3  # on a logit scale (std 3): probabilities differ from logits
 
 
 def test_each_student_gets_other_answers_and_never_an_answer_equal_to_its_subject():
@@ -77,6 +77,32 @@ def test_each_student_gets_other_answers_and_never_an_answer_equal_to_its_subjec
         assert (io != s).all(), (student, io, s)
         draws.append((tuple(io.tolist()), tuple(s.tolist())))
     assert len(set(draws)) == 20 and (tuple(LESSON_IO), tuple(LESSON_S)) not in draws
+
+
+def _instance(student):
+    lessons.start(student, record=False)
+    seen, fn = _spy()
+    assert c.check_logit_diff(fn).passed
+    lessons.stop()
+    return seen[0]
+
+
+def test_a_students_instance_comes_from_their_id_alone_not_from_torchs_global_generator():
+    for student in ("s0", "s1", "s2"):
+        torch.manual_seed(0)
+        logits, io, s = _instance(student)
+        torch.manual_seed(1)
+        again = _instance(student)
+        assert torch.equal(logits, again[0]) and torch.equal(io, again[1]) and torch.equal(s, again[2]), student
+
+
+def test_students_logits_are_on_a_logit_scale_and_any_other_token_can_be_the_subject():
+    offsets = set()
+    for student in [f"s{i}" for i in range(20)]:
+        logits, io, s = _instance(student)
+        assert 2.7 < float(logits.std()) < 3.3, student  # std 3: 1260 draws put the sample std within 0.2
+        offsets |= set(((s - io) % 30).tolist())
+    assert offsets == set(range(1, 30))  # the subject is any of the 29 other tokens (here after 14 students)
 
 
 def _near(x, gap):
@@ -188,6 +214,29 @@ def test_the_largest_direct_effect_is_named_as_such(model, batch, grid):
         f"restores: its effect through every path. L2H2 restores {float(grid[2, 2]):.2f}")
 
 
+def test_the_direct_effect_hint_is_about_the_logit_difference_not_the_answers_logit(model):
+    b = c.ioi_batch(32, template=2, seed=1002)  # a batch where the two disagree
+    grid = c.patching_by_head(model, b)
+    tr = model.trace(b.clean, capture=["resid_pre", "resid_post", "head_out", "mlp_out"])
+    on_diff = A.direct_logit_attribution(tr, b.io, b.s, neurons=False).heads.mean(0)
+    on_io = A.direct_logit_attribution(tr, b.io, neurons=False).heads.mean(0)
+    assert (c._argmax_head(grid), c._argmax_head(on_diff), c._argmax_head(on_io)) == ((1, 1), (2, 2), (2, 0))
+    assert c.check_top_head("L2H2", model, b).message == (
+        "L2H2 writes the largest *direct* effect on the logit difference, but the question is what patching "
+        f"restores: its effect through every path. L2H2 restores {float(grid[2, 2]):.2f}")
+    assert c.check_top_head("L2H0", model, b).message == (
+        f"L2H0 restores {float(grid[2, 0]):.2f} of the logit difference; one head restores more. Patching asks "
+        "what the head carries that differs between clean and corrupted prompts, not how much removing it hurts")
+
+
+def test_token_ids_go_to_the_models_device(model, monkeypatch):
+    names = c.ioi_batch(2).io
+    ids = c._ids(model, names)  # [batch, 1]: what patching_by_head and gpt2_ioi gather the logits with
+    assert ids.tolist() == [[A.token_id(model, t)] for t in names] and ids.device == model.device
+    monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("meta")))  # as a GPU would
+    assert c._ids(model, names).device.type == "meta"  # else gather() on a GPU model's logits fails
+
+
 @pytest.mark.parametrize("head", [(0, 3), (2, 0), (0, 0), (1, 2)])
 def test_another_head_is_told_one_head_restores_more(model, batch, grid, head):
     verdict = c.check_top_head(head, model, batch)
@@ -249,6 +298,23 @@ def test_a_receiver_in_layer_1_takes_senders_of_layer_0_only(model, batch):
     assert v.status == "failed" and v.message == (
         f"L0H3's path into L1H1 carries {-float(r.effect[0, 3]):.2f} of the gap, less than the strongest sender's "
         f"{-effect:.2f}")
+
+
+@pytest.mark.parametrize("receiver", [(2, 0), (2, 1)], ids=["L2H0", "L2H1"])
+def test_any_head_of_a_lower_layer_may_send_whatever_the_receivers_head_index(model, batch, direct, receiver):
+    # the layers are compared: L1H1 and L0H2 sit below L2H0 and L2H1 although their head index is not smaller
+    r = A.path_patching(model, *batch.args(), receivers=[receiver], receiver_pos=-1)
+    (best, effect), = r.top(1)
+    name = f"L{receiver[0]}H{receiver[1]}"
+    assert best == (1, 1) and -effect > 0.05
+    assert c.check_sender((1, 1), model, receiver, batch).message == (
+        f"corrupting L1H1's path into {name} alone costs {-effect:.2f} of the clean-corrupted gap")
+    clause = (f" (its direct path to the logits carries {-float(direct[0, 2]):.2f}: a head can matter directly "
+              "without feeding this receiver)") if float(direct[0, 2]) < -0.05 else ""
+    v = c.check_sender((0, 2), model, receiver, batch)
+    assert v.status == "failed" and v.message == (
+        f"L0H2's path into {name} carries {-float(r.effect[0, 2]):.2f} of the gap, less than the strongest "
+        f"sender's {-effect:.2f}" + clause)
 
 
 @pytest.mark.parametrize("head, receiver", [((2, 3), (2, 2)), ((2, 2), (2, 2)), ((1, 0), (1, 1)), ((2, 0), (1, 1))])
@@ -313,12 +379,42 @@ def test_each_students_prompts_have_a_clear_top_head_and_are_never_the_lessons(m
     assert len(templates) >= 2  # another template, not only another draw of names
 
 
-def test_some_batches_are_not_clear_so_the_margin_matters(model):
-    weak = [(t, seed) for t, seed in c.BATCHES[1:] if _share(model, c.ioi_batch(32, t, seed)) < c.TOP_MARGIN]
+@pytest.fixture(scope="module")
+def shares(model):
+    """How far each batch's top patched head leads the next: ``{(template, seed): first - second}``."""
+    return {b: _share(model, c.ioi_batch(32, *b)) for b in c.BATCHES}
+
+
+def _first_tried(student):
+    """The batch ``student`` tries first (their own order, before the filter)."""
+    return lessons.variant(c.EX_TOP, c.BATCHES[1:], student=student, where=lambda b: True)
+
+
+def test_some_batches_are_not_clear_so_the_margin_matters(shares):
+    weak = [b for b in c.BATCHES[1:] if shares[b] < c.TOP_MARGIN]
     assert weak == [(0, 1002), (1, 1002), (2, 1002)]
-    # some student's first choice is a weak batch: the filter, not luck, keeps it out of the test above
-    firsts = [lessons.variant(c.EX_TOP, c.BATCHES[1:], student=st) for st in STUDENTS]  # before the filter
-    assert set(firsts) & set(weak)
+    # s9 tries a weak batch first: the filter, not luck, keeps it out (none of STUDENTS above does)
+    assert _first_tried("s9") == (2, 1002) and {_first_tried(st) for st in STUDENTS}.isdisjoint(weak)
+
+
+def _key(b):
+    (key,) = [k for k in c.BATCHES if c.ioi_batch(32, *k).clean == b.clean]
+    return key
+
+
+@pytest.mark.parametrize("student, first, got", [("s9", (2, 1002), (3, 1002)), ("s0", (3, 1002), (3, 1002)),
+                                                 ("s1", (0, 1001), (0, 1001))], ids=["s9", "s0", "s1"])
+def test_each_student_gets_the_first_batch_with_a_clear_top_head_in_their_own_order(model, shares, student,
+                                                                                     first, got):
+    # s9 tries the weak (2, 1002) first and gets (3, 1002), whose top head leads by 0.135 on its 32 prompts
+    # (by 0.064 on 33, and (0, 1002) by 0.067: the filter must judge this very batch); s1 gets (0, 1001),
+    # second of the student's batches
+    assert _first_tried(student) == first
+    want = lessons.variant(c.EX_TOP, c.BATCHES[1:], student=student, where=lambda b: shares[b] >= c.TOP_MARGIN)
+    assert want == got and 0.13 < shares[(3, 1002)] < 0.14
+    assert _key(c.exercise_batch(model, student=student)) == got
+    lessons.start(student, record=False)  # the current student: the same batch as naming them
+    assert _key(c.exercise_batch(model)) == got
 
 
 def _sender_margin(model, b, receiver) -> float:
@@ -337,18 +433,28 @@ def test_each_students_receiver_has_one_clear_sender(model, batch):
     assert len(got) >= 2
 
 
+def test_a_students_receiver_is_the_first_with_a_clear_sender_in_their_own_order(model, batch):
+    def clear(receiver):
+        return _sender_margin(model, batch, receiver) >= c.SENDER_MARGIN
+
+    assert lessons.variant(c.EX_SEND, c.RECEIVERS, student="s2", where=clear) == (2, 1)
+    assert c.exercise_receiver(model, batch, student="s2") == (2, 1) != c.exercise_receiver(model, batch) == (2, 2)
+    lessons.start("s2", record=False)  # the current student: the same receiver as naming them
+    assert c.exercise_receiver(model, batch) == (2, 1)
+
+
 # --- the optional GPT-2 section, on small random GPT-2s ---------------------------------------------------
 
-def _word_gpt2(seed: int):
+def _word_gpt2(seed: int, n_layer: int = 3, n_head: int = 2):
     words = sorted({n.strip() for n in c.GPT2_NAMES} | set("When and went to the store, gave a drink to".split()))
     vocab = {w: i for i, w in enumerate(["<|endoftext|>", *words])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     torch.manual_seed(seed)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_layer=3, n_head=2, n_embd=32, n_positions=32,
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_layer=n_layer, n_head=n_head, n_embd=32, n_positions=32,
                                     initializer_range=0.5, bos_token_id=0, eos_token_id=0))
-    return kit.Model(hf, fast, name=f"random-word-gpt2-{seed}")
+    return kit.Model(hf, fast, name=f"random-word-gpt2-{seed}-{n_layer}x{n_head}")
 
 
 @pytest.mark.parametrize("seed, top_layer", [(0, 0), (3, 1)])
@@ -379,3 +485,51 @@ def test_gpt2_ioi_is_the_lessons_pipeline_by_definition(seed, top_layer):
         assert r["senders_into_top"] is None  # no head below layer 0
     else:
         assert r["senders_into_top"] == A.path_patching(m, *b.args(), receivers=[top], receiver_pos=-1).top(5)
+
+
+# --- 5.3's receiver position and gpt2_ioi's senders, on small random GPT-2s of 4 layers of 4 heads ------------
+
+@pytest.fixture(scope="module")
+def word_batch():
+    """gpt2_ioi's eight prompt pairs (seed 0) as an IOIBatch, for the word-level models."""
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for _ in range(8):
+        a, b, third = rng.sample(list(c.GPT2_NAMES), 3)
+        rows.append((f"When{a} and{b} went to the store,{b} gave a drink to",
+                     f"When{a} and{b} went to the store,{third} gave a drink to", a, b))
+    return c.IOIBatch(*map(list, zip(*rows)))
+
+
+def test_the_sender_check_patches_the_receiver_at_the_last_position_only(word_batch):
+    # into L1H1 of a 4-layer model the receiver's output at earlier positions reaches the logits through
+    # layers 2 and 3: patched at every position, L0H2 would be the strongest sender; at the last one, L0H3
+    m = _word_gpt2(0, 4, 4)
+    (last, effect), = A.path_patching(m, *word_batch.args(), receivers=[(1, 1)], receiver_pos=-1).top(1)
+    (every, _), = A.path_patching(m, *word_batch.args(), receivers=[(1, 1)]).top(1)
+    assert (last, every) == ((0, 3), (0, 2)) and f"{-effect:.2f}" == "0.56"
+    assert c.check_sender("L0H3", m, (1, 1), word_batch).message == (
+        "corrupting L0H3's path into L1H1 alone costs 0.56 of the clean-corrupted gap")
+    assert c.check_sender("L0H2", m, (1, 1), word_batch).status == "failed"
+
+
+def test_a_receiver_is_kept_for_a_clear_sender_at_the_last_position(word_batch):
+    # the lesson's L2H2 comes first; on this model its top sender leads by 0.02 at the last position (too
+    # little) and by 0.56 when the receiver is patched at every position; L2H1's leads by 0.45
+    m = _word_gpt2(12, 4, 4)
+    margin = lambda pos, r: (lambda t: t[1][1] - t[0][1])(  # noqa: E731
+        A.path_patching(m, *word_batch.args(), receivers=[r], receiver_pos=pos).top(2))
+    assert margin(-1, (2, 2)) < 0.03 and margin(None, (2, 2)) > 0.5
+    assert margin(-1, (2, 0)) < 0.01 and margin(-1, (2, 1)) > 0.4
+    assert c.exercise_receiver(m, word_batch) == (2, 1)
+
+
+def test_gpt2_ioi_lists_the_five_strongest_of_more_senders():
+    m = _word_gpt2(27, 4, 4)
+    r = c.gpt2_ioi(m)
+    top = r["top_heads"][0][0]
+    into = A.path_patching(m, *r["batch"].args(), receivers=[top], receiver_pos=-1)
+    assert top == (2, 3) and len(into.senders) == 8  # the heads of layers 0 and 1
+    assert r["senders_into_top"] == into.top(5) and len(r["senders_into_top"]) == 5

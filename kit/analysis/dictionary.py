@@ -176,7 +176,9 @@ class Dictionary(Decomposition):
             return self.Z.clone()
         if W.shape[1] != self.d_out:
             raise ValueError(f"W_out must be [d_mlp, d_model={self.d_out}] for this transcoder, got {list(W.shape)}")
-        U = torch.linalg.lstsq(W.T, self.Z).solution  # [d_mlp, k]: W.T @ U ≈ Z, least norm
+        # [d_mlp, k]: W.T @ U ≈ Z, least norm, through the SVD. Not lstsq: its default CPU driver (gelsy) can
+        # misjudge the rank on some hosts and return a far-off answer (pytorch/pytorch#71222, #92537).
+        U = torch.linalg.pinv(W.T) @ self.Z
         miss = float((W.T @ U - self.Z).norm() / self.Z.norm())
         if miss > 1e-3:
             raise ValueError(f"W_out cannot write these features exactly (relative miss {miss:.2g}): its rank is "
