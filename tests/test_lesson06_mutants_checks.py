@@ -374,6 +374,16 @@ def test_an_l0_mistake_is_named_only_within_its_tolerance():
     ge0 = float((y >= 0).float().sum(0).mean())
     assert "not >= 0" in L.check_reconstruction_stats(lambda a, b, c: (ev, ge0 + 0.008), cases).message
     assert "not >= 0" not in L.check_reconstruction_stats(lambda a, b, c: (ev, ge0 + 0.015), cases).message
+    # per-latent count 1.2 (< 2): the hint's tolerance is 1e-2 * max(1, 1.2) = 0.012
+    t4, p4 = _case(3, k=5, n=4)[:2]
+    y4 = torch.zeros(5, 4)
+    y4[0, :2] = 3.0
+    y4[1:, 0] = 3.0
+    cases4 = [("c4", t4, p4, y4)]
+    ev4 = _ev_l0_loop(t4, p4, y4)[0]
+    assert float((y4 > 0).float().sum(1).mean()) == pytest.approx(1.2) and _l0_loop(y4) == 1.5
+    assert "tokens per latent" in L.check_reconstruction_stats(lambda a, b, c: (ev4, 1.21), cases4).message
+    assert "tokens per latent" not in L.check_reconstruction_stats(lambda a, b, c: (ev4, 1.216), cases4).message
     l1 = float(y.sum(0).mean())
     assert l1 > 1
     assert "L1 norm" in L.check_reconstruction_stats(lambda a, b, c: (ev, l1 * 1.005), cases).message
@@ -383,20 +393,21 @@ def test_an_l0_mistake_is_named_only_within_its_tolerance():
 # ------------------------------------------------------------------------------------------ 6.3
 def _relation_setup():
     """Y[5 features, 40 tokens]; the mask is tokens 0..9. With top=4: feature 1's top tokens are all in the mask
-    (precision 1), feature 3's too (a tie), feature 0 has the largest mean on the mask but its top tokens are out
-    of it, feature 2 is the most active overall, feature 4's top tokens are never in the mask."""
+    (precision 1), feature 3's too (a tie), feature 4 has the largest mean on the mask but its top tokens are out
+    of it, feature 2 is the most active overall, feature 0's top tokens are never in the mask (none of the named
+    features is feature 0, which an argmax over the wrong axis returns)."""
     n = 40
     Y = torch.zeros(5, n)
     mask = torch.zeros(n, dtype=torch.bool)
     mask[:10] = True
-    Y[0, :10] = 8.0
-    Y[0, 10:14] = 9.0
+    Y[4, :10] = 8.0
+    Y[4, 10:14] = 9.0
     Y[1, :4] = torch.tensor([2.0, 1.5, 1.2, 1.1])
     Y[1, 20:] = 0.5
     Y[2, :] = 5.0
     Y[2, 30:] = 6.0
     Y[3, 5:9] = 1.0
-    Y[4, 15:25] = torch.arange(10.0) + 1
+    Y[0, 15:25] = torch.arange(10.0) + 1
     return SimpleNamespace(Y=Y), mask
 
 
@@ -416,6 +427,12 @@ def test_precision_at_is_the_share_of_each_features_top_tokens_in_the_mask():
     for top in (3, 20):
         assert L.precision_at(Y, m, top).tolist() == pytest.approx(_precision_loop(Y, m, top))
     assert L.precision_at(Y, m).tolist() == pytest.approx(_precision_loop(Y, m, 20))  # default top 20: all 15 tokens
+    Y = torch.zeros(2, 30)
+    Y[:, :21] = torch.arange(21.0, 0.0, -1.0)  # tokens 0..20 are both features' top 21, in order
+    m = torch.zeros(30, dtype=torch.bool)
+    m[20] = True  # only the 21st strongest token is in the mask
+    assert L.precision_at(Y, m).tolist() == [0.0, 0.0]  # the default is the top 20
+    assert L.precision_at(Y, m, 21).tolist() == pytest.approx([1 / 21, 1 / 21])
 
 
 def rel(answer, **kw):
@@ -441,7 +458,7 @@ def test_a_feature_one_token_short_of_the_best_fails():
 
 
 @pytest.mark.parametrize("answer, tail", [
-    (0, " That feature has the largest mean activation on the relation's tokens, but it fires as much elsewhere: "
+    (4, " That feature has the largest mean activation on the relation's tokens, but it fires as much elsewhere: "
         "rank features by the share of their own top tokens in the mask."),
     (2, " That is the feature most active overall, on every kind of token."),
 ], ids=["mean", "overall"])
@@ -452,25 +469,32 @@ def test_named_wrong_features(answer, tail):
 
 def test_a_neurons_index_is_recognised_only_when_acts_are_given():
     acts = torch.zeros(8, 40)
-    acts[4, :10] = 1.0  # neuron 4: the DiffMeans argmax
-    assert rel(4, acts=acts).message == ("feature 4: 0% of its top 4 tokens are in the mask; some feature reaches "
+    acts[0, :10] = 1.0  # neuron 0: the DiffMeans argmax
+    assert rel(0, acts=acts).message == ("feature 0: 0% of its top 4 tokens are in the mask; some feature reaches "
                                          "100%. That is the index of a neuron (the DiffMeans argmax), not of a feature "
                                          "of the dictionary.")
-    acts[4, 10:] = 2.0  # now neuron 4 is the least mask-specific: not named
-    assert rel(4, acts=acts).message.endswith("did you take its weakest tokens (topk, not the bottom)?")
+    assert rel(0).message.endswith("did you take its weakest tokens (topk, not the bottom)?")
+    acts[0, 10:] = 2.0  # now neuron 0 is the least mask-specific: not named
+    assert rel(0, acts=acts).message.endswith("did you take its weakest tokens (topk, not the bottom)?")
+    acts = torch.zeros(8, 40)
+    acts[0, :10] = 1.0
+    acts[0, 10:] = 0.5  # the DiffMeans argmax is neuron 0 (0.5 more inside), not the most active inside (1)
+    acts[1, :] = 3.0
+    assert rel(0, acts=acts).message.endswith("not of a feature of the dictionary.")
 
 
 def test_a_feature_with_no_top_token_in_the_mask_is_asked_about_the_bottom_and_one_with_some_is_not():
-    assert rel(4).message == ("feature 4: 0% of its top 4 tokens are in the mask; some feature reaches 100%. None of its "
+    assert rel(0).message == ("feature 0: 0% of its top 4 tokens are in the mask; some feature reaches 100%. None of its "
                               "top tokens is in the mask: did you take its weakest tokens (topk, not the bottom)?")
     d, mask = _relation_setup()
-    d.Y[4, 0] = 9.5  # 1 of its top 4 in the mask
-    assert L.check_relation_feature(4, d, mask, "capital", top=4).message.endswith("some feature reaches 100%.")
+    d.Y[0, 0] = 9.5  # 1 of its top 4 in the mask
+    assert L.check_relation_feature(0, d, mask, "capital", top=4).message.endswith("some feature reaches 100%.")
 
 
 @pytest.mark.parametrize("answer, kind", [(True, "bool True"), (1.0, "float 1.0"), ("1", "str 1"),
-                                          (torch.tensor([1, 3]), "Tensor tensor([1, 3])")],
-                         ids=["bool", "float", "str", "tensor2"])
+                                          (torch.tensor([1, 3]), "Tensor tensor([1, 3])"),
+                                          ("x" * 50, "str " + "x" * 40)],
+                         ids=["bool", "float", "str", "tensor2", "long"])
 def test_answers_that_are_not_one_index_are_refused(answer, kind):
     assert rel(answer).message == f"give one feature index (an int); got {kind}"
 
