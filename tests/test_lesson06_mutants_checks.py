@@ -105,6 +105,14 @@ def test_dimensionality_is_checked_on_every_toy_model_not_only_the_fixed_geometr
     assert "on your toy model 1:" in L.check_dimensionality(fn1, _toy(W0, W1)).message
 
 
+def test_a_list_of_exactly_six_values_is_not_cut():
+    W = _rand_W(4, d=3, n=6)
+    verdict = L.check_dimensionality(lambda X: _true_dim(X) + (0.05 if X.shape[0] == 3 else 0.0), _toy(W))
+    fmt = lambda v: "[" + ", ".join(f"{float(x):.2f}" for x in v) + "]"  # noqa: E731
+    t = _true_dim(W)
+    assert verdict.message == f"on your toy model 0: you gave {fmt(t + 0.05)}, the dimensionalities are {fmt(t)}."
+
+
 def test_dimensionality_check_gives_the_learner_a_copy():
     """A function that scribbles over its argument cannot change the truth it is compared with."""
     def fn(W):
@@ -384,6 +392,13 @@ def test_an_l0_mistake_is_named_only_within_its_tolerance():
     assert float((y4 > 0).float().sum(1).mean()) == pytest.approx(1.2) and _l0_loop(y4) == 1.5
     assert "tokens per latent" in L.check_reconstruction_stats(lambda a, b, c: (ev4, 1.21), cases4).message
     assert "tokens per latent" not in L.check_reconstruction_stats(lambda a, b, c: (ev4, 1.216), cases4).message
+    # the L1 hint's tolerance is 1e-2 * max(1, answer): relative above 1 (L1 = 15), and not 0.02 below 2 (L1 = 1.8)
+    for value, l1_, inside, outside in ((10.0, 15.0, 15.075, 15.2), (1.2, 1.8, 1.815, 1.819)):
+        y5 = y4 / 3.0 * value
+        c5 = [("c5", t4, p4, y5)]
+        assert float(y5.sum(0).mean()) == pytest.approx(l1_)
+        assert "L1 norm" in L.check_reconstruction_stats(lambda a, b, c: (ev4, inside), c5).message
+        assert "L1 norm" not in L.check_reconstruction_stats(lambda a, b, c: (ev4, outside), c5).message
     l1 = float(y.sum(0).mean())
     assert l1 > 1
     assert "L1 norm" in L.check_reconstruction_stats(lambda a, b, c: (ev, l1 * 1.005), cases).message
@@ -658,6 +673,10 @@ def test_each_clamp_mistake_has_its_exact_hint(sae, x, wrong, tail):
 def test_a_clamp_mistake_is_named_only_within_float_error(sae, x):
     scale = float(x.abs().max())
     sign = lambda a, d, i, v: a - d.Z[:, i][:, None] * (v - d.encode(a)[i])[None]  # noqa: E731
+    # within atol + rtol |y| (both 1e-4): 0.9 atol + 0.5 rtol |y| is still the sign mistake
+    within = lambda *a: sign(*a) + 0.9e-4 * scale + 0.5e-4 * sign(*a).abs()  # noqa: E731
+    assert clamp(within, sae, x).message.endswith(" The sign is flipped: x + (value - f) z.")
+    assert float((within(x, sae, 1, 2.5) - sign(x, sae, 1, 2.5)).abs().max()) > 1.1e-4 * scale
     assert clamp(lambda *a: sign(*a) + 2e-5 * scale, sae, x).message.endswith(" The sign is flipped: x + (value - f) z.")
     assert clamp(lambda *a: sign(*a) + 3e-4 * scale, sae, x).message.endswith(".")
     assert "sign" not in clamp(lambda *a: sign(*a) + 3e-4 * scale, sae, x).message
