@@ -191,6 +191,9 @@ def test_a_mistake_is_named_only_when_the_answer_is_that_mistake_within_float_er
     unnormalised = lambda X: _n(X) ** 2 / ((X.T @ X) ** 2).sum(1)  # noqa: E731
     near = L.check_dimensionality(lambda X: unnormalised(X) + 0.0015 if torch.equal(X, W) else _true_dim(X))
     assert "Normalise" in near.message
+    rel_ = L.check_dimensionality(lambda X: unnormalised(X) * 1.001 + 0.0019 if torch.equal(X, W) else _true_dim(X))
+    assert "Normalise" in rel_.message  # within atol 2e-3 + rtol 2e-3 |x|, outside atol alone (|x| > 0.2 here)
+    assert float(unnormalised(W).min()) > 0.2
     far = L.check_dimensionality(lambda X: unnormalised(X) + 0.01 if torch.equal(X, W) else _true_dim(X))
     assert far.status == "failed" and far.message.endswith("].")
 
