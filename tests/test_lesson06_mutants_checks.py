@@ -938,3 +938,55 @@ def test_compare_units_measures_each_kind_of_unit_per_seed(facts):
     assert torch.equal(t.fits["neurons"][1].Y, io.hidden) and t.fits["neurons"][0].method == "neurons"
     assert t.fits["SNMF"][0].method == "snmf" and t.fits["NMF"][1].method == "nmf"
     assert t.values["SAE"]["error"][0] != t.values["SAE"]["error"][1]  # a fit per seed
+
+
+# ------------------------------------------------------------------------------------------ placeholders and crashes
+def stub(*args):
+    raise NotImplementedError
+
+
+HINTS = {
+    L.EX_DIM: "n = W.norm(dim=0); overlaps = (W / n).T @ W  ([feature, feature]); D = n**2 / (overlaps**2).sum(1)  "
+              "(the sum includes j = i)",
+    L.EX_STATS: "explained variance = 1 - ((target - prediction)**2).sum() / ((target - target.mean(1, keepdim=True))"
+                "**2).sum(); L0 = (latents > 0).sum(0) (per token), then its mean",
+    L.EX_CLAMP: "f = sae.encode(x)[feature] ([n_tokens]); z = sae.Z[:, feature] ([d_mlp]); return x + z[:, None] * "
+                "(value - f)[None]",
+}
+
+
+def _run_check(name, fn, sae, x, cases):
+    if name == L.EX_DIM:
+        return L.check_dimensionality(fn)
+    if name == L.EX_STATS:
+        return L.check_reconstruction_stats(fn, cases)
+    return L.check_clamp(fn, sae, x, 1, 2.5)
+
+
+@pytest.mark.parametrize("name", list(HINTS), ids=["dim", "stats", "clamp"])
+def test_an_open_exercise_is_to_do_with_its_hint(name, sae, x, cases):
+    for fn in (stub, ..., None):
+        verdict = _run_check(name, fn, sae, x, cases)
+        assert (verdict.exercise, verdict.status) == (name, "unanswered")
+        assert verdict.message == (f"write the function's body (it still raises NotImplementedError). "
+                                   f"Hint: {HINTS[name]}")
+
+
+@pytest.mark.parametrize("name", list(HINTS), ids=["dim", "stats", "clamp"])
+def test_a_function_that_crashes_fails_under_its_exercise(name, sae, x, cases):
+    def boom(*args):
+        raise KeyError("oops")
+
+    verdict = _run_check(name, boom, sae, x, cases)
+    assert (verdict.exercise, verdict.status) == (name, "failed")
+    assert verdict.message.startswith("your function raised KeyError: 'oops'")
+    verdict = _run_check(name, 3, sae, x, cases)
+    assert (verdict.exercise, verdict.message) == (name, "expected a function, got int")
+
+
+def test_a_clamp_within_the_relative_tolerance_passes(sae, x):
+    scale = float(x.abs().max())
+    within = lambda a, d, i, v: (lambda t: t + 0.9e-4 * scale + 0.5e-4 * t.abs())(_clamp_truth(a, d, i, v))  # noqa: E731
+    assert clamp(within, sae, x).passed
+    t = _clamp_truth(x, sae, 1, 2.5)
+    assert float((within(x, sae, 1, 2.5) - t).abs().max()) > 1.05e-4 * scale
