@@ -990,3 +990,29 @@ def test_a_clamp_within_the_relative_tolerance_passes(sae, x):
     assert clamp(within, sae, x).passed
     t = _clamp_truth(x, sae, 1, 2.5)
     assert float((within(x, sae, 1, 2.5) - t).abs().max()) > 1.05e-4 * scale
+
+
+def test_the_fixed_geometries_are_the_ones_the_check_names():
+    """The check shows the learner a regular pentagon (D = 2/5 each), an antipodal pair with a feature of its own
+    (1/2, 1/2, 1), the pentagon scaled by 3 (unchanged) and three features of different norms, in that order."""
+    seen = []
+    assert L.check_dimensionality(lambda W: seen.append(W.clone()) or _true_dim(W))
+    assert len(seen) == 4
+    pent, pair, scaled, mixed = seen
+    ang = torch.tensor([2 * math.pi * i / 5 for i in range(5)])
+    assert torch.allclose(pent, torch.stack([ang.cos(), ang.sin()]), atol=1e-6)
+    assert torch.equal(pair, torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert torch.allclose(scaled, 3 * pent, atol=1e-6)
+    assert torch.equal(mixed, torch.tensor([[2.0, 0.0, 0.3], [0.0, 0.5, 0.4]]))
+    assert _dim_loop(pair) == pytest.approx([0.5, 0.5, 1.0])
+    assert _dim_loop(scaled) == pytest.approx([0.4] * 5, abs=1e-6)
+    labels = ["a pentagon (5 features in 2 dimensions)", "an antipodal pair and a feature of its own",
+              "a pentagon scaled by 3", "three features of different norms"]
+    for i, label in enumerate(labels):
+        calls = []
+
+        def fn(W, i=i, calls=calls):
+            calls.append(1)
+            return _true_dim(W) + (0.05 if len(calls) == i + 1 else 0.0)
+
+        assert L.check_dimensionality(fn).message.startswith(f"on {label}: you gave ")
