@@ -84,6 +84,8 @@ def test_dimensionality_near_misses_fail_and_float_error_passes():
     assert verdict.message == ("on a pentagon (5 features in 2 dimensions): you gave [0.41, 0.41, 0.41, 0.41, 0.41], "
                                "the dimensionalities are [0.40, 0.40, 0.40, 0.40, 0.40].")
     assert not L.check_dimensionality(lambda W: _true_dim(W) * 1.01)
+    # within atol 2e-3 + rtol 2e-3 |D| but beyond atol alone (D = 0.4 and 1 on the fixed geometries): passes
+    assert L.check_dimensionality(lambda W: _true_dim(W) * 1.001 + 0.0019).passed
 
 
 def test_dimensionality_is_checked_on_every_toy_model_not_only_the_fixed_geometries():
