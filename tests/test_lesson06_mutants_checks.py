@@ -298,10 +298,12 @@ def test_reconstruction_check_gives_the_learner_copies(cases):
     assert L.check_reconstruction_stats(fn, cases).passed
 
 
-@pytest.mark.parametrize("answer", [(1.0, 2.0, 3.0), ("a", "b"), 0.5], ids=["three", "strings", "one"])
+@pytest.mark.parametrize("answer", [(1.0, 2.0, 3.0), ("a", "b"), 0.5, ("x" * 100, 1.0)],
+                         ids=["three", "strings", "one", "long"])
 def test_answers_that_are_not_two_numbers_are_refused(cases, answer):
     verdict = L.check_reconstruction_stats(lambda t, p, y: answer, cases)
     assert verdict.message == f"return two numbers, (explained_variance, l0); got {str(answer)[:80]}"
+    assert len(verdict.message) <= len("return two numbers, (explained_variance, l0); got ") + 80
 
 
 def test_a_tensor_pair_is_accepted(cases):
