@@ -237,6 +237,9 @@ def test_reconstruction_stats_equal_the_definition(cases):
         assert ev == pytest.approx(tev, abs=1e-5) and l0 == pytest.approx(tl0, abs=1e-6)
     t = torch.ones(2, 3)
     assert L.reconstruction_stats(t, t, torch.zeros(1, 3)) == (1.0, 0.0)  # no variance: 0 / clamp, not 0 / 0
+    _, t, p, y = cases[0]
+    tiny = L.reconstruction_stats(1e-3 * t, 1e-3 * p, y)[0]  # a variance far below 1 is not clamped
+    assert tiny == pytest.approx(_ev_l0_loop(t, p, y)[0], abs=1e-4)
 
 
 def stats_fn(dev=0.0, dl0=0.0, only=None):
@@ -1020,3 +1023,29 @@ def test_the_fixed_geometries_are_the_ones_the_check_names():
             return _true_dim(W) + (0.05 if len(calls) == i + 1 else 0.0)
 
         assert L.check_dimensionality(fn).message.startswith(f"on {label}: you gave ")
+
+
+def test_compare_units_fits_with_the_lessons_settings_by_default(facts, monkeypatch):
+    """The defaults the lesson relies on: 64 units, seeds 0, 1, 2, SNMF 30 iterations, NMF 60, dictionaries 200
+    steps (the fits are shortened here, after their arguments are recorded)."""
+    import kit.analysis as A
+
+    calls = []
+    real = {n: getattr(A, n) for n in ("snmf", "nmf", "train_sae", "train_transcoder")}
+
+    def spy(name, short):
+        def fn(*args, **kw):
+            calls.append((name, args[-1], {k: v for k, v in kw.items()}))
+            return real[name](*args[:-1], 4, **{**kw, **short})  # 4 units: these prompts have 31 tokens
+        return fn
+
+    monkeypatch.setattr(A, "snmf", spy("snmf", {"n_iter": 1}))
+    monkeypatch.setattr(A, "nmf", spy("nmf", {"n_iter": 1}))
+    monkeypatch.setattr(A, "train_sae", spy("train_sae", {"steps": 1}))
+    monkeypatch.setattr(A, "train_transcoder", spy("train_transcoder", {"steps": 1}))
+    io = facts.io
+    t = L.compare_units(facts.model, io, facts.held, torch.arange(io.hidden.shape[1]) % 3)
+    assert t.k == 64 and t.seeds == [0, 1, 2]
+    assert calls == [c for s in (0, 1, 2) for c in (
+        ("snmf", 64, {"n_iter": 30, "seed": s, "progress": False}), ("nmf", 64, {"n_iter": 60, "seed": s}),
+        ("train_sae", 64, {"steps": 200, "seed": s}), ("train_transcoder", 64, {"steps": 200, "seed": s}))]
