@@ -787,10 +787,12 @@ def test_geometry_chart_draws_each_feature_as_an_arrow_with_its_dimensionality()
 
 
 def test_geometry_chart_refuses_models_that_are_not_2_dimensional():
-    toy = SimpleNamespace(W=torch.zeros(1, 3, 4), sparsities=[0.0])
-    with pytest.raises(ValueError) as e:
-        L.geometry_chart({"wide": toy})
-    assert str(e.value) == "geometry_chart draws 2-dimensional toy models; 'wide' has d_hidden=3"
+    for W in (torch.zeros(1, 3, 4), torch.zeros(1, 3, 2)):  # [model, d_hidden, feature]: 2 features are not 2 dims
+        with pytest.raises(ValueError) as e:
+            L.geometry_chart({"wide": SimpleNamespace(W=W, sparsities=[0.0])})
+        assert str(e.value) == "geometry_chart draws 2-dimensional toy models; 'wide' has d_hidden=3"
+    five = L.geometry_chart({"pentagon": SimpleNamespace(W=PENTAGON[None], sparsities=[0.9])})  # 5 features in 2 dims
+    assert len(five.to_dict()["data"]["values"]) == 10
 
 
 def test_gram_chart_shows_every_overlap_of_every_model():
