@@ -870,7 +870,7 @@ def facts():
     model = kit.load("facts-4l", device="cpu")
     prompts = ["The capital of Veloria is", "The currency of Veloria is the", "Paris is a city in", "The cat"]
     io = mlp_io(model, prompts, 0)
-    held = mlp_io(model, prompts[::-1], 0)
+    held = mlp_io(model, ["The capital of Mistport is", "Rome is a city in the south of"], 0)  # other tokens
     g = torch.Generator().manual_seed(0)
     d, k = io.hidden.shape[0], 8
     Z = torch.randn(d, k, generator=g)
@@ -946,6 +946,9 @@ def test_compare_units_measures_each_kind_of_unit_per_seed(facts):
     assert torch.equal(t.fits["neurons"][1].Z, torch.eye(io.hidden.shape[0]))
     assert torch.equal(t.fits["neurons"][1].Y, io.hidden) and t.fits["neurons"][0].method == "neurons"
     assert t.fits["SNMF"][0].method == "snmf" and t.fits["NMF"][1].method == "nmf"
+    assert t.fits["neurons"][0].losses == [] and t.fits["transcoder"][0].losses == []
+    for u in ("SAE", "transcoder"):  # held-out error, not the training loss
+        assert abs(float(t.values[u]["error"][0]) - t.fits[u][0].loss) > 1e-4, u  # 100x the tolerance above
     assert t.values["SAE"]["error"][0] != t.values["SAE"]["error"][1]  # a fit per seed
 
 
