@@ -932,6 +932,8 @@ def test_compare_units_measures_each_kind_of_unit_per_seed(facts):
         tc = train_transcoder(io.inputs, io.outputs, 4, steps=3, seed=s)
         assert t.values["transcoder"]["error"][j] == pytest.approx(
             tc.stats(held.inputs, held.outputs)["relative_error"], rel=1e-5)
+        for u, fit in (("SAE", sae), ("transcoder", tc)):  # held-out error, not the training loss
+            assert abs(float(t.values[u]["error"][j]) - fit.loss) > 1e-4, u  # 10x the tolerance above
         W_out = facts.model.adapter.W_out(0).detach().float()
         assert torch.allclose(t.fits["transcoder"][j].Z, tc.mlp_directions(W_out), atol=1e-5)
         assert t.fits["transcoder"][j].method == "transcoder" and torch.equal(t.fits["transcoder"][j].Y, tc.Y)
@@ -947,8 +949,6 @@ def test_compare_units_measures_each_kind_of_unit_per_seed(facts):
     assert torch.equal(t.fits["neurons"][1].Y, io.hidden) and t.fits["neurons"][0].method == "neurons"
     assert t.fits["SNMF"][0].method == "snmf" and t.fits["NMF"][1].method == "nmf"
     assert t.fits["neurons"][0].losses == [] and t.fits["transcoder"][0].losses == []
-    for u in ("SAE", "transcoder"):  # held-out error, not the training loss
-        assert abs(float(t.values[u]["error"][0]) - t.fits[u][0].loss) > 1e-4, u  # 100x the tolerance above
     assert t.values["SAE"]["error"][0] != t.values["SAE"]["error"][1]  # a fit per seed
 
 
