@@ -1054,3 +1054,15 @@ def test_compare_units_fits_with_the_lessons_settings_by_default(facts, monkeypa
     assert calls == [c for s in (0, 1, 2) for c in (
         ("snmf", 64, {"n_iter": 30, "seed": s, "progress": False}), ("nmf", 64, {"n_iter": 60, "seed": s}),
         ("train_sae", 64, {"steps": 200, "seed": s}), ("train_transcoder", 64, {"steps": 200, "seed": s}))]
+
+
+def test_unit_measures_count_per_token_and_take_the_top_20_by_default():
+    Y = torch.zeros(2, 30)
+    Y[0, :21] = torch.arange(21.0, 0.0, -1.0)  # unit 0: tokens 0..20 in that order
+    labels = torch.zeros(30, dtype=torch.long)  # unit 1 is dead: only unit 0's purity counts
+    labels[20] = 1  # the 21st strongest token of unit 0 has another label
+    got = L._unit_measures(Y, labels)
+    # per token: tokens 0..20 have unit 0 above 1 % of 21 (0.21): 21 active over 30 tokens (per unit it is 10.5)
+    assert got["l0"] == pytest.approx(21 / 30) and got["dead"] == 0.5
+    assert got["purity"] == pytest.approx(1.0)  # unit 0's top 20 are all label 0
+    assert L._unit_measures(Y, labels, top=21)["purity"] == pytest.approx(20 / 21)
