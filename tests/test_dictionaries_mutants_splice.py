@@ -11,7 +11,7 @@ import torch
 
 import kit
 from kit.analysis.dictionary import Dictionary
-from kit.analysis.splice import MLPInOut, SpliceResult, mlp_io, splice
+from kit.analysis.splice import SpliceResult, mlp_io, splice
 from kit.interventions import Edit
 from kit.models import ZOO_DIR
 
