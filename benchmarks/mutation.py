@@ -72,6 +72,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_snmf_steering.py", "tests/test_circuits_and_ablation.py", "tests/test_analysis_invariants.py",
         "tests/test_bad_input_analysis.py", "tests/test_analysis2_mutants_steering.py",
         "tests/test_analysis2_mutants_circuits_neurons.py"]),
+    # lesson 06's exercise tests are left out: their module fixture trains the lesson's SAE and transcoder (7 s
+    # per mutant, 7 mutants a minute at load 5); the mutants file checks the same checks on synthetic instances
+    "lesson06": (["kit/lessons/dictionaries.py"], ["tests/test_lesson06_mutants_checks.py"]),
+    "dictionaries": (["kit/analysis/splice.py", "kit/analysis/features.py", "kit/analysis/dictionary.py"], [
+        "tests/test_dictionary_api.py", "tests/test_snmf_features.py", "tests/test_dictionaries_mutants_features.py",
+        "tests/test_dictionaries_mutants_splice.py", "tests/test_dictionaries_mutants_dictionary.py"]),
     "analysis3": (["kit/analysis/factual.py", "kit/analysis/voids.py", "kit/analysis/superposition.py"], [
         "tests/test_analysis_invariants.py", "tests/test_bad_input_analysis.py", "tests/test_factual_story.py",
         "tests/test_lesson03_claims.py", "tests/test_superposition_and_dictionary.py",
