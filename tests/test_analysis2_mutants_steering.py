@@ -311,3 +311,32 @@ def test_a_model_name_instead_of_a_model_is_refused_naming_the_function(name, ca
     msg = f"{name} takes a kit model from kit.load(...); got str (a name: load it first, model = kit.load('gpt2'))"
     with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
         call("gpt2")
+
+
+def test_concept_ids_skip_the_tokenizers_special_tokens(teeth):
+    """On a model whose tokenizer puts ``<|bos|>`` (id 1) before every text, a word's first token is the word's,
+    not BOS: with the special tokens added, every word would map to id 1."""
+    m = teeth["bos"]
+    assert m.tokenizer(" cat")["input_ids"][0] == 1  # the tokenizer does add BOS by default
+    first = lambda text: m.tokenizer(text, add_special_tokens=False)["input_ids"][0]  # noqa: E731
+    assert S.concept_ids(m, ["cat"]) == (first(" cat"), first("cat"))
+    assert 1 not in S.concept_ids(m, ["cat", " attention"])
+
+
+def test_the_defaults_of_the_search_rtol_max_evals_and_name(teeth):
+    """``rtol`` 0.05 (also in :func:`compare_steering`), ``max_evals`` 40 and an empty ``name``. On these prompts
+    a 5 % match of KL 0.3 takes 7 forward passes; a tolerance of 105 % would stop after 2 (KL 0.41)."""
+    m = teeth["gpt2"]
+    d = _direction(m)
+    ref = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.3, concept=[5], rtol=0.05, name="a")
+    assert ref.matched and abs(ref.kl - 0.3) <= 0.05 * 0.3 and ref.evaluations == 7
+    assert S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.3, concept=[5], rtol=1.05).alpha != ref.alpha
+    default = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.3, concept=[5])
+    assert (default.alpha, default.kl, default.evaluations) == (ref.alpha, ref.kl, ref.evaluations)
+    assert default.name == "" and repr(default).startswith("SteeringResult(alpha=")
+    got = S.compare_steering(m, PROMPTS, LAYER, {"a": d}, 0.3, concept=[5])["a"]
+    assert (got.alpha, got.kl, got.evaluations, got.name) == (ref.alpha, ref.kl, ref.evaluations, "a")
+    # a tolerance no float32 KL can meet: the search spends exactly max_evals forward passes (40 by default)
+    never = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.3, rtol=1e-9)
+    assert never.evaluations == 40 and not never.matched
+    assert abs(never.kl - 0.3) < 1e-6  # the closest of the 40 runs is returned
