@@ -340,3 +340,26 @@ def test_the_defaults_of_the_search_rtol_max_evals_and_name(teeth):
     never = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.3, rtol=1e-9)
     assert never.evaluations == 40 and not never.matched
     assert abs(never.kl - 0.3) < 1e-6  # the closest of the 40 runs is returned
+
+
+def test_matched_means_within_rtol_times_the_target_bounds_included(teeth):
+    """The first run (alpha = the start) gives KL 1.99 on these prompts. A target of half that with ``rtol=1`` puts
+    it exactly on the bound (halving is exact in floats): matched, after one forward pass. A target of 0.9 with
+    ``rtol=1`` is missed by 1.09 > 1 * 0.9 (though by less than 1 / 0.9): not matched."""
+    m = teeth["gpt2"]
+    d = _direction(m)
+    kl0 = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.5, max_evals=1).kl
+    assert 1.9 < kl0 < 2.1
+    edge = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, kl0 / 2, rtol=1.0)
+    assert abs(edge.kl - kl0 / 2) == 1.0 * (kl0 / 2)  # exactly on the bound
+    assert edge.matched and edge.evaluations == 1
+    miss = S.steer_at_matched_kl(m, PROMPTS, LAYER, d, 0.9, rtol=1.0, max_evals=1)
+    assert miss.kl == kl0 and 0.9 < kl0 - 0.9 < 1 / 0.9
+    assert not miss.matched and "NOT matched" in repr(miss)
+
+
+def test_without_a_concept_both_concept_log_probabilities_are_nan(teeth):
+    m = teeth["gpt2"]
+    res = S.steer_at_matched_kl(m, PROMPTS, LAYER, _direction(m), 0.3, rtol=0.5)
+    assert res.concept == () and math.isnan(res.concept_logprob) and math.isnan(res.base_concept_logprob)
+    assert math.isnan(res.gain)
