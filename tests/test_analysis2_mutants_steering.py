@@ -117,7 +117,7 @@ def test_a_direction_that_has_no_unit_vector_is_refused(teeth, direction, exc, m
     for call in (lambda: S.steer(m, PROMPTS, LAYER, direction, 1.0),
                  lambda: S.steer_at_matched_kl(m, PROMPTS, LAYER, direction, 0.1),
                  lambda: S.compare_steering(m, PROMPTS, LAYER, {"a": _direction(m), "b": direction}, 0.1, concept=[5])):
-        with pytest.raises(exc, match=re.escape(msg)):
+        with pytest.raises(exc, match="^" + re.escape(msg) + "$"):
             call()
 
 
@@ -363,3 +363,19 @@ def test_without_a_concept_both_concept_log_probabilities_are_nan(teeth):
     res = S.steer_at_matched_kl(m, PROMPTS, LAYER, _direction(m), 0.3, rtol=0.5)
     assert res.concept == () and math.isnan(res.concept_logprob) and math.isnan(res.base_concept_logprob)
     assert math.isnan(res.gain)
+
+
+def test_steering_a_bfloat16_model_keeps_its_dtype(teeth):
+    """The added ``alpha * u`` is cast to the activation's dtype: a float32 term would make ``mlp_post`` float32 and
+    the next bfloat16 matmul refuse it. Tolerance: bfloat16 keeps 8 bits, activations here reach 7.8 (steps of
+    0.03), and the sum is rounded twice."""
+    m = kit.load(teeth.root / "gpt2", device="cpu", dtype="bfloat16")
+    d = _direction(m)
+    u = d / d.norm()
+    clean = m.trace(PROMPTS, capture=["mlp_post"], layers=[LAYER])
+    got = S.steer(m, PROMPTS, LAYER, d, 3.0, capture=["mlp_post"])
+    assert got["mlp_post", LAYER].dtype == got.logits.dtype == torch.bfloat16
+    for b, n in enumerate(clean.lengths):
+        delta = got["mlp_post", LAYER][b, :n].float() - clean["mlp_post", LAYER][b, :n].float()
+        torch.testing.assert_close(delta, (3.0 * u).expand(n, -1), atol=0.1, rtol=0)
+        assert torch.equal(got["mlp_post", LAYER][b, n:], clean["mlp_post", LAYER][b, n:])
