@@ -274,6 +274,7 @@ def _attn_input(a: Adapter, layer: int, resid: torch.Tensor) -> torch.Tensor:
 
 
 FALCON_INTERLEAVED = "falcon_interleaved"
+FALCON_NEW_MQ = "falcon_new_one_kv"  # the new architecture with 4 query heads per key/value head (not 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -282,10 +283,15 @@ def _model(variant: str) -> kit.Model:
         torch.manual_seed(0)
         hf = T.AutoModelForCausalLM.from_config(_falcon_interleaved_config()).eval()
         return kit.Model(hf, _tokenizer(), name=variant)
+    if variant == FALCON_NEW_MQ:  # each group holds 4 queries, k, v: g[:, :-2] and g[:, -2] are not g[:, :2], g[:, 2]
+        torch.manual_seed(0)
+        cfg = T.FalconConfig(num_hidden_layers=2, num_attention_heads=4, num_kv_heads=1, hidden_size=32,
+                             alibi=False, new_decoder_architecture=True, max_position_embeddings=64, **F.COMMON)
+        return kit.Model(T.AutoModelForCausalLM.from_config(cfg).eval(), _tokenizer(), name=variant)
     return kit.Model(_hf(variant), _tokenizer(), name=variant)
 
 
-QKV_VARIANTS = [v for v in F.VARIANTS] + [FALCON_INTERLEAVED]
+QKV_VARIANTS = [v for v in F.VARIANTS] + [FALCON_INTERLEAVED, FALCON_NEW_MQ]
 QK_NORMED = {"qwen3", "olmo2", "gemma3"}  # queries and keys normed after the projection: W_Q/W_K are not linear maps
 
 
@@ -390,3 +396,39 @@ def test_a_frozen_norm_is_the_norm_and_linear_in_its_input(kind):
     offset_linear, _ = _norms.frozen_norm(norm, x, offset=1.0)
     if kind == "rms":
         torch.testing.assert_close(offset_linear(part), (gain + 1) * part / scale, atol=1e-5, rtol=0)
+
+
+def test_the_frozen_final_norm_adds_gemmas_offset_to_rms_norms_only():
+    """A LayerNorm in a family whose RMS norms add 1 to their weight: its own weight is its gain."""
+    hf = F.build("gemma3", seed=1)
+    a = adapter_for(hf)
+    ln = nn.LayerNorm(32)
+    with torch.no_grad():
+        ln.weight.copy_(torch.linspace(-1, 1, 32))
+        ln.bias.copy_(torch.linspace(0, 2, 32))
+    hf.model.norm = ln
+    x = torch.randn(2, 3, 32, generator=torch.Generator().manual_seed(5))
+    linear, bias = a.frozen_final_norm(x)
+    with torch.no_grad():
+        torch.testing.assert_close(linear(x) + bias, ln(x), atol=1e-5, rtol=0)  # an offset of 1 would add x / scale
+
+
+class _NoBiasProj(nn.Module):
+    """A projection that holds a weight and no ``bias`` attribute at all (as some wrapping layers do)."""
+
+    def __init__(self, proj: nn.Linear):
+        super().__init__()
+        self.weight = proj.weight
+
+    def forward(self, x):
+        return x @ self.weight.T
+
+
+def test_projections_without_a_bias_attribute_have_no_bias():
+    hf = F.build("llama", seed=1)
+    a = adapter_for(hf)
+    blk = a.blocks[1]
+    blk.self_attn.o_proj = _NoBiasProj(blk.self_attn.o_proj)
+    blk.mlp.down_proj = _NoBiasProj(blk.mlp.down_proj)
+    assert a.b_O(1) is None and a.b_out(1) is None
+    assert torch.equal(a.W_O(1).reshape(32, 32), blk.self_attn.o_proj.weight.T)

@@ -519,3 +519,48 @@ def test_a_cached_hub_id_gets_the_device_dtype_and_device_map(gpt2_dir, monkeypa
     seen.clear()
     kit.load("someone/cached", device_map={"": "cpu"})
     assert seen == [(None, torch.float32, {"": "cpu"}, True)]
+
+
+def test_token_texts_are_not_cleaned_up_even_when_the_tokenizer_would(gpt2):
+    """A word-level tokenizer that cleans up by default (' .' -> '.'): each token keeps its own text."""
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+
+    vocab = {"<unk>": 0, "It": 1, " .": 2, " n't": 3, " ,": 4}
+    backend = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = T.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<unk>",
+                                    clean_up_tokenization_spaces=True)
+    assert tok.decode([2]) == "."  # what the cleanup would give
+    model = kit.Model(gpt2.hf, tok)
+    assert model.to_str_tokens([1, 2, 3, 4]) == ["It", " .", " n't", " ,"]
+    assert model.to_str_tokens(torch.tensor([2, 4])) == [" .", " ,"]
+
+
+def test_unembed_moves_the_residual_to_the_models_device(gpt2):
+    """The meta device stands in for a GPU: weights there, a residual given on the CPU."""
+    import copy
+
+    model = kit.Model(copy.deepcopy(gpt2.hf).to("meta"), gpt2.tokenizer)
+    out = model.unembed(torch.randn(2, 3, 32))
+    assert out.device == torch.device("meta") and out.shape == (2, 3, 300)
+
+
+def test_a_hub_id_fetched_from_the_hub_gets_every_option(gpt2_dir, monkeypatch):
+    real, seen = M._from_pretrained, []
+
+    def hub(source, device, dtype, trust, revision, device_map=None, local_only=False):
+        seen.append((source, device, dtype, trust, revision, device_map, local_only))
+        if local_only:
+            raise OSError("not cached")
+        return real(str(gpt2_dir), device, dtype, False, None, device_map)
+
+    monkeypatch.setattr(M, "_from_pretrained", hub)
+    monkeypatch.setattr(M, "hub_unreachable", lambda: None)
+    model = kit.load("someone/remote", device="cpu", dtype="float16", trust_remote_code=True, revision="v3",
+                     capture_device="meta")
+    assert seen[1] == ("someone/remote", torch.device("cpu"), torch.float16, True, "v3", None, False)
+    assert model.capture_device == torch.device("meta") and model.name == "someone/remote"
+    seen.clear()
+    model = kit.load("someone/remote", device_map={"": "cpu"})
+    assert seen[1] == ("someone/remote", None, torch.float32, False, None, {"": "cpu"}, False)
+    assert model.capture_device is None
