@@ -564,3 +564,31 @@ def test_a_hub_id_fetched_from_the_hub_gets_every_option(gpt2_dir, monkeypatch):
     model = kit.load("someone/remote", device_map={"": "cpu"})
     assert seen[1] == ("someone/remote", None, torch.float32, False, None, {"": "cpu"}, False)
     assert model.capture_device is None
+
+
+def test_a_tensor_of_ids_gets_a_boolean_mask_and_a_one_token_prompt_is_accepted(gpt2):
+    _, mask = gpt2.tokenize(torch.tensor([5, 6, 7]))
+    assert mask.dtype == torch.bool and bool(mask.all())
+    assert gpt2.tokenizer("The")["input_ids"] == [267]  # one token
+    ids, mask = gpt2.tokenize("The")
+    assert ids.tolist() == [[267]] and mask.tolist() == [[True]]
+    ids, mask = gpt2.tokenize(["The", "The cat"])
+    assert ids.shape == (2, 3) and mask.sum(1).tolist() == [1, 3]
+
+
+def test_an_unencodable_prompt_quotes_the_tokenizers_own_error(induction):
+    with pytest.raises(ValueError) as err:
+        induction.tokenize("ba Zq ke")
+    cause = err.value.__cause__
+    assert cause is not None and str(cause)
+    assert str(err.value).startswith(f"this model's tokenizer cannot encode 'Zq' ({cause}); its vocabulary has ")
+
+
+def test_trace_passes_on_capture_device_and_heads_and_keeps_no_graph_by_default(gpt2_dir):
+    model = kit.load(gpt2_dir, device="cpu", capture_device="meta")  # meta stands in for another device
+    tr = model.trace("The cat", capture=["resid_post", "pattern"], heads=[1])
+    assert tr["resid_post", 0].device == torch.device("meta") and tr.logits.device == torch.device("meta")
+    assert tr["pattern", 0].shape == (1, 1, 3, 3) and tuple(tr.pattern_heads) == (1,)
+    plain = kit.load(gpt2_dir, device="cpu").trace("The cat", capture=["resid_post"])
+    assert not plain.logits.requires_grad and not plain["resid_post", 0].requires_grad
+    assert plain.logits.device == torch.device("cpu")
