@@ -566,9 +566,11 @@ def test_a_hub_id_fetched_from_the_hub_gets_every_option(gpt2_dir, monkeypatch):
     assert model.capture_device is None
 
 
-def test_a_tensor_of_ids_gets_a_boolean_mask_and_a_one_token_prompt_is_accepted(gpt2):
+def test_ids_get_a_boolean_mask_and_a_one_token_prompt_is_accepted(gpt2):
     _, mask = gpt2.tokenize(torch.tensor([5, 6, 7]))
     assert mask.dtype == torch.bool and bool(mask.all())
+    ids, mask = gpt2.tokenize([[5, 6], [7]])  # id lists: padded ids, a boolean mask
+    assert ids.dtype == torch.long and mask.dtype == torch.bool and mask.tolist() == [[True, True], [True, False]]
     assert gpt2.tokenizer("The")["input_ids"] == [267]  # one token
     ids, mask = gpt2.tokenize("The")
     assert ids.tolist() == [[267]] and mask.tolist() == [[True]]
