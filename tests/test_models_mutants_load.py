@@ -594,3 +594,11 @@ def test_trace_passes_on_capture_device_and_heads_and_keeps_no_graph_by_default(
     plain = kit.load(gpt2_dir, device="cpu").trace("The cat", capture=["resid_post"])
     assert not plain.logits.requires_grad and not plain["resid_post", 0].requires_grad
     assert plain.logits.device == torch.device("cpu")
+
+
+def test_token_ids_and_mask_go_to_the_device_of_the_models_embedding(gpt2):
+    import copy
+
+    model = kit.Model(copy.deepcopy(gpt2.hf).to("meta"), gpt2.tokenizer)  # meta stands in for a GPU
+    ids, mask = model.tokenize("The cat")
+    assert ids.device == mask.device == torch.device("meta") and ids.shape == mask.shape == (1, 3)
