@@ -244,3 +244,97 @@ def test_it_stops_after_patience_iterations_without_a_real_gain():
     assert len(res.losses) == 5  # iteration 0 sets the reference; 1..4 gain less than half of it
     long = snmf(A, 3, density=1.0, n_iter=200, warmup=0, restart=False, tol=0.0, patience=4)
     assert len(long.losses) > 5
+
+
+def test_top_tokens_default_to_ten():
+    Y = torch.arange(12.0)[None]  # one feature, firing i on token i
+    dec = Decomposition(torch.ones(3, 1), Y, [0.0], best_iter=0)
+    assert dec.top_tokens(0).tolist() == list(range(11, 1, -1))
+
+
+def test_short_directions_are_normalised_too():
+    dec = _decomposition()
+    W = torch.tensor([[0.03, 0.04], [0.1, 0.0], [0.5, 0.5]])  # directions of norm 0.05 and 0.2
+    torch.testing.assert_close(dec.directions(W), torch.tensor([[0.6, 0.8], [-1.0, 0.0]]), atol=1e-6, rtol=0)
+
+
+def test_to_moves_both_factors():
+    moved = _decomposition().to("meta")  # meta stands in for a GPU
+    assert moved.Z.device == moved.Y.device == torch.device("meta")
+
+
+@pytest.mark.parametrize("Y, active", [
+    ([[2.0, 1e-6, 3e-6, 0.0]], "50.0%"),  # the threshold is 1e-6 of the largest (2e-6), not 1e-6 / largest
+    ([[0.5, 4e-7, 6e-7, 0.0]], "50.0%"),  # a largest below 1 scales the threshold down (5e-7)
+    ([[1.0, 1e-6, 0.0, 0.0]], "25.0%"),  # exactly at the threshold is not active
+], ids=["large", "small", "at-threshold"])
+def test_y_active_is_relative_to_the_largest_activation(Y, active):
+    dec = Decomposition(torch.ones(2, 1), torch.tensor(Y), [0.1], "snmf", 0, 0.0)
+    assert f"Y active={active}" in repr(dec)
+
+
+def _restart_reference(A, Z, Y, dup, keep):
+    """_restart as its docstring states it, one token and one feature at a time."""
+    js = dup.nonzero().flatten().tolist()
+    worst = ((A - Z @ Y) ** 2).sum(0).topk(len(js)).indices.tolist()
+    Z, Y = Z.clone(), Y.clone()
+    for j, t in zip(js, worst):
+        r = A[:, t] - Z @ Y[:, t]
+        r = torch.where(r.abs() >= r.abs().topk(keep).values[-1], r, torch.zeros_like(r))
+        z = r / r.norm()
+        Y[j] = (A.T @ z - Y.T @ (Z.T @ z)).clamp_min(0)
+        Z[:, j] = z
+    return Z, Y
+
+
+def test_restart_matches_its_definition_on_a_partly_explained_matrix():
+    g = torch.Generator().manual_seed(8)
+    d, n, k, keep = 8, 30, 4, 3
+    dup = torch.tensor([False, True, False, True])
+    Z = torch.randn(d, k, generator=g, dtype=torch.float64) * ~dup
+    Y = torch.rand(k, n, generator=g, dtype=torch.float64) * (~dup)[:, None]
+    Y[:, [3, 11]] *= 3  # the two worst-fit tokens are also the best explained ones
+    Y[:, 20] = 0  # a token explained not at all, with a smaller residual than those two
+    E = 0.01 * torch.randn(d, n, generator=g, dtype=torch.float64)
+    for t, size in ((3, 0.9), (11, 0.85), (20, 0.7)):  # residuals of norm below 1
+        e = torch.randn(d, generator=g, dtype=torch.float64)
+        E[:, t] = size * e / e.norm()
+    A = Z @ Y + E
+    P = A.T @ Z
+    Z2, Y2, P2 = S._restart(A, (A * A).sum(0), Z, Y, P, dup, keep)
+    want_Z, want_Y = _restart_reference(A, Z, Y, dup, keep)
+    torch.testing.assert_close(Z2, want_Z, atol=1e-10, rtol=0)
+    torch.testing.assert_close(Y2, want_Y, atol=1e-10, rtol=0)
+    torch.testing.assert_close(P2, A.T @ Z2, atol=1e-10, rtol=0)
+    torch.testing.assert_close(Z2.norm(dim=0)[dup], torch.ones(2, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+# --- the NMF baseline -----------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_nmf_is_scikit_learns_nmf_of_the_clipped_activations():
+    pytest.importorskip("sklearn")
+    from sklearn.decomposition import NMF
+
+    A = _acts(d=10, n=50, seed=9) + 0.3
+    X = A.clamp_min(0).T.numpy()
+    for kwargs in (dict(), dict(init="random", seed=3, n_iter=50, tol=1e-3, solver="mu")):
+        res = S.nmf(A, 3, **kwargs)
+        opts = dict(n_iter=200, tol=1e-4, seed=0, solver="cd", init="nndsvda") | kwargs
+        ref = NMF(n_components=3, init=opts["init"], solver=opts["solver"], max_iter=opts["n_iter"],
+                  tol=opts["tol"], random_state=opts["seed"])
+        W = ref.fit_transform(X)
+        torch.testing.assert_close(res.Y, torch.from_numpy(W.T).float(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(res.Z, torch.from_numpy(ref.components_.T).float(), atol=1e-6, rtol=0)
+        assert res.params == opts | dict(iterations=int(ref.n_iter_))
+        assert (res.method, res.best_iter, len(res.losses)) == ("nmf", 0, 1)
+        clipped = A.clamp_min(0)
+        assert res.loss == pytest.approx(float((clipped - res.Z @ res.Y).norm() / clipped.norm()), rel=1e-6)
+
+
+def test_nmf_without_scikit_learn_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)  # the import then raises ImportError
+    assert _refused(ImportError, lambda: S.nmf(_acts(), 3)) == (
+        "kit.analysis.snmf.nmf needs scikit-learn: pip install scikit-learn")
