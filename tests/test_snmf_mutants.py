@@ -318,7 +318,7 @@ def test_nmf_is_scikit_learns_nmf_of_the_clipped_activations():
 
     A = _acts(d=10, n=50, seed=9) + 0.3
     X = A.clamp_min(0).T.numpy()
-    for kwargs in (dict(), dict(init="random", seed=3, n_iter=50, tol=1e-3, solver="mu")):
+    for kwargs in (dict(), dict(init="random", seed=3, n_iter=50, tol=0.05, solver="mu")):
         res = S.nmf(A, 3, **kwargs)
         opts = dict(n_iter=200, tol=1e-4, seed=0, solver="cd", init="nndsvda") | kwargs
         ref = NMF(n_components=3, init=opts["init"], solver=opts["solver"], max_iter=opts["n_iter"],
@@ -338,3 +338,58 @@ def test_nmf_without_scikit_learn_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)  # the import then raises ImportError
     assert _refused(ImportError, lambda: S.nmf(_acts(), 3)) == (
         "kit.analysis.snmf.nmf needs scikit-learn: pip install scikit-learn")
+
+
+def test_nmf_reports_its_time_and_a_relative_loss_at_any_scale():
+    pytest.importorskip("sklearn")
+    small = (_acts(d=10, n=50, seed=10) + 0.3) * 1e-3  # ‖A‖ far below 1
+    res = S.nmf(small, 3)
+    clipped = small.clamp_min(0)
+    assert res.loss == pytest.approx(float((clipped - res.Z @ res.Y).norm() / clipped.norm()), rel=1e-6)
+    assert 0 < res.loss < 1
+    assert isinstance(res.seconds, float) and 0 < res.seconds < 60
+
+
+def test_duplicates_at_their_thresholds():
+    # dead: a norm at most 1e-6 of the largest; exactly at it counts
+    assert S._duplicates(torch.tensor([[1.0, 0.0], [0.0, 1e-6]])).tolist() == [False, True]
+    assert S._duplicates(torch.tensor([[2.0, 0.0], [0.0, 1e-6]])).tolist() == [False, True]  # 1e-6 <= 2e-6
+    assert S._duplicates(torch.tensor([[0.5, 0.0], [0.0, 6e-7]])).tolist() == [False, False]  # 6e-7 > 5e-7
+    # parallel: |cos| above the threshold, exactly at it does not count; neighbours and short columns too
+    assert S._duplicates(torch.tensor([[1.0, 3.0], [0.0, 4.0]]), threshold=0.6).tolist() == [False, False]
+    assert S._duplicates(torch.tensor([[1.0, 3.0], [0.0, 4.0]]), threshold=0.59).tolist() == [False, True]
+    assert S._duplicates(torch.tensor([[0.1, 0.05], [0.0, 0.0]])).tolist() == [False, True]
+
+
+def _greedy_reference(A, k, keep, seed, pool):
+    """_greedy_init as its docstring states it, with the whole residual recomputed at each step."""
+    gen = torch.Generator().manual_seed(seed)
+    d, n = A.shape
+    cand = torch.randperm(n, generator=gen)[:pool] if n > pool else torch.arange(n)
+    Z, Y = torch.zeros(d, k, dtype=A.dtype), torch.zeros(k, n, dtype=A.dtype)
+    for j in range(k):
+        Rt = (A - Z @ Y)[:, cand].T  # [pool, d_mlp]
+        top = Rt.abs().topk(keep, dim=1).values.pow(2).sum(1)
+        t = int((top * top / (Rt * Rt).sum(1)).argmax())  # the first of equal scores
+        idx = Rt[t].abs().topk(keep).indices
+        z = torch.zeros(d, dtype=A.dtype)
+        z[idx] = Rt[t, idx] / Rt[t, idx].norm()
+        Y[j] = ((A - Z @ Y).T @ z).clamp_min(0)
+        Z[:, j] = z
+    return Y + 1e-3 * Y.max()
+
+
+@pytest.mark.parametrize("pool", [16, 64], ids=["pool-of-16", "every-token"])
+def test_greedy_start_matches_its_definition(pool):
+    g = torch.Generator().manual_seed(11)
+    A = 0.1 * torch.randn(12, 40, generator=g, dtype=torch.float64)  # token norms below 1
+    got = S._greedy_init(A, 4, 3, torch.Generator().manual_seed(5), pool=pool)
+    torch.testing.assert_close(got, _greedy_reference(A, 4, 3, 5, pool), atol=1e-12, rtol=0)
+
+
+def test_the_greedy_pool_is_seeded_beyond_1024_tokens():
+    A = _acts(d=12, n=1100, seed=12)
+    r1, r2 = snmf(A, 3, n_iter=2, seed=1), snmf(A, 3, n_iter=2, seed=1)
+    assert torch.equal(r1.Y, r2.Y) and torch.equal(r1.Z, r2.Z)
+    got = S._greedy_init(A, 3, 1, torch.Generator().manual_seed(2))  # the default pool: 1024 of 1100
+    torch.testing.assert_close(got, _greedy_reference(A, 3, 1, 2, 1024), atol=1e-5, rtol=0)
