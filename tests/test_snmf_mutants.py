@@ -318,7 +318,7 @@ def test_nmf_is_scikit_learns_nmf_of_the_clipped_activations():
 
     A = _acts(d=10, n=50, seed=9) + 0.3
     X = A.clamp_min(0).T.numpy()
-    for kwargs in (dict(), dict(init="random", seed=3, n_iter=50, tol=0.05, solver="mu")):
+    for kwargs in (dict(), dict(init="random", seed=3, n_iter=50, tol=0.05, solver="mu"), dict(n_iter=3, tol=1e-9)):
         res = S.nmf(A, 3, **kwargs)
         opts = dict(n_iter=200, tol=1e-4, seed=0, solver="cd", init="nndsvda") | kwargs
         ref = NMF(n_components=3, init=opts["init"], solver=opts["solver"], max_iter=opts["n_iter"],
