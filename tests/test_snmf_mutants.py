@@ -393,3 +393,23 @@ def test_the_greedy_pool_is_seeded_beyond_1024_tokens():
     assert torch.equal(r1.Y, r2.Y) and torch.equal(r1.Z, r2.Z)
     got = S._greedy_init(A, 3, 1, torch.Generator().manual_seed(2))  # the default pool: 1024 of 1100
     torch.testing.assert_close(got, _greedy_reference(A, 3, 1, 2, 1024), atol=1e-5, rtol=0)
+
+
+def test_the_defaults_are_recorded():
+    p = snmf(_acts(), 3, n_iter=1).params
+    assert p == dict(density=0.01, keep=1, n_iter=1, init="greedy", warmup=20, restart=True, refit=True, lam=1e-6,
+                     tol=1e-3, patience=10, seed=0)
+
+
+def test_z_step_is_a_ridge_solve_sparsified_then_refitted_when_asked():
+    g = torch.Generator().manual_seed(13)
+    Y = torch.rand(3, 25, generator=g, dtype=torch.float64)
+    AYt = torch.randn(6, 25, generator=g, dtype=torch.float64) @ Y.T  # [d_mlp=6, k=3]
+    lam = 0.5  # large enough that its sign and size show
+    gram = Y @ Y.T + lam * torch.eye(3, dtype=torch.float64)
+    ridge = torch.linalg.solve(gram, AYt.T).T
+    for keep, refit in ((4, True), (4, False), (2, True), (6, True)):
+        sparse = S._sparsify_columns(ridge, keep)
+        want = S._refit(sparse, AYt, gram) if refit and keep < 6 else sparse
+        torch.testing.assert_close(S._z_step(AYt, Y, lam, keep, refit), want, atol=1e-12, rtol=0)
+    assert not torch.allclose(S._refit(S._sparsify_columns(ridge, 4), AYt, gram), S._sparsify_columns(ridge, 4))
