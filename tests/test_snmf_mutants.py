@@ -413,3 +413,9 @@ def test_z_step_is_a_ridge_solve_sparsified_then_refitted_when_asked():
         want = S._refit(sparse, AYt, gram) if refit and keep < 6 else sparse
         torch.testing.assert_close(S._z_step(AYt, Y, lam, keep, refit), want, atol=1e-12, rtol=0)
     assert not torch.allclose(S._refit(S._sparsify_columns(ridge, 4), AYt, gram), S._sparsify_columns(ridge, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.bool], ids=["complex", "bool"])
+def test_non_real_activations_are_refused_by_name(dtype):
+    assert _refused(TypeError, lambda: snmf(torch.ones(8, 20, dtype=dtype), 3)) == (
+        f"acts must hold real numbers (a float tensor); got dtype {dtype}")
