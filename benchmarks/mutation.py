@@ -98,6 +98,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         "tests/test_families.py", "tests/test_load.py", "tests/test_bad_input.py", "tests/test_unencodable_prompt.py",
         "tests/test_bad_input_analysis.py", "tests/test_models_mutants_load.py", "tests/test_models_mutants_arch.py",
         "tests/test_models_mutants_validate.py"]),
+    "snmf": (["kit/analysis/snmf.py"], [
+        "tests/test_snmf.py", "tests/test_snmf_features.py", "tests/test_bad_input_analysis.py",
+        "tests/test_snmf_mutants.py"]),
 }
 
 TIMEOUT_MULTIPLIER = 30

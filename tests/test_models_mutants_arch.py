@@ -274,6 +274,7 @@ def _attn_input(a: Adapter, layer: int, resid: torch.Tensor) -> torch.Tensor:
 
 
 FALCON_INTERLEAVED = "falcon_interleaved"
+FALCON_NEW_MQ = "falcon_new_one_kv"  # the new architecture with 4 query heads per key/value head (not 2)
 
 
 @functools.lru_cache(maxsize=None)
@@ -282,10 +283,15 @@ def _model(variant: str) -> kit.Model:
         torch.manual_seed(0)
         hf = T.AutoModelForCausalLM.from_config(_falcon_interleaved_config()).eval()
         return kit.Model(hf, _tokenizer(), name=variant)
+    if variant == FALCON_NEW_MQ:  # each group holds 4 queries, k, v: g[:, :-2] and g[:, -2] are not g[:, :2], g[:, 2]
+        torch.manual_seed(0)
+        cfg = T.FalconConfig(num_hidden_layers=2, num_attention_heads=4, num_kv_heads=1, hidden_size=32,
+                             alibi=False, new_decoder_architecture=True, max_position_embeddings=64, **F.COMMON)
+        return kit.Model(T.AutoModelForCausalLM.from_config(cfg).eval(), _tokenizer(), name=variant)
     return kit.Model(_hf(variant), _tokenizer(), name=variant)
 
 
-QKV_VARIANTS = [v for v in F.VARIANTS] + [FALCON_INTERLEAVED]
+QKV_VARIANTS = [v for v in F.VARIANTS] + [FALCON_INTERLEAVED, FALCON_NEW_MQ]
 QK_NORMED = {"qwen3", "olmo2", "gemma3"}  # queries and keys normed after the projection: W_Q/W_K are not linear maps
 
 
@@ -390,3 +396,90 @@ def test_a_frozen_norm_is_the_norm_and_linear_in_its_input(kind):
     offset_linear, _ = _norms.frozen_norm(norm, x, offset=1.0)
     if kind == "rms":
         torch.testing.assert_close(offset_linear(part), (gain + 1) * part / scale, atol=1e-5, rtol=0)
+
+
+def test_the_frozen_final_norm_adds_gemmas_offset_to_rms_norms_only():
+    """A LayerNorm in a family whose RMS norms add 1 to their weight: its own weight is its gain."""
+    hf = F.build("gemma3", seed=1)
+    a = adapter_for(hf)
+    ln = nn.LayerNorm(32)
+    with torch.no_grad():
+        ln.weight.copy_(torch.linspace(-1, 1, 32))
+        ln.bias.copy_(torch.linspace(0, 2, 32))
+    hf.model.norm = ln
+    x = torch.randn(2, 3, 32, generator=torch.Generator().manual_seed(5))
+    linear, bias = a.frozen_final_norm(x)
+    with torch.no_grad():
+        torch.testing.assert_close(linear(x) + bias, ln(x), atol=1e-5, rtol=0)  # an offset of 1 would add x / scale
+
+
+class _NoBiasProj(nn.Module):
+    """A projection that holds a weight and no ``bias`` attribute at all (as some wrapping layers do)."""
+
+    def __init__(self, proj: nn.Linear):
+        super().__init__()
+        self.weight = proj.weight
+
+    def forward(self, x):
+        return x @ self.weight.T
+
+
+def test_projections_without_a_bias_attribute_have_no_bias():
+    hf = F.build("llama", seed=1)
+    a = adapter_for(hf)
+    blk = a.blocks[1]
+    blk.self_attn.o_proj = _NoBiasProj(blk.self_attn.o_proj)
+    blk.mlp.down_proj = _NoBiasProj(blk.mlp.down_proj)
+    assert a.b_O(1) is None and a.b_out(1) is None
+    assert torch.equal(a.W_O(1).reshape(32, 32), blk.self_attn.o_proj.weight.T)
+
+
+def test_a_one_layer_model_reads_its_dimensions_from_layer_0():
+    cfg = T.LlamaConfig(**{**F.LLAMA_LIKE, "num_hidden_layers": 1})
+    a = adapter_for(T.AutoModelForCausalLM.from_config(cfg))
+    assert (a.n_layers, a.n_heads, a.n_kv_heads, a.d_head, a.d_model, a.d_mlp) == (1, 4, 2, 8, 32, 48)
+
+
+def _with_config(hf, cfg) -> Adapter:
+    """The adapter of ``hf`` read through ``cfg``: a config that names its dimensions its own way (remote code)."""
+    hf.config = cfg
+    return Adapter(hf, family_for_config(cfg))
+
+
+def test_dimensions_under_the_older_config_names():
+    """GPT-2's own names (n_head, n_embd, n_positions) when the config has no attribute map to the usual ones."""
+    a = _with_config(F.build("gpt2"), NS(model_type="gpt2", n_head=4, n_embd=32, n_positions=48))
+    assert (a.n_heads, a.n_kv_heads, a.d_head, a.d_model, a.n_ctx) == (4, 4, 8, 32, 48)
+
+
+@pytest.mark.parametrize("extra, kv", [
+    ({"multi_query": True}, 1),  # the old architecture's multi-query: one key/value head, whatever else is said
+    ({"multi_query": True, "num_kv_heads": 4}, 1),
+    ({}, 4),  # no multi_query at all: one key/value head per query head
+    ({"num_kv_heads": 2}, 2),  # named num_kv_heads only (no num_key_value_heads)
+], ids=["multi-query", "multi-query-over-num_kv_heads", "no-multi-query", "num_kv_heads"])
+def test_falcon_key_value_heads_from_multi_query_or_num_kv_heads(extra, kv):
+    cfg = NS(model_type="falcon", num_attention_heads=4, hidden_size=32, max_position_embeddings=64,
+             new_decoder_architecture=False, parallel_attn=True, **extra)
+    assert _with_config(F.build("falcon"), cfg).n_kv_heads == kv
+
+
+@pytest.mark.parametrize("variant", ["gpt2", "gemma2"])
+def test_head_out_is_in_the_dtype_of_z(variant):
+    a = _adapter(variant)
+    z = torch.randn(1, 2, 4, 8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    scale = torch.full((1, 2, 1), 2.0)
+    out = a.head_out(z, 0, scale if variant == "gemma2" else None)
+    assert out.dtype == torch.float64
+    want = a.head_out(z.float(), 0, scale if variant == "gemma2" else None)
+    torch.testing.assert_close(out.float(), want, atol=1e-5, rtol=0)
+
+
+def test_a_model_without_a_head_or_with_another_layout_is_refused_by_its_class():
+    base = T.GPT2Model(F.config("gpt2"))
+    assert _refused(ValueError, lambda: adapter_for(base)) == "GPT2Model has no output embedding: load a *ForCausalLM model"
+    hf = F.build("gpt2")
+    hf.config = T.LlamaConfig(**F.LLAMA_LIKE)  # a llama config on a GPT-2 module tree
+    msg = _refused(ValueError, lambda: adapter_for(hf))
+    assert msg.startswith("GPT2LMHeadModel does not have the llama layout (model.layers): ") and msg.endswith(
+        ". Load it with AutoModelForCausalLM.")

@@ -519,3 +519,86 @@ def test_a_cached_hub_id_gets_the_device_dtype_and_device_map(gpt2_dir, monkeypa
     seen.clear()
     kit.load("someone/cached", device_map={"": "cpu"})
     assert seen == [(None, torch.float32, {"": "cpu"}, True)]
+
+
+def test_token_texts_are_not_cleaned_up_even_when_the_tokenizer_would(gpt2):
+    """A word-level tokenizer that cleans up by default (' .' -> '.'): each token keeps its own text."""
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+
+    vocab = {"<unk>": 0, "It": 1, " .": 2, " n't": 3, " ,": 4}
+    backend = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = T.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<unk>",
+                                    clean_up_tokenization_spaces=True)
+    assert tok.decode([2]) == "."  # what the cleanup would give
+    model = kit.Model(gpt2.hf, tok)
+    assert model.to_str_tokens([1, 2, 3, 4]) == ["It", " .", " n't", " ,"]
+    assert model.to_str_tokens(torch.tensor([2, 4])) == [" .", " ,"]
+
+
+def test_unembed_moves_the_residual_to_the_models_device(gpt2):
+    """The meta device stands in for a GPU: weights there, a residual given on the CPU."""
+    import copy
+
+    model = kit.Model(copy.deepcopy(gpt2.hf).to("meta"), gpt2.tokenizer)
+    out = model.unembed(torch.randn(2, 3, 32))
+    assert out.device == torch.device("meta") and out.shape == (2, 3, 300)
+
+
+def test_a_hub_id_fetched_from_the_hub_gets_every_option(gpt2_dir, monkeypatch):
+    real, seen = M._from_pretrained, []
+
+    def hub(source, device, dtype, trust, revision, device_map=None, local_only=False):
+        seen.append((source, device, dtype, trust, revision, device_map, local_only))
+        if local_only:
+            raise OSError("not cached")
+        return real(str(gpt2_dir), device, dtype, False, None, device_map)
+
+    monkeypatch.setattr(M, "_from_pretrained", hub)
+    monkeypatch.setattr(M, "hub_unreachable", lambda: None)
+    model = kit.load("someone/remote", device="cpu", dtype="float16", trust_remote_code=True, revision="v3",
+                     capture_device="meta")
+    assert seen[1] == ("someone/remote", torch.device("cpu"), torch.float16, True, "v3", None, False)
+    assert model.capture_device == torch.device("meta") and model.name == "someone/remote"
+    seen.clear()
+    model = kit.load("someone/remote", device_map={"": "cpu"})
+    assert seen[1] == ("someone/remote", None, torch.float32, False, None, {"": "cpu"}, False)
+    assert model.capture_device is None
+
+
+def test_ids_get_a_boolean_mask_and_a_one_token_prompt_is_accepted(gpt2):
+    _, mask = gpt2.tokenize(torch.tensor([5, 6, 7]))
+    assert mask.dtype == torch.bool and bool(mask.all())
+    ids, mask = gpt2.tokenize([[5, 6], [7]])  # id lists: padded ids, a boolean mask
+    assert ids.dtype == torch.long and mask.dtype == torch.bool and mask.tolist() == [[True, True], [True, False]]
+    assert gpt2.tokenizer("The")["input_ids"] == [267]  # one token
+    ids, mask = gpt2.tokenize("The")
+    assert ids.tolist() == [[267]] and mask.tolist() == [[True]]
+    ids, mask = gpt2.tokenize(["The", "The cat"])
+    assert ids.shape == (2, 3) and mask.sum(1).tolist() == [1, 3]
+
+
+def test_an_unencodable_prompt_quotes_the_tokenizers_own_error(induction):
+    with pytest.raises(ValueError) as err:
+        induction.tokenize("ba Zq ke")
+    cause = err.value.__cause__
+    assert cause is not None and str(cause)
+    assert str(err.value).startswith(f"this model's tokenizer cannot encode 'Zq' ({cause}); its vocabulary has ")
+
+
+def test_trace_passes_on_capture_device_and_heads_and_keeps_no_graph_by_default(gpt2_dir):
+    model = kit.load(gpt2_dir, device="cpu", capture_device="meta")  # meta stands in for another device
+    tr = model.trace("The cat", capture=["resid_post", "pattern"], heads=[1])
+    assert tr["resid_post", 0].device == torch.device("meta") and tr.logits.device == torch.device("meta")
+    assert tr["pattern", 0].shape == (1, 1, 3, 3) and tuple(tr.pattern_heads) == (1,)
+    plain = kit.load(gpt2_dir, device="cpu").trace("The cat", capture=["resid_post"])
+    assert not plain.logits.requires_grad and not plain["resid_post", 0].requires_grad
+    assert plain.logits.device == torch.device("cpu")
+
+
+def test_token_ids_and_mask_go_to_the_device_of_the_models_embedding(gpt2):
+    import copy
+
+    model = kit.Model(copy.deepcopy(gpt2.hf).to("meta"), gpt2.tokenizer)  # meta stands in for a GPU
+    ids, mask = model.tokenize("The cat")
+    assert ids.device == mask.device == torch.device("meta") and ids.shape == mask.shape == (1, 3)
