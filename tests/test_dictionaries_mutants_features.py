@@ -244,3 +244,49 @@ def test_compare_purity_fits_with_the_given_settings():
     assert plain.chance == chance_purity(labels, 20, seed=0)
     with pytest.raises(ValueError, match="one entry per token"):
         compare_purity(acts, labels[:5], 3)
+
+
+# ------------------------------------------------------------------------------------------ survivors of the first run
+def test_context_shows_four_tokens_before_and_joins_several_neighbours_without_separators():
+    toks = ["A", " b", " c", " d", " e", " f", " g", " h"]
+    col = MLPActivations(torch.zeros(1, 8), torch.arange(8), torch.zeros(8, dtype=torch.long), torch.arange(8), [toks], 0)
+    assert col.context(6) == " c d e f[ g] h"  # four before (not five), one after
+    assert col.context(5, before=2, after=2) == " d e[ f] g h"
+
+
+@pytest.mark.parametrize("kind", ["diff-1d", "diff-str", "diff-empty", "sparse-str", "sparse-nan", "dl-model",
+                                  "dl-shape", "dl-str", "dd-model", "dd-shape", "dd-str"])
+def test_feature_refusals_name_the_function_and_the_argument(facts, kind):
+    cases = {
+        "diff-1d": (lambda: diff_means(torch.ones(4), torch.tensor([True, False, True, False])), ValueError,
+                    "acts must have shape [d_mlp, n_tokens]; got [4]"),
+        "diff-str": (lambda: diff_means("acts", [0, 1]), TypeError, "acts must be a tensor [d_mlp, n_tokens]; got str"),
+        "diff-empty": (lambda: diff_means(torch.zeros(3, 0), torch.zeros(0, dtype=torch.long)), ValueError,
+                       "integer labels need at least two classes (0, 1, ...; -1 for none)"),
+        "sparse-str": (lambda: random_sparse_like("v"), TypeError, "vector must be a tensor; got str"),
+        "sparse-nan": (lambda: random_sparse_like(torch.tensor([1.0, float("nan")])), ValueError,
+                       "vector holds 1 NaN or infinite value(s); every entry must be a finite number"),
+        "dl-model": (lambda: direction_logits("facts-4l", torch.ones(128)), TypeError,
+                     "direction_logits takes a kit model from kit.load(...); got str (a name: load it first, "
+                     "model = kit.load('facts-4l'))"),
+        "dl-shape": (lambda: direction_logits(facts, torch.ones(5)), ValueError,
+                     "direction must have shape [d_model=128]; got [5]"),
+        "dl-str": (lambda: direction_logits(facts, "up"), TypeError, "direction must be a tensor [d_model=128]; got str"),
+        "dd-model": (lambda: decode_direction(facts.trace("A B", capture=[]), 0, torch.ones(512)), TypeError,
+                     "decode_direction takes a kit model from kit.load(...); got Trace (this is a Trace: pass tr.model)"),
+        "dd-shape": (lambda: decode_direction(facts, 0, torch.ones(128)), ValueError,
+                     "mlp_direction must have shape [d_mlp=512]; got [128]"),
+        "dd-str": (lambda: decode_direction(facts, 0, "z"), TypeError, "mlp_direction must be a tensor [d_mlp=512]; got str"),
+    }
+    call, error, message = cases[kind]
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == message
+
+
+def test_directions_in_float64_are_read_in_float32(facts):
+    d = torch.randn(facts.d_model, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    got = direction_logits(facts, d)
+    assert got.dtype == torch.float32 and torch.allclose(got, direction_logits(facts, d.float()), atol=1e-5)
+    z = torch.rand(facts.d_mlp, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert decode_direction(facts, 1, z, top=5) == decode_direction(facts, 1, z.float(), top=5)
