@@ -276,3 +276,37 @@ def test_training_accepts_the_edges_of_its_ranges():
         train_sae(X, 1, batch=0)
     with pytest.raises(TypeError, match="seed"):
         train_sae(X, 1, seed=1.5)
+
+
+# ------------------------------------------------------------------------------------------ survivors of the first run
+def test_repr_counts_dead_features_and_a_dictionary_without_features():
+    tc = _hand("transcoder", d_in=6, d_out=3)
+    Y = torch.tensor([[1.0, 0.0, 0.0], [2.0, 3.0, 0.0], [0.0, 0.0, 4.0], [0.0, 0.0, 0.0]])  # one of four dead
+    d = Dictionary(tc.Z, Y, [0.5], "transcoder", 0, 2.54, {"l1": 0.3}, tc.W_enc, tc.b_enc, tc.b_dec)
+    assert repr(d) == ("Dictionary(transcoder, 6 -> k=4 -> 3, n_tokens=3, loss=0.5000 (relative), L0=1.3, dead=25%, "
+                       "l1=0.3, 2.5s)")
+    none = Dictionary(torch.zeros(3, 0), torch.zeros(0, 5), [], "transcoder", 0, 0.0, {}, torch.zeros(0, 6),
+                      torch.zeros(0), torch.zeros(3))  # k = 0 on five tokens: no L0 to average
+    assert repr(none) == ("Dictionary(transcoder, 6 -> k=0 -> 3, n_tokens=5, loss=nan (relative), L0=nan, dead=nan%, "
+                          "l1=None, 0.0s)")
+
+
+def test_to_moves_every_tensor_to_the_device():
+    moved = _hand("transcoder", d_in=6, d_out=3).to("meta")
+    assert {getattr(moved, a).device.type for a in ("Z", "Y", "W_enc", "b_enc", "b_dec")} == {"meta"}
+
+
+@pytest.mark.parametrize("kind", ["1d", "str", "sae-width"])
+def test_mlp_directions_refusals_are_exact(kind):
+    sae = _hand()  # d_out = 5
+    cases = {
+        "1d": (lambda: sae.mlp_directions(torch.ones(5)), ValueError, "W_out must have shape [d_mlp, d_model]; got [5]"),
+        "str": (lambda: sae.mlp_directions("W"), TypeError, "W_out must be a tensor [d_mlp, d_model]; got str"),
+        "sae-width": (lambda: sae.mlp_directions(torch.ones(7, 4)), ValueError,
+                      "this SAE has d_out=5, but W_out is [7, 4]: mlp_directions applies to an SAE of the MLP neurons "
+                      "(mlp_post, d_mlp = W_out.shape[0])"),
+    }
+    call, error, message = cases[kind]
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == message
