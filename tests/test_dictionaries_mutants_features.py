@@ -290,3 +290,46 @@ def test_directions_in_float64_are_read_in_float32(facts):
     assert got.dtype == torch.float32 and torch.allclose(got, direction_logits(facts, d.float()), atol=1e-5)
     z = torch.rand(facts.d_mlp, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     assert decode_direction(facts, 1, z, top=5) == decode_direction(facts, 1, z.float(), top=5)
+
+
+class _BiasNorm(torch.nn.Module):
+    """A LayerNorm-like final norm that is not ``torch.nn.LayerNorm`` (as some remote-code models define)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.linspace(0.5, 2.0, d))
+        self.bias = torch.nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):  # pragma: no cover - direction_logits reads the parameters only
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], self.weight, self.bias)
+
+
+def test_direction_logits_centre_for_every_layernorm_and_only_for_them(teeth):
+    """Centred: ``torch.nn.LayerNorm`` without a bias, and a norm of another class with a bias. Not centred: RMSNorm
+    (weight folded in) and a norm with no parameters at all (no ``weight`` attribute: nothing folded in)."""
+    model = kit.load("facts-4l", device="cpu")  # its own copy: the final norm is replaced below
+    W_U = model.adapter.W_U.detach().float()
+    d = torch.randn(model.d_model, generator=torch.Generator().manual_seed(5)) + 1.0  # mean far from 0
+    no_bias = torch.nn.LayerNorm(model.d_model, bias=False)
+    with torch.no_grad():
+        no_bias.weight.copy_(torch.linspace(2.0, 0.5, model.d_model))
+    for norm in (no_bias, _BiasNorm(model.d_model)):
+        model.adapter.hf.transformer.ln_f = norm
+        want = ((d - d.mean()) * norm.weight.detach()) @ W_U
+        assert torch.allclose(direction_logits(model, d), want, atol=1e-4), type(norm).__name__
+        assert not torch.allclose(direction_logits(model, d), (d * norm.weight.detach()) @ W_U, atol=1e-2)
+    model.adapter.hf.transformer.ln_f = torch.nn.Identity()
+    assert not hasattr(model.adapter.final_norm, "weight")
+    assert torch.allclose(direction_logits(model, d), d @ W_U, atol=1e-4)
+    llama = teeth["llama"]  # RMSNorm: weight folded in, no centring
+    dl = torch.randn(llama.d_model, generator=torch.Generator().manual_seed(6)) + 1.0
+    w = llama.adapter.final_norm.weight.detach().float()
+    U = llama.adapter.W_U.detach().float()
+    assert torch.allclose(direction_logits(llama, dl), (dl * w) @ U, atol=1e-4)
+    assert not torch.allclose(direction_logits(llama, dl), ((dl - dl.mean()) * w) @ U, atol=1e-2)
+
+
+def test_mlp_activations_refuse_what_is_not_a_model(facts):
+    with pytest.raises(TypeError) as e:
+        mlp_activations(facts.trace("A B", capture=[]), PROMPTS, 0)
+    assert str(e.value) == "mlp_activations takes a kit model from kit.load(...); got Trace (this is a Trace: pass tr.model)"
