@@ -333,3 +333,13 @@ def test_mlp_activations_refuse_what_is_not_a_model(facts):
     with pytest.raises(TypeError) as e:
         mlp_activations(facts.trace("A B", capture=[]), PROMPTS, 0)
     assert str(e.value) == "mlp_activations takes a kit model from kit.load(...); got Trace (this is a Trace: pass tr.model)"
+
+
+def test_mlp_activations_batch_size_is_checked_and_one_is_enough(facts):
+    for bad, error, message in ((0, ValueError, "batch_size must be an integer >= 1; got 0"),
+                                (2.5, TypeError, "batch_size must be an integer >= 1; got 2.5")):
+        with pytest.raises(error) as e:
+            mlp_activations(facts, PROMPTS, 0, batch_size=bad)
+        assert str(e.value) == message
+    one, all_ = mlp_activations(facts, PROMPTS, 0, batch_size=1), mlp_activations(facts, PROMPTS, 0)
+    assert torch.allclose(one.acts, all_.acts, atol=1e-5) and one.prompt.tolist() == all_.prompt.tolist()
