@@ -310,3 +310,42 @@ def test_mlp_directions_refusals_are_exact(kind):
     with pytest.raises(error) as e:
         call()
     assert str(e.value) == message
+
+
+def test_every_training_entry_point_has_the_documented_defaults_and_is_quiet(capsys):
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(4, 40, generator=g)
+    T = torch.randn(3, 40, generator=g)
+    want = {"l1": 0.1, "steps": 300, "batch": 256, "lr": 3e-3, "seed": 0}
+    for fit in (train_dictionary(X, k=2), train_sae(X, 2), train_transcoder(X, T, 2), train_dictionary(X, T, 2)):
+        assert {key: fit.params[key] for key in want} == want and len(fit.losses) == 301
+    assert torch.equal(train_transcoder(X, T, 2).Z, train_dictionary(X, T, 2, seed=0).Z)
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+
+
+@pytest.mark.parametrize("fit", [lambda X: train_sae(X, 2, steps=2, progress=True),
+                                 lambda X: train_transcoder(X, X, 2, steps=2, progress=True)], ids=["sae", "transcoder"])
+def test_the_wrappers_pass_progress_on(fit, capsys):
+    fit(torch.randn(3, 20, generator=torch.Generator().manual_seed(8)))
+    err = capsys.readouterr().err
+    assert "2/2" in err, err  # tqdm's bar on stderr
+
+
+def test_inputs_of_small_norm_are_scaled_by_their_own_mean_norm():
+    X = 0.01 * torch.randn(4, 30, generator=torch.Generator().manual_seed(9))
+    fit = train_sae(X, 2, steps=1)
+    assert fit.params["scale"] == pytest.approx(float(X.norm(dim=0).mean()), rel=1e-5) and fit.params["scale"] < 0.05
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda X: train_sae(X[0], 2), ValueError,
+     "inputs must have shape [d, n_tokens] (one column per token; a trace's tr['mlp_post', l][tr.mask].T); got [5]"),
+    (lambda X: train_sae(X, 2, steps=0), ValueError, "steps must be an integer >= 1; got 0"),
+    (lambda X: train_sae(X, 2, batch=0), ValueError, "batch must be an integer >= 1; got 0"),
+    (lambda X: train_sae(X, 2, seed=1.5), TypeError, "seed must be an integer; got 1.5"),
+], ids=["1d", "steps", "batch", "seed"])
+def test_training_argument_refusals_name_the_argument(call, error, message):
+    X = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(error) as e:
+        call(X)
+    assert str(e.value) == message
