@@ -323,12 +323,13 @@ def test_every_training_entry_point_has_the_documented_defaults_and_is_quiet(cap
     assert capsys.readouterr().err == ""  # no progress bar unless asked
 
 
-@pytest.mark.parametrize("fit", [lambda X: train_sae(X, 2, steps=2, progress=True),
-                                 lambda X: train_transcoder(X, X, 2, steps=2, progress=True)], ids=["sae", "transcoder"])
-def test_the_wrappers_pass_progress_on(fit, capsys):
+@pytest.mark.parametrize("kind, fit", [("sae", lambda X: train_sae(X, 2, steps=2, progress=True)),
+                                       ("transcoder", lambda X: train_transcoder(X, X, 2, steps=2, progress=True))],
+                         ids=["sae", "transcoder"])
+def test_the_wrappers_pass_progress_on(kind, fit, capsys):
     fit(torch.randn(3, 20, generator=torch.Generator().manual_seed(8)))
     err = capsys.readouterr().err
-    assert "2/2" in err, err  # tqdm's bar on stderr
+    assert f"{kind}: " in err and "2/2" in err, err  # tqdm's bar on stderr (not a terminal), named by the kind
 
 
 def test_inputs_of_small_norm_are_scaled_by_their_own_mean_norm():
