@@ -350,3 +350,11 @@ def test_training_argument_refusals_name_the_argument(call, error, message):
     with pytest.raises(error) as e:
         call(X)
     assert str(e.value) == message
+
+
+def test_the_recorded_time_is_the_training_time():
+    import time
+
+    t0 = time.perf_counter()
+    fit = train_sae(torch.randn(3, 20, generator=torch.Generator().manual_seed(10)), 2, steps=3)
+    assert 0.0 <= fit.seconds <= time.perf_counter() - t0
