@@ -343,3 +343,32 @@ def test_mlp_activations_batch_size_is_checked_and_one_is_enough(facts):
         assert str(e.value) == message
     one, all_ = mlp_activations(facts, PROMPTS, 0, batch_size=1), mlp_activations(facts, PROMPTS, 0)
     assert torch.allclose(one.acts, all_.acts, atol=1e-5) and one.prompt.tolist() == all_.prompt.tolist()
+
+
+def test_label_purity_refusals_and_chance_purity_defaults():
+    for scores, message in ((torch.ones(5), "scores must have shape [units, n_tokens]; got [5]"),
+                            ("s", "scores must be a tensor [units, n_tokens]; got str")):
+        with pytest.raises((ValueError, TypeError)) as e:
+            label_purity(scores, [0, 1, 0, 1, 0])
+        assert str(e.value) == message
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, -1, 0] * 5)  # 40 tokens: a top of 20 or 21 differs
+    g = torch.Generator().manual_seed(0)
+    want = float(label_purity(torch.rand(500, 40, generator=g), labels, 20).purity.mean())
+    assert chance_purity(labels) == want
+    assert chance_purity(labels, draws=1) == float(label_purity(torch.rand(1, 40, generator=torch.Generator().manual_seed(0)),
+                                                                labels, 20).purity.mean())
+    with pytest.raises(ValueError) as e:
+        chance_purity(labels, draws=0)
+    assert str(e.value) == "draws must be an integer >= 1; got 0"
+
+
+def test_compare_purity_seeds_its_nmf():
+    pytest.importorskip("sklearn")
+    from kit.analysis.snmf import nmf
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.rand(6, 400, generator=g) * (torch.rand(6, 400, generator=g) > 0.6)
+    labels = torch.randint(0, 3, (400,), generator=g)
+    cmp = compare_purity(acts, labels, 3, seed=2, n_iter=3)
+    assert torch.allclose(cmp.nmf.Y, nmf(acts, 3, seed=2).Y)
+    assert not torch.allclose(nmf(acts, 3, seed=2).Y, nmf(acts, 3, seed=None).Y)  # the seed matters here
