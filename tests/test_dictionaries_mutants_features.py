@@ -372,3 +372,9 @@ def test_compare_purity_seeds_its_nmf():
     cmp = compare_purity(acts, labels, 3, seed=2, n_iter=3)
     assert torch.allclose(cmp.nmf.Y, nmf(acts, 3, seed=2).Y)
     assert not torch.allclose(nmf(acts, 3, seed=2).Y, nmf(acts, 3, seed=None).Y)  # the seed matters here
+
+
+def test_label_purity_with_a_single_label():
+    scores = torch.tensor([[5.0, 4.0, 3.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    p = label_purity(scores, [0, -1, 0, -1], top=2)  # one label (0) and unlabelled tokens
+    assert p.purity.tolist() == [0.5, 0.5] and p.label.tolist() == [0, 0]
