@@ -276,3 +276,85 @@ def test_training_accepts_the_edges_of_its_ranges():
         train_sae(X, 1, batch=0)
     with pytest.raises(TypeError, match="seed"):
         train_sae(X, 1, seed=1.5)
+
+
+# ------------------------------------------------------------------------------------------ survivors of the first run
+def test_repr_counts_dead_features_and_a_dictionary_without_features():
+    tc = _hand("transcoder", d_in=6, d_out=3)
+    Y = torch.tensor([[1.0, 0.0, 0.0], [2.0, 3.0, 0.0], [0.0, 0.0, 4.0], [0.0, 0.0, 0.0]])  # one of four dead
+    d = Dictionary(tc.Z, Y, [0.5], "transcoder", 0, 2.54, {"l1": 0.3}, tc.W_enc, tc.b_enc, tc.b_dec)
+    assert repr(d) == ("Dictionary(transcoder, 6 -> k=4 -> 3, n_tokens=3, loss=0.5000 (relative), L0=1.3, dead=25%, "
+                       "l1=0.3, 2.5s)")
+    none = Dictionary(torch.zeros(3, 0), torch.zeros(0, 5), [], "transcoder", 0, 0.0, {}, torch.zeros(0, 6),
+                      torch.zeros(0), torch.zeros(3))  # k = 0 on five tokens: no L0 to average
+    assert repr(none) == ("Dictionary(transcoder, 6 -> k=0 -> 3, n_tokens=5, loss=nan (relative), L0=nan, dead=nan%, "
+                          "l1=None, 0.0s)")
+
+
+def test_to_moves_every_tensor_to_the_device():
+    moved = _hand("transcoder", d_in=6, d_out=3).to("meta")
+    assert {getattr(moved, a).device.type for a in ("Z", "Y", "W_enc", "b_enc", "b_dec")} == {"meta"}
+
+
+@pytest.mark.parametrize("kind", ["1d", "str", "sae-width"])
+def test_mlp_directions_refusals_are_exact(kind):
+    sae = _hand()  # d_out = 5
+    cases = {
+        "1d": (lambda: sae.mlp_directions(torch.ones(5)), ValueError, "W_out must have shape [d_mlp, d_model]; got [5]"),
+        "str": (lambda: sae.mlp_directions("W"), TypeError, "W_out must be a tensor [d_mlp, d_model]; got str"),
+        "sae-width": (lambda: sae.mlp_directions(torch.ones(7, 4)), ValueError,
+                      "this SAE has d_out=5, but W_out is [7, 4]: mlp_directions applies to an SAE of the MLP neurons "
+                      "(mlp_post, d_mlp = W_out.shape[0])"),
+    }
+    call, error, message = cases[kind]
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == message
+
+
+def test_every_training_entry_point_has_the_documented_defaults_and_is_quiet(capsys):
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(4, 40, generator=g)
+    T = torch.randn(3, 40, generator=g)
+    want = {"l1": 0.1, "steps": 300, "batch": 256, "lr": 3e-3, "seed": 0}
+    for fit in (train_dictionary(X, k=2), train_sae(X, 2), train_transcoder(X, T, 2), train_dictionary(X, T, 2)):
+        assert {key: fit.params[key] for key in want} == want and len(fit.losses) == 301
+    assert torch.equal(train_transcoder(X, T, 2).Z, train_dictionary(X, T, 2, seed=0).Z)
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+
+
+@pytest.mark.parametrize("kind, fit", [("sae", lambda X: train_sae(X, 2, steps=2, progress=True)),
+                                       ("transcoder", lambda X: train_transcoder(X, X, 2, steps=2, progress=True))],
+                         ids=["sae", "transcoder"])
+def test_the_wrappers_pass_progress_on(kind, fit, capsys):
+    fit(torch.randn(3, 20, generator=torch.Generator().manual_seed(8)))
+    err = capsys.readouterr().err
+    assert f"{kind}: " in err and "2/2" in err, err  # tqdm's bar on stderr (not a terminal), named by the kind
+
+
+def test_inputs_of_small_norm_are_scaled_by_their_own_mean_norm():
+    X = 0.01 * torch.randn(4, 30, generator=torch.Generator().manual_seed(9))
+    fit = train_sae(X, 2, steps=1)
+    assert fit.params["scale"] == pytest.approx(float(X.norm(dim=0).mean()), rel=1e-5) and fit.params["scale"] < 0.05
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda X: train_sae(X[0], 2), ValueError,
+     "inputs must have shape [d, n_tokens] (one column per token; a trace's tr['mlp_post', l][tr.mask].T); got [5]"),
+    (lambda X: train_sae(X, 2, steps=0), ValueError, "steps must be an integer >= 1; got 0"),
+    (lambda X: train_sae(X, 2, batch=0), ValueError, "batch must be an integer >= 1; got 0"),
+    (lambda X: train_sae(X, 2, seed=1.5), TypeError, "seed must be an integer; got 1.5"),
+], ids=["1d", "steps", "batch", "seed"])
+def test_training_argument_refusals_name_the_argument(call, error, message):
+    X = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(error) as e:
+        call(X)
+    assert str(e.value) == message
+
+
+def test_the_recorded_time_is_the_training_time():
+    import time
+
+    t0 = time.perf_counter()
+    fit = train_sae(torch.randn(3, 20, generator=torch.Generator().manual_seed(10)), 2, steps=3)
+    assert 0.0 <= fit.seconds <= time.perf_counter() - t0

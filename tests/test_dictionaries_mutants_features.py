@@ -244,3 +244,137 @@ def test_compare_purity_fits_with_the_given_settings():
     assert plain.chance == chance_purity(labels, 20, seed=0)
     with pytest.raises(ValueError, match="one entry per token"):
         compare_purity(acts, labels[:5], 3)
+
+
+# ------------------------------------------------------------------------------------------ survivors of the first run
+def test_context_shows_four_tokens_before_and_joins_several_neighbours_without_separators():
+    toks = ["A", " b", " c", " d", " e", " f", " g", " h"]
+    col = MLPActivations(torch.zeros(1, 8), torch.arange(8), torch.zeros(8, dtype=torch.long), torch.arange(8), [toks], 0)
+    assert col.context(6) == " c d e f[ g] h"  # four before (not five), one after
+    assert col.context(5, before=2, after=2) == " d e[ f] g h"
+
+
+@pytest.mark.parametrize("kind", ["diff-1d", "diff-str", "diff-empty", "sparse-str", "sparse-nan", "dl-model",
+                                  "dl-shape", "dl-str", "dd-model", "dd-shape", "dd-str"])
+def test_feature_refusals_name_the_function_and_the_argument(facts, kind):
+    cases = {
+        "diff-1d": (lambda: diff_means(torch.ones(4), torch.tensor([True, False, True, False])), ValueError,
+                    "acts must have shape [d_mlp, n_tokens]; got [4]"),
+        "diff-str": (lambda: diff_means("acts", [0, 1]), TypeError, "acts must be a tensor [d_mlp, n_tokens]; got str"),
+        "diff-empty": (lambda: diff_means(torch.zeros(3, 0), torch.zeros(0, dtype=torch.long)), ValueError,
+                       "integer labels need at least two classes (0, 1, ...; -1 for none)"),
+        "sparse-str": (lambda: random_sparse_like("v"), TypeError, "vector must be a tensor; got str"),
+        "sparse-nan": (lambda: random_sparse_like(torch.tensor([1.0, float("nan")])), ValueError,
+                       "vector holds 1 NaN or infinite value(s); every entry must be a finite number"),
+        "dl-model": (lambda: direction_logits("facts-4l", torch.ones(128)), TypeError,
+                     "direction_logits takes a kit model from kit.load(...); got str (a name: load it first, "
+                     "model = kit.load('facts-4l'))"),
+        "dl-shape": (lambda: direction_logits(facts, torch.ones(5)), ValueError,
+                     "direction must have shape [d_model=128]; got [5]"),
+        "dl-str": (lambda: direction_logits(facts, "up"), TypeError, "direction must be a tensor [d_model=128]; got str"),
+        "dd-model": (lambda: decode_direction(facts.trace("A B", capture=[]), 0, torch.ones(512)), TypeError,
+                     "decode_direction takes a kit model from kit.load(...); got Trace (this is a Trace: pass tr.model)"),
+        "dd-shape": (lambda: decode_direction(facts, 0, torch.ones(128)), ValueError,
+                     "mlp_direction must have shape [d_mlp=512]; got [128]"),
+        "dd-str": (lambda: decode_direction(facts, 0, "z"), TypeError, "mlp_direction must be a tensor [d_mlp=512]; got str"),
+    }
+    call, error, message = cases[kind]
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == message
+
+
+def test_directions_in_float64_are_read_in_float32(facts):
+    d = torch.randn(facts.d_model, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    got = direction_logits(facts, d)
+    assert got.dtype == torch.float32 and torch.allclose(got, direction_logits(facts, d.float()), atol=1e-5)
+    z = torch.rand(facts.d_mlp, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert decode_direction(facts, 1, z, top=5) == decode_direction(facts, 1, z.float(), top=5)
+
+
+class _BiasNorm(torch.nn.Module):
+    """A LayerNorm-like final norm that is not ``torch.nn.LayerNorm`` (as some remote-code models define)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.linspace(0.5, 2.0, d))
+        self.bias = torch.nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):  # pragma: no cover - direction_logits reads the parameters only
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], self.weight, self.bias)
+
+
+def test_direction_logits_centre_for_every_layernorm_and_only_for_them(teeth):
+    """Centred: ``torch.nn.LayerNorm`` without a bias, and a norm of another class with a bias. Not centred: RMSNorm
+    (weight folded in) and a norm with no parameters at all (no ``weight`` attribute: nothing folded in)."""
+    model = kit.load("facts-4l", device="cpu")  # its own copy: the final norm is replaced below
+    W_U = model.adapter.W_U.detach().float()
+    d = torch.randn(model.d_model, generator=torch.Generator().manual_seed(5)) + 1.0  # mean far from 0
+    no_bias = torch.nn.LayerNorm(model.d_model, bias=False)
+    with torch.no_grad():
+        no_bias.weight.copy_(torch.linspace(2.0, 0.5, model.d_model))
+    for norm in (no_bias, _BiasNorm(model.d_model)):
+        model.adapter.hf.transformer.ln_f = norm
+        want = ((d - d.mean()) * norm.weight.detach()) @ W_U
+        assert torch.allclose(direction_logits(model, d), want, atol=1e-4), type(norm).__name__
+        assert not torch.allclose(direction_logits(model, d), (d * norm.weight.detach()) @ W_U, atol=1e-2)
+    model.adapter.hf.transformer.ln_f = torch.nn.Identity()
+    assert not hasattr(model.adapter.final_norm, "weight")
+    assert torch.allclose(direction_logits(model, d), d @ W_U, atol=1e-4)
+    llama = teeth["llama"]  # RMSNorm: weight folded in, no centring
+    dl = torch.randn(llama.d_model, generator=torch.Generator().manual_seed(6)) + 1.0
+    w = llama.adapter.final_norm.weight.detach().float()
+    U = llama.adapter.W_U.detach().float()
+    assert torch.allclose(direction_logits(llama, dl), (dl * w) @ U, atol=1e-4)
+    assert not torch.allclose(direction_logits(llama, dl), ((dl - dl.mean()) * w) @ U, atol=1e-2)
+
+
+def test_mlp_activations_refuse_what_is_not_a_model(facts):
+    with pytest.raises(TypeError) as e:
+        mlp_activations(facts.trace("A B", capture=[]), PROMPTS, 0)
+    assert str(e.value) == "mlp_activations takes a kit model from kit.load(...); got Trace (this is a Trace: pass tr.model)"
+
+
+def test_mlp_activations_batch_size_is_checked_and_one_is_enough(facts):
+    for bad, error, message in ((0, ValueError, "batch_size must be an integer >= 1; got 0"),
+                                (2.5, TypeError, "batch_size must be an integer >= 1; got 2.5")):
+        with pytest.raises(error) as e:
+            mlp_activations(facts, PROMPTS, 0, batch_size=bad)
+        assert str(e.value) == message
+    one, all_ = mlp_activations(facts, PROMPTS, 0, batch_size=1), mlp_activations(facts, PROMPTS, 0)
+    assert torch.allclose(one.acts, all_.acts, atol=1e-5) and one.prompt.tolist() == all_.prompt.tolist()
+
+
+def test_label_purity_refusals_and_chance_purity_defaults():
+    for scores, message in ((torch.ones(5), "scores must have shape [units, n_tokens]; got [5]"),
+                            ("s", "scores must be a tensor [units, n_tokens]; got str")):
+        with pytest.raises((ValueError, TypeError)) as e:
+            label_purity(scores, [0, 1, 0, 1, 0])
+        assert str(e.value) == message
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, -1, 0] * 5)  # 40 tokens: a top of 20 or 21 differs
+    g = torch.Generator().manual_seed(0)
+    want = float(label_purity(torch.rand(500, 40, generator=g), labels, 20).purity.mean())
+    assert chance_purity(labels) == want
+    assert chance_purity(labels, draws=1) == float(label_purity(torch.rand(1, 40, generator=torch.Generator().manual_seed(0)),
+                                                                labels, 20).purity.mean())
+    with pytest.raises(ValueError) as e:
+        chance_purity(labels, draws=0)
+    assert str(e.value) == "draws must be an integer >= 1; got 0"
+
+
+def test_compare_purity_seeds_its_nmf():
+    pytest.importorskip("sklearn")
+    from kit.analysis.snmf import nmf
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.rand(6, 400, generator=g) * (torch.rand(6, 400, generator=g) > 0.6)
+    labels = torch.randint(0, 3, (400,), generator=g)
+    cmp = compare_purity(acts, labels, 3, seed=2, n_iter=3)
+    assert torch.allclose(cmp.nmf.Y, nmf(acts, 3, seed=2).Y)
+    assert not torch.allclose(nmf(acts, 3, seed=2).Y, nmf(acts, 3, seed=None).Y)  # the seed matters here
+
+
+def test_label_purity_with_a_single_label():
+    scores = torch.tensor([[5.0, 4.0, 3.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    p = label_purity(scores, [0, -1, 0, -1], top=2)  # one label (0) and unlabelled tokens
+    assert p.purity.tolist() == [0.5, 0.5] and p.label.tolist() == [0, 0]

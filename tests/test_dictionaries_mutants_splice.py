@@ -211,3 +211,74 @@ def test_splice_refusals_are_exact(facts, kind):
     with pytest.raises(ValueError) as e:
         splice(facts, [], 0, _sae(d, 1.0))
     assert str(e.value) == "no prompts given"
+
+
+# ------------------------------------------------------------------------------------------ survivors of the first run
+@pytest.mark.parametrize("kind", ["mlp_io-model", "mlp_io-batch0", "mlp_io-batch-float", "splice-model", "splice-batch0"])
+def test_the_model_and_batch_size_refusals_name_the_function_and_the_argument(facts, kind):
+    sae = _sae(facts.d_mlp, 1.0)
+    cases = {
+        "mlp_io-model": (lambda: mlp_io("facts-4l", PROMPTS, 0), TypeError,
+                         "mlp_io takes a kit model from kit.load(...); got str (a name: load it first, "
+                         "model = kit.load('facts-4l'))"),
+        "mlp_io-batch0": (lambda: mlp_io(facts, PROMPTS, 0, batch_size=0), ValueError,
+                          "batch_size must be an integer >= 1; got 0"),
+        "mlp_io-batch-float": (lambda: mlp_io(facts, PROMPTS, 0, batch_size=1.5), TypeError,
+                               "batch_size must be an integer >= 1; got 1.5"),
+        "splice-model": (lambda: splice(facts.trace("A B", capture=[]), PROMPTS, 0, sae), TypeError,
+                         "splice takes a kit model from kit.load(...); got Trace (this is a Trace: pass tr.model)"),
+        "splice-batch0": (lambda: splice(facts, PROMPTS, 0, sae, batch_size=0), ValueError,
+                          "batch_size must be an integer >= 1; got 0"),
+    }
+    call, error, message = cases[kind]
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == message
+
+
+def test_mlp_io_takes_a_batch_of_one(facts):
+    a, b = mlp_io(facts, PROMPTS, 2, batch_size=1), mlp_io(facts, PROMPTS, 2, batch_size=64)
+    assert torch.allclose(a.inputs, b.inputs, atol=1e-5) and torch.allclose(a.outputs, b.outputs, atol=1e-5)
+    assert a.col.prompt.tolist() == b.col.prompt.tolist() and a.col.pos.tolist() == b.col.pos.tolist()
+
+
+def test_mean_ablation_uses_the_exact_mean_on_an_rmsnorm_model(teeth):
+    """On a LayerNorm model a constant added to every coordinate of ``mlp_out`` is centred away by every later norm;
+    RMSNorm keeps it, so the mean that ablation writes is checked to the last coordinate here."""
+    model = teeth["llama"]
+    prompts = ["The cat", "A B C"]
+    sae = _sae(model.d_mlp, 0.5)
+    r = splice(model, prompts, 1, sae, batch_size=1)
+    outs = [model.trace(p, capture=["mlp_out"], layers=[1])["mlp_out", 1][0] for p in prompts]
+    mean = torch.cat(outs).mean(0)
+    abl, n = 0.0, 0
+    for p in prompts:
+        ids = model.trace(p, capture=[]).input_ids[0]
+        la = model.trace(p, capture=[], interventions=[Edit("mlp_out", 1, lambda a: mean.expand_as(a).clone())])
+        lp = la.logits[0].float().log_softmax(-1)
+        abl -= float(lp[:-1].gather(1, ids[1:, None]).sum())
+        n += len(ids) - 1
+    assert r.n_predictions == n
+    assert r.ablated_loss == pytest.approx(abl / n, rel=1e-6, abs=1e-6)
+    off = mean + 1 / (n + len(prompts))  # the mean off by 1 / n_tokens in every coordinate
+    moved = 0.0
+    for p in prompts:
+        ids = model.trace(p, capture=[]).input_ids[0]
+        la = model.trace(p, capture=[], interventions=[Edit("mlp_out", 1, lambda a: off.expand_as(a).clone())])
+        moved -= float(la.logits[0].float().log_softmax(-1)[:-1].gather(1, ids[1:, None]).sum())
+    assert abs(moved / n - abl / n) > 1e-3  # measured 7e-3 (splice agrees with the loop to 2e-7)
+
+
+@pytest.mark.parametrize("ablation", ["mean", "zero"])
+def test_splice_runs_a_bfloat16_model_in_its_own_dtype(ablation):
+    """The spliced values and the ablation's fill are cast to the model's dtype: float32 ones would stop a bfloat16
+    model ("mat1 and mat2 must have the same dtype", "mixed dtype")."""
+    if not (ZOO_DIR / "facts-4l" / "config.json").is_file():
+        pytest.skip("facts-4l is not shipped")
+    half = kit.load("facts-4l", device="cpu", dtype="bfloat16")
+    full = kit.load("facts-4l", device="cpu")
+    sae = _sae(half.d_mlp, 0.5)
+    tc = _tc(half.d_model, torch.eye(half.d_model) * 0.5, torch.zeros(half.d_model))
+    for dic in (sae, tc):
+        a, b = splice(half, PROMPTS, 0, dic, ablation=ablation), splice(full, PROMPTS, 0, dic, ablation=ablation)
+        assert (a.spliced_loss, a.ablated_loss) == pytest.approx((b.spliced_loss, b.ablated_loss), rel=0.02)
