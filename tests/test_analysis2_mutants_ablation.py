@@ -15,7 +15,6 @@ import torch
 import kit
 import kit.analysis as A
 from kit.analysis.ablation import AblationComparison, BackupResult
-from tests.fixtures_teeth import teeth  # noqa: F401  (fixture)
 
 P, T = 4, 8
 ANSWER, CONTRAST = [7, 8, 9, 10], [20, 21, 22, 23]

@@ -17,8 +17,6 @@ import kit
 import kit.analysis as A
 import kit.analysis.circuits as C
 from kit.analysis.circuits import OVCircuit, QKCircuit
-from kit.analysis.neurons import NeuronDecoding
-from tests.fixtures_teeth import teeth  # noqa: F401  (fixture)
 
 
 def _weights(m, layer: int, head: int):
@@ -230,7 +228,7 @@ def test_top_activating_lists_the_highest_activations_of_every_text(teeth, batch
     got = A.top_activating(m, TEXTS, layer=1, neuron=5, k=6, batch_size=batch_size, context=2)
     want = _occurrences(m, TEXTS, 1, 5)[:6]
     assert [(g["text"], g["pos"]) for g in got] == [(t, p) for _, t, p, _ in want]
-    for g, (v, t, p, toks) in zip(got, want):
+    for g, (v, _t, p, toks) in zip(got, want):
         assert g["activation"] == pytest.approx(v, abs=1e-5)
         assert g["token"] == toks[p] and g["context"] == "".join(toks[max(0, p - 2):p + 1])
     assert len({g["text"] for g in got}) > 1  # the top spans several texts and batches

@@ -14,9 +14,8 @@ import torch
 
 import kit
 import kit.analysis as A
-from kit.analysis.attribution_patching import Agreement, AttributionPatching
+from kit.analysis.attribution_patching import AttributionPatching
 from kit.analysis.path_patching import PathPatchingResult
-from tests.fixtures_teeth import teeth  # noqa: F401  (fixture)
 
 P, T = 3, 8
 ANSWER, CONTRAST = [7, 8, 9], [20, 21, 22]

@@ -16,7 +16,6 @@ import torch
 import kit
 import kit.analysis.steering as S
 from kit.analysis.steering import SteeringResult
-from tests.fixtures_teeth import teeth  # noqa: F401  (fixture)
 
 PROMPTS = ["The cat sat on the mat.", "Hi there", "Attention heads move information."]  # 12, 5, 15 tokens
 LAYER = 1
