@@ -424,3 +424,10 @@ def test_toy_models_count_a_feature_only_above_the_threshold_and_say_so():
     assert toy.represented().tolist() == [1]  # 0.5 is not above 0.5
     assert toy.represented(0.1).tolist() == [3]
     assert repr(toy) == "ToyModels(3 features -> 2 dimensions; features represented (norm > 0.5): S=0.9: 1)"
+
+
+def test_toy_models_repr_lists_every_sparsity_with_its_count():
+    W = torch.tensor([[[0.6, 1.0, 0.0]], [[0.0, 0.0, 0.2]]])  # two models of 1 dimension: 2 and 0 features kept
+    toy = A.ToyModels(W, torch.zeros(2, 3), [0.0, 0.97], torch.ones(3), torch.zeros(2))
+    assert repr(toy) == ("ToyModels(3 features -> 1 dimensions; features represented (norm > 0.5): S=0: 2, "
+                         "S=0.97: 0)")
