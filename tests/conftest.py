@@ -87,3 +87,12 @@ def no_student():
         lessons.stop()
         yield
         lessons.stop()
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: small problems then do not wait on a busy second core (40x on a loaded CI box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,13 +8,7 @@ import torch
 from kit.analysis.snmf import Decomposition, nmf, snmf
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are small: one thread avoids waiting on a busy second core (40x on a loaded CI box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted(d=256, n=3000, k=10, nnz=4, p=0.15, noise=0.01, seed=0):

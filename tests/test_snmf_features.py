@@ -12,13 +12,7 @@ from kit.analysis.features import (
 from kit.analysis.snmf import snmf
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are small: one thread avoids waiting on a busy second core (40x on a loaded CI box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 PROMPTS = ["The capital of Veloria is Mistport.", "The cat sat on the mat.", "Induction heads copy what came after.",

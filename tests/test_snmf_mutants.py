@@ -17,12 +17,7 @@ from kit.analysis.snmf import Decomposition, snmf
 S = importlib.import_module("kit.analysis.snmf")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _refused(exc, call):

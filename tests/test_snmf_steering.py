@@ -11,13 +11,7 @@ from kit.analysis.steering import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are small: one thread avoids waiting on a busy second core (40x on a loaded CI box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 PROMPTS = ["The capital of Veloria is", "The cat sat on the", "Once upon a time there"]
