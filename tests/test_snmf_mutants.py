@@ -414,3 +414,110 @@ def test_z_step_is_a_ridge_solve_sparsified_then_refitted_when_asked():
 def test_non_real_activations_are_refused_by_name(dtype):
     assert _refused(TypeError, lambda: snmf(torch.ones(8, 20, dtype=dtype), 3)) == (
         f"acts must hold real numbers (a float tensor); got dtype {dtype}")
+
+
+# ---- _most_concentrated: the bounded search of the greedy start --------------------------------------
+
+def _concentration_brute_force(Rt, keep):
+    """The definition: the first token with the largest top(t)² / total(t), every token scored."""
+    top = Rt.double().abs().topk(keep, dim=1).values.pow(2).sum(1)
+    score = (top * top / (Rt.double() ** 2).sum(1)).tolist()
+    return max(range(len(score)), key=lambda t: (score[t], -t))
+
+
+class _CountTopkRows(torch.overrides.TorchFunctionMode):
+    """Counts the rows every ``topk`` is taken over (the costly part of the search)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.topk, torch.Tensor.topk):
+            self.rows += args[0].shape[0]
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_bounded_search_is_exact_at_any_scale(scale):
+    """The pick is scale-free: energies far below 1 (a floor on the total) or far above change nothing."""
+    S = importlib.import_module("kit.analysis.snmf")
+    g = torch.Generator().manual_seed(11)
+    for keep in (1, 2, 5):
+        for trial in range(6):
+            Rt = torch.randn(120, 16, generator=g) * torch.rand(120, 1, generator=g) * 3
+            Rt[trial * 7 + 3, :keep] *= 4  # a few more concentrated tokens of varied energy
+            Rt[trial * 11 + 50] *= 0.2
+            Rt = Rt * scale
+            want = _concentration_brute_force(Rt, keep)
+            for chunk in (1, 3, 32):
+                assert S._most_concentrated(Rt, Rt * Rt, keep, chunk=chunk) == want, (keep, trial, chunk)
+
+
+def test_bounded_search_weighs_the_top_energy_squared_over_the_total():
+    """top²/total, not another power: a large token spread over 2 neurons against a small one on 1 (keep 2)."""
+    S = importlib.import_module("kit.analysis.snmf")
+    Rt = torch.tensor([[0.5, 0.0, 0.0, 0.0],      # top 0.25, total 0.25: score 0.25
+                       [2.0, 2.0, 1.0, 1.0]])     # top 8, total 10: score 6.4 (with cubes: 16²/10 against 0.125²/0.25)
+    assert S._most_concentrated(Rt, Rt * Rt, 2, chunk=1) == 1
+    Rt = torch.tensor([[3.0, 0.0, 0.0, 0.0],      # score 9: one neuron carries it all
+                       [2.0, 2.0, 2.0, 0.0]])     # top 8, total 12: score 5.33 (with cubes: 16²/12 = 21.3 against 9)
+    assert S._most_concentrated(Rt, Rt * Rt, 2, chunk=1) == 0
+
+
+def test_bounded_search_goes_past_tokens_whose_bound_is_high_but_score_low():
+    """Many decoys with a large bound (one big entry and a spread tail) come first in the visiting order; the
+    concentrated token behind them, with a lower bound but a higher score, must still be found."""
+    S = importlib.import_module("kit.analysis.snmf")
+    keep = 2
+    decoy = torch.cat([torch.tensor([2.0]), torch.full((16,), 0.5), torch.zeros(3)])  # total 8, bound 8, score 2.26
+    target = torch.zeros(20)
+    target[:2] = 2 ** 0.5  # total 4, bound 4, score 4
+    for n_decoys in (1, 5, 70):
+        Rt = torch.stack([decoy] * n_decoys + [target])
+        assert _concentration_brute_force(Rt, keep) == n_decoys
+        for chunk in (1, 2, 4, 32):
+            with _CountTopkRows() as count:
+                assert S._most_concentrated(Rt, Rt * Rt, keep, chunk=chunk) == n_decoys, (n_decoys, chunk)
+            assert count.rows == n_decoys + 1  # each token's top-k taken once
+
+
+def test_bounded_search_visits_a_token_whose_score_is_within_the_rounding_margin_of_the_best():
+    """The bound carries a 1e-5 margin for rounding; a search that stops at a bound *below* the exact one
+    misses a token that beats the best so far by less than that (keep 2, one token per chunk)."""
+    S = importlib.import_module("kit.analysis.snmf")
+    c2 = 1.21 / (1 - 5e-6) - 1.1
+    first = torch.tensor([0.8, 0.46 ** 0.5, c2 ** 0.5])  # top 1.1, total 1.21: bound 1.21, visited first; score 1 - 5e-6
+    exact = torch.tensor([1.0, 0.0, 0.0])        # bound = score = 1
+    Rt = torch.stack([first, exact])
+    assert _concentration_brute_force(Rt, 2) == 1
+    assert S._most_concentrated(Rt, Rt * Rt, 2, chunk=1) == 1
+    assert S._most_concentrated(Rt.flip(0), Rt.flip(0) ** 2, 2, chunk=1) == 0
+
+
+def test_bounded_search_returns_the_first_of_equal_tokens():
+    S = importlib.import_module("kit.analysis.snmf")
+    g = torch.Generator().manual_seed(4)
+    base = torch.randn(40, 8, generator=g) * 0.3
+    best = torch.tensor([3.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    for where in ([5, 17, 30], [30, 5, 17], [0, 39], [12, 13, 14, 15, 16, 17, 18, 19]):
+        Rt = base.clone()
+        Rt[where] = best
+        for chunk in (1, 3, 32):
+            assert S._most_concentrated(Rt, Rt * Rt, 1, chunk=chunk) == min(where), (where, chunk)
+
+
+def test_bounded_search_takes_the_top_k_of_one_chunk_when_its_best_beats_every_other_bound():
+    """The point of the bound. 2000 diffuse tokens ([2, then sixteen 1s]: total 20, bound 16²/20 = 12.8, score
+    49/20) and one token on exactly `keep` = 4 neurons ([3, then three of √(7/3)]: score = bound = 16). The best
+    of the first chunk (16) beats every other bound (12.8), so the costly top-k is taken over that chunk only.
+    A looser bound (the largest entry of the whole pool, or twice the margin) would visit all 2000."""
+    S = importlib.import_module("kit.analysis.snmf")
+    diffuse = torch.cat([torch.tensor([2.0]), torch.ones(16), torch.zeros(15)])
+    Rt = diffuse.repeat(2001, 1)
+    Rt[1234] = torch.cat([torch.tensor([3.0]), torch.full((3,), (7 / 3) ** 0.5), torch.zeros(28)])
+    assert _concentration_brute_force(Rt, 4) == 1234
+    for chunk in (8, 32):
+        with _CountTopkRows() as count:
+            assert S._most_concentrated(Rt, Rt * Rt, 4, chunk=chunk) == 1234
+        assert count.rows == chunk, (chunk, count.rows)
