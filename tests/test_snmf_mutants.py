@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
+import time
 
 import pytest
 import torch
@@ -46,11 +48,15 @@ def _acts(d=12, n=40, seed=0):
     (dict(density=1.5), "density must lie in (0, 1], got 1.5"),
     (dict(n_iter=0), "n_iter must be at least 1 and warmup at least 0, got n_iter=0, warmup=20"),
     (dict(warmup=-1), "n_iter must be at least 1 and warmup at least 0, got n_iter=200, warmup=-1"),
+    (dict(tol=1.0), "tol must lie in [0, 1), patience be at least 1 and lam at least 0, got tol=1.0, patience=10, lam=1e-06"),
+    (dict(tol=-0.1), "tol must lie in [0, 1), patience be at least 1 and lam at least 0, got tol=-0.1, patience=10, lam=1e-06"),
+    (dict(patience=0), "tol must lie in [0, 1), patience be at least 1 and lam at least 0, got tol=0.001, patience=0, lam=1e-06"),
+    (dict(lam=-1e-9), "tol must lie in [0, 1), patience be at least 1 and lam at least 0, got tol=0.001, patience=10, lam=-1e-09"),
     (dict(init=torch.ones(3, 39)), "init as a tensor must be nonnegative with shape [k=3, n_tokens=40], got [3, 39]"),
     (dict(init=-torch.ones(3, 40)), "init as a tensor must be nonnegative with shape [k=3, n_tokens=40], got [3, 40]"),
     (dict(init="kmeans"), "init must be 'greedy', 'random' or a tensor Y0[k, n_tokens], got 'kmeans'"),
 ], ids=["vector", "k0", "k-too-big", "k-float", "k-bool", "inf", "zeros", "density0", "density-big", "n_iter0",
-        "warmup-negative", "init-shape", "init-negative", "init-name"])
+        "warmup-negative", "tol1", "tol-negative", "patience0", "lam-negative", "init-shape", "init-negative", "init-name"])
 def test_refusals_word_for_word(kwargs, message):
     args = dict(acts=_acts(), k=3) | kwargs
     assert _refused(ValueError, lambda: snmf(args.pop("acts"), **args)) == message
@@ -62,6 +68,10 @@ def test_the_bounds_themselves_are_accepted():
     assert snmf(A, 2, density=1.0, n_iter=2).params["keep"] == 12
     assert snmf(A, 2, n_iter=1, warmup=0).losses and len(snmf(A, 2, n_iter=1).losses) == 1
     assert snmf(A, 2, n_iter=2, init=torch.zeros(2, 40) + 0.5).params["init"] == "tensor"
+    zero_start = torch.zeros(2, 40)
+    zero_start[0, :20] = zero_start[1, 20:] = 1.0  # zeros are nonnegative: accepted
+    assert snmf(A, 2, n_iter=2, init=zero_start).k == 2
+    assert snmf(A, 2, n_iter=2, tol=0.0, patience=1, lam=0.0).params["lam"] == 0.0
     ints = snmf((A * 10).round().to(torch.int64), 2, n_iter=2)  # integer activations are factored in float32
     assert ints.Z.dtype == torch.float32
     assert snmf(A.half(), 2, n_iter=2).Y.dtype == torch.float32 and snmf(A.double(), 2, n_iter=2).Y.dtype == torch.float64
@@ -521,3 +531,158 @@ def test_bounded_search_takes_the_top_k_of_one_chunk_when_its_best_beats_every_o
         with _CountTopkRows() as count:
             assert S._most_concentrated(Rt, Rt * Rt, 4, chunk=chunk) == 1234
         assert count.rows == chunk, (chunk, count.rows)
+
+
+# ---- snmf's own loop: starts, schedule, restarts, stopping, progress -------------------------------
+
+def test_a_start_tensor_in_another_dtype_is_cast_to_the_activations_dtype():
+    A = _acts(d=10, n=30, seed=1)
+    g = torch.Generator().manual_seed(2)
+    Y0 = (torch.rand(3, 30, generator=g) + 0.1).double()  # float32 values: exact in either dtype
+    for acts_dtype in (torch.float32, torch.float64):
+        want = snmf(A.to(acts_dtype), 3, n_iter=4, init=Y0.to(acts_dtype))
+        for start in (Y0, Y0.float()):  # float64 or float32 start, either activation dtype
+            got = snmf(A.to(acts_dtype), 3, n_iter=4, init=start)
+            assert got.Y.dtype == got.Z.dtype == acts_dtype
+            assert torch.equal(got.Y, want.Y) and torch.equal(got.Z, want.Z)
+    assert Y0.dtype == torch.float64  # the caller's start is left alone
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_random_start_is_the_seeded_uniform_plus_a_twentieth(dtype):
+    """init="random" starts from U[0, 1) + 0.05 drawn from the seed, in the activations' dtype, whatever the
+    global random state."""
+    A = _acts(d=10, n=30, seed=3).to(dtype)
+    for seed in (0, 5):
+        Y0 = torch.rand(3, 30, generator=torch.Generator().manual_seed(seed), dtype=dtype) + 0.05
+        want = snmf(A, 3, n_iter=5, init=Y0, seed=seed)
+        torch.manual_seed(123)
+        got = snmf(A, 3, n_iter=5, init="random", seed=seed)
+        torch.manual_seed(456)
+        again = snmf(A, 3, n_iter=5, init="random", seed=seed)
+        assert got.Y.dtype == dtype
+        assert torch.equal(got.Y, want.Y) and torch.equal(got.Z, want.Z) and torch.equal(again.Y, got.Y)
+
+
+def test_greedy_start_draws_its_pool_from_the_seed_not_the_global_generator():
+    A = _acts(d=8, n=1500, seed=4)  # more tokens than the 1024 of the pool: the pool is a seeded draw
+    torch.manual_seed(0)
+    a = snmf(A, 3, n_iter=3, seed=3)
+    torch.manual_seed(1)
+    b = snmf(A, 3, n_iter=3, seed=3)
+    assert torch.equal(a.Y, b.Y) and torch.equal(a.Z, b.Z)
+    assert not torch.equal(snmf(A, 3, n_iter=3, seed=4).Y, a.Y)  # the pool does matter
+
+
+def _spy(monkeypatch, name):
+    """Wrap the module's helper ``name``, recording the arguments of every call."""
+    S = importlib.import_module("kit.analysis.snmf")
+    real, calls = getattr(S, name), []
+
+    def spy(*args):
+        calls.append([a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+        return real(*args)
+
+    monkeypatch.setattr(S, name, spy)
+    return calls
+
+
+def test_z_step_schedule_unit_rows_and_refit_only_after_warm_up(monkeypatch):
+    """Each iteration's Z step gets Y with unit-norm rows (so lam is relative), the kept count shrinking
+    geometrically from d_mlp to keep over the warm-up (then keep), and the refit only after the warm-up."""
+    A = _acts(d=64, n=80, seed=5)
+    keep, warmup = 2, 5
+    for refit in (True, False):
+        calls = _spy(monkeypatch, "_z_step")
+        res = snmf(A, 3, density=keep / 64, n_iter=8, warmup=warmup, restart=False, refit=refit, lam=0.25,
+                   patience=100)
+        assert len(res.losses) == 8 and len(calls) == 8
+        want_keep = [64, 32, 16, 8, 4]  # 64 ** (1 - it / 5) * 2 ** (it / 5): halving from d_mlp towards keep
+        assert [c[3] for c in calls] == want_keep + [keep] * 3
+        assert [c[4] for c in calls] == [False] * warmup + [refit] * 3
+        assert all(c[2] == 0.25 for c in calls)
+        for _, Y, *_ in calls:
+            torch.testing.assert_close(Y.norm(dim=1), torch.ones(3), rtol=1e-5, atol=0)
+        monkeypatch.undo()
+
+
+def test_duplicates_are_looked_for_until_patience_iterations_before_the_end(monkeypatch):
+    A = _acts(d=12, n=40, seed=6)
+    for restart, want in ((True, 3), (False, 0)):
+        calls = _spy(monkeypatch, "_duplicates")
+        res = snmf(A, 3, n_iter=8, patience=5, warmup=0, restart=restart, tol=0.0)
+        assert len(res.losses) >= 4  # ran past iteration 3, the first it must skip
+        assert len(calls) == want  # iterations 0, 1, 2 < n_iter - patience = 3
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_duplicate_feature_is_dropped_refit_around_and_restarted(monkeypatch, refit):
+    """Two identical start rows give parallel z's: the second is flagged, its row of Y zeroed, the others
+    refit with it left out (same kept count and refit flag), and it restarts on the worst-fit token."""
+    A = _acts(d=12, n=40, seed=7)
+    Y0 = torch.rand(3, 40, generator=torch.Generator().manual_seed(8)) + 0.1
+    Y0[1] = Y0[0]
+    z_calls = _spy(monkeypatch, "_z_step")
+    restarts = _spy(monkeypatch, "_restart")
+    snmf(A, 3, density=1.0, n_iter=2, init=Y0, warmup=0, refit=refit, restart=True, patience=1)  # looks at it 0
+    assert len(restarts) == 1 and restarts[0][5].tolist() == [False, True, False]
+    first, second = z_calls[0], z_calls[1]
+    assert second[1][1].abs().sum() == 0 and torch.equal(second[1][[0, 2]], first[1][[0, 2]])
+    assert second[0][:, 1].abs().sum() == 0 and torch.equal(second[0][:, [0, 2]], first[0][:, [0, 2]])
+    assert second[2:] == first[2:] == [1e-6, 12, refit]
+
+
+def test_divergence_is_refused_with_its_iteration_and_a_remedy():
+    A = _acts() * 1e18  # squared energies overflow float32
+    message = _refused(FloatingPointError, lambda: snmf(A, 3))
+    assert message == "SNMF diverged at iteration 0 (loss nan); try float64 acts or a larger lam"
+    assert snmf(A.double(), 3, n_iter=3).Y.dtype == torch.float64  # the remedy works
+
+
+def test_the_first_of_equal_best_losses_is_kept_and_equal_losses_are_no_gain():
+    """An exact fit: every iterate has loss 0. The best is the first, and with tol=0 a loss equal to the
+    reference is not a gain, so the run stops after `patience` more iterations."""
+    for acts in (torch.tensor([[2.0]]), torch.outer(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.5, 0.0, 4.0]))):
+        res = snmf(acts, 1, density=1.0, n_iter=50, warmup=0, tol=0.0, patience=4)
+        assert res.losses.count(0.0) >= 3 and res.best_iter == res.losses.index(0.0)
+        ref, last_gain = math.inf, 0  # the stopping rule: only a strictly lower loss is a gain
+        for it, loss in enumerate(res.losses):
+            if loss < ref:
+                ref, last_gain = loss, it
+        assert len(res.losses) == last_gain + 4 + 1
+
+
+def test_seconds_is_the_time_the_call_took():
+    t0 = time.perf_counter()
+    res = snmf(_acts(), 3, n_iter=5)
+    elapsed = time.perf_counter() - t0
+    assert 0 < res.seconds <= elapsed
+
+
+def _loss_shown(err):
+    shown = re.findall(r"loss=([0-9.]+)", err)
+    return [s for i, s in enumerate(shown) if i == 0 or s != shown[i - 1]]  # each refresh repeats the postfix
+
+
+def test_progress_bar_names_the_run_shows_the_loss_every_ten_iterations_and_clears_itself(capsys):
+    A = _acts(d=32, n=200, seed=9)
+    res = snmf(A, 6, density=1.0, n_iter=25, warmup=0, patience=100, init="random", restart=False, progress=True)
+    err = capsys.readouterr().err
+    assert "SNMF k=6" in err and "/25" in err
+    assert _loss_shown(err) == [f"{res.losses[it]:.4f}" for it in (0, 10, 20)]
+    assert len({f"{res.losses[it]:.4f}" for it in (0, 1, 10, 11, 20, 21)}) == 6  # another stride would show
+    assert err.endswith("\r") and not err.endswith("\n")  # left on screen, it would end in a newline
+    snmf(A, 6, n_iter=25, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("shape, k, n_iter", [((1, 1), 1, 200_000_000_000), ((2, 5), 2, 10_000_000_000)])
+def test_by_default_a_bar_only_above_2e11_multiply_adds(capsys, shape, k, n_iter):
+    """d_mlp · n_tokens · k · n_iter > 2e11 shows a bar; exactly 2e11 does not. (A huge n_iter costs nothing
+    here: the fit is exact at once, and the run stops after `patience` iterations.)"""
+    acts = torch.arange(1.0, 1.0 + shape[0] * shape[1]).reshape(shape)
+    snmf(acts, k, n_iter=n_iter)
+    assert capsys.readouterr().err == ""
+    snmf(acts, k, n_iter=n_iter + 1)
+    assert f"SNMF k={k}" in capsys.readouterr().err

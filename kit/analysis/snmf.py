@@ -302,6 +302,9 @@ def snmf(acts: torch.Tensor, k: int, *, density: float = 0.01, n_iter: int = 200
         raise ValueError(f"density must lie in (0, 1], got {density!r}")
     if n_iter < 1 or warmup < 0:
         raise ValueError(f"n_iter must be at least 1 and warmup at least 0, got n_iter={n_iter!r}, warmup={warmup!r}")
+    if not 0 <= tol < 1 or patience < 1 or lam < 0:
+        raise ValueError(f"tol must lie in [0, 1), patience be at least 1 and lam at least 0, "
+                         f"got tol={tol!r}, patience={patience!r}, lam={lam!r}")
     dev = torch.device(device) if device is not None else acts.device
     dtype = acts.dtype if acts.dtype in (torch.float32, torch.float64) else torch.float32
     A = acts.detach().to(dev, dtype)  # [d_mlp, n_tokens]
