@@ -12,10 +12,10 @@ import re
 import pytest
 import torch
 
-import kit
 import kit.analysis as A
 from kit.analysis.attribution_patching import AttributionPatching
 from kit.analysis.path_patching import PathPatchingResult
+from tests.references import central_difference, path_patching_loop
 
 P, T = 3, 8
 ANSWER, CONTRAST = [7, 8, 9], [20, 21, 22]
@@ -35,36 +35,6 @@ def _metric(logits, a=ANSWER, c=CONTRAST) -> float:
     return float((logits[rows, -1, a] - logits[rows, -1, c]).float().mean())
 
 
-def _loop(m, clean, corrupted, receivers, receiver_input="all", receiver_pos=None, freeze_mlps=False, senders=None):
-    """One Run A per (sender, receiver) and one Run B per sender, with ``kit.Patch`` only."""
-    clean_tr = m.trace(clean, capture=["z", "pattern", "mlp_out"])
-    corr_tr = m.trace(corrupted, capture=["z"])
-    H, L = m.n_heads, m.n_layers
-    top = L if receivers == "logits" else min(l for l, _ in receivers)
-    senders = senders or [(l, h) for l in range(top) for h in range(H)]
-    out = torch.full((L, H), float("nan"))
-    for ls, hs in senders:
-        def run_a(keep):
-            ivs = [kit.Patch("z", ls, corr_tr, head=hs)]
-            for l in range(L):
-                heads = [h for h in range(H) if (l, h) != (ls, hs) and (l, h) != keep]
-                ivs.append(kit.Patch("z", l, clean_tr, head=heads))
-                if freeze_mlps:
-                    ivs.append(kit.Patch("mlp_out", l, clean_tr))
-            return ivs
-        if receivers == "logits":
-            out[ls, hs] = _metric(m.trace(clean, capture=[], interventions=run_a(None)).logits)
-            continue
-        patches = []
-        for lr, hr in receivers:
-            extra = [kit.Patch("pattern", lr, clean_tr, head=hr)] if receiver_input == "values" else []
-            name = "pattern" if receiver_input == "pattern" else "z"
-            a = m.trace(clean, capture=[name], interventions=run_a((lr, hr)) + extra)
-            patches.append(kit.Patch(name, lr, a, head=hr, pos=receiver_pos))
-        out[ls, hs] = _metric(m.trace(clean, capture=[], interventions=patches).logits)
-    return out
-
-
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 @pytest.mark.parametrize("receivers,receiver_input,pos", [
     ("logits", "all", None),
@@ -76,7 +46,7 @@ def test_path_patching_with_frozen_mlps_equals_the_loop(teeth, kind, receivers, 
     clean, corrupted = _pair()
     got = A.path_patching(m, clean, corrupted, ANSWER, CONTRAST, receivers=receivers, receiver_input=receiver_input,
                           receiver_pos=pos, freeze_mlps=True, batch_size=5)
-    ref = _loop(m, clean, corrupted, receivers, receiver_input, pos, freeze_mlps=True)
+    ref = path_patching_loop(m, clean, corrupted, _metric, receivers, receiver_input, pos, freeze_mlps=True)
     torch.testing.assert_close(got.scores, ref, atol=1e-4, rtol=0, equal_nan=True)
     free = A.path_patching(m, clean, corrupted, ANSWER, CONTRAST, receivers=receivers, receiver_input=receiver_input,
                            receiver_pos=pos, freeze_mlps=False)
@@ -89,7 +59,7 @@ def test_path_patching_at_a_middle_position_equals_the_loop(teeth, receiver_inpu
     clean, corrupted = _pair()
     got = A.path_patching(m, clean, corrupted, ANSWER, CONTRAST, receivers=[(1, 3)], receiver_input=receiver_input,
                           receiver_pos=-3)  # position 5: after the corrupted 1 and 4, before the last
-    ref = _loop(m, clean, corrupted, [(1, 3)], receiver_input, receiver_pos=T - 3)
+    ref = path_patching_loop(m, clean, corrupted, _metric, [(1, 3)], receiver_input, receiver_pos=T - 3)
     torch.testing.assert_close(got.scores, ref, atol=1e-4, rtol=0, equal_nan=True)
     assert float((ref - got.clean).abs().nan_to_num(0).max()) > 0.01
     every = A.path_patching(m, clean, corrupted, ANSWER, CONTRAST, receivers=[(1, 3)], receiver_input=receiver_input)
@@ -118,7 +88,7 @@ def test_the_direct_path_to_the_logits_scores_every_head(teeth):
     clean, corrupted = _pair()
     got = A.path_patching(m, clean, corrupted, ANSWER, CONTRAST)  # receivers="logits" by default
     assert got.receivers == "logits" and len(got.senders) == 12 and got.scores.isfinite().all()
-    torch.testing.assert_close(got.scores, _loop(m, clean, corrupted, "logits"), atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.scores, path_patching_loop(m, clean, corrupted, _metric, "logits"), atol=1e-4, rtol=0)
 
 
 def test_clean_and_corrupted_are_the_metrics_of_the_unpatched_prompts(teeth):
@@ -221,30 +191,6 @@ def test_the_path_patching_result_reads_effects_and_the_strongest_paths():
 
 # --- attribution patching -------------------------------------------------------------------------------
 
-POINT = {"heads": "z", "resid": "resid_pre", "attn": "attn_out", "mlp": "mlp_out"}
-
-
-def _central_difference(m, clean, corrupted, kind, metric, eps=1e-3):
-    """Per cell, the derivative of ``metric`` along (clean - corrupted) at that cell, by central differences."""
-    point = POINT[kind]
-    clean_tr, corr_tr = m.trace(clean, capture=[point]), m.trace(corrupted, capture=[point])
-    width = m.n_heads if kind == "heads" else T
-    out = torch.zeros(m.n_layers, width)
-    for l in range(m.n_layers):
-        diff = (clean_tr[point, l] - corr_tr[point, l]).double()
-        for i in range(width):
-            mask = torch.zeros_like(diff)
-            if kind == "heads":
-                mask[:, :, i] = 1
-            else:
-                mask[:, i] = 1
-            shift = lambda s: kit.Edit(point, l, lambda x, s=s: x + (s * eps * diff * mask).to(x.dtype))  # noqa: E731
-            up = metric(m.trace(corrupted, capture=[], interventions=[shift(1.0)]).logits)
-            down = metric(m.trace(corrupted, capture=[], interventions=[shift(-1.0)]).logits)
-            out[l, i] = (up - down) / (2 * eps)
-    return out
-
-
 def _prob(logits, a=ANSWER) -> float:
     p = logits[:, -1].float().softmax(-1)
     return float(p[torch.arange(p.shape[0]), a].mean())
@@ -259,7 +205,7 @@ def test_attribution_patching_equals_central_differences_for_every_kind_and_metr
     answer = ANSWER if metric == "logit_diff" else m.trace(clean, capture=[]).logits[:, -1].argmax(-1).tolist()
     fn = (lambda lg: _metric(lg, answer, contrast)) if metric == "logit_diff" else (lambda lg: _prob(lg, answer))
     est = A.attribution_patching(m, clean, corrupted, answer, contrast, kind=kind)
-    ref = _central_difference(m, clean, corrupted, kind, fn)
+    ref = central_difference(m, clean, corrupted, kind, fn)
     change = est.scores - est.corrupted
     scale = float(ref.abs().max())  # measured 1.9 to 13.7 (logit difference), 0.19 to 0.43 (probability)
     assert scale > (1.0 if metric == "logit_diff" else 0.1)

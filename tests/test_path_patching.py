@@ -7,6 +7,7 @@ import torch
 
 import kit
 import kit.analysis as A
+from tests.references import central_difference, path_patching_loop
 
 FAMILIES = ["gpt2", "gpt_neox", "llama"]
 P, T = 3, 10
@@ -40,34 +41,6 @@ def metric(logits, a, c):
     return float((logits[rows, -1, a] - logits[rows, -1, c]).mean())
 
 
-def loop_path_patching(m, clean, corrupted, a, c, receivers, receiver_input="all", receiver_pos=None):
-    """The reference: per sender, one Run A per receiver (every other head frozen by kit.Patch), one Run B."""
-    clean_tr = m.trace(clean, capture=["z", "pattern"])
-    corr_tr = m.trace(corrupted, capture=["z"])
-    H = m.n_heads
-    top = m.n_layers if receivers == "logits" else min(l for l, _ in receivers)
-    out = torch.full((m.n_layers, H), float("nan"))
-    for ls in range(top):
-        for hs in range(H):
-            def frozen(keep):
-                ivs = [kit.Patch("z", ls, corr_tr, head=hs)]
-                for l in range(m.n_layers):
-                    heads = [h for h in range(H) if (l, h) != (ls, hs) and (l, h) != keep]
-                    ivs.append(kit.Patch("z", l, clean_tr, head=heads))
-                return ivs
-            if receivers == "logits":
-                out[ls, hs] = metric(m.trace(clean, capture=[], interventions=frozen(None)).logits, a, c)
-                continue
-            patches = []
-            for lr, hr in receivers:
-                extra = [kit.Patch("pattern", lr, clean_tr, head=hr)] if receiver_input == "values" else []
-                name = "pattern" if receiver_input == "pattern" else "z"
-                run_a = m.trace(clean, capture=[name], interventions=frozen((lr, hr)) + extra)
-                patches.append(kit.Patch(name, lr, run_a, head=hr, pos=receiver_pos))
-            out[ls, hs] = metric(m.trace(clean, capture=[], interventions=patches).logits, a, c)
-    return out
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("receivers,receiver_input,pos", [
     ("logits", "all", None),
@@ -82,7 +55,7 @@ def test_path_patching_equals_the_loop(loud_models, family, receivers, receiver_
     clean, corrupted, a, c = prompts(m)
     got = A.path_patching(m, clean, corrupted, a, c, receivers=receivers, receiver_input=receiver_input,
                           receiver_pos=pos, batch_size=4)  # several chunks
-    ref = loop_path_patching(m, clean, corrupted, a, c, receivers, receiver_input, pos)
+    ref = path_patching_loop(m, clean, corrupted, lambda logits: metric(logits, a, c), receivers, receiver_input, pos)
     torch.testing.assert_close(got.scores, ref, atol=2e-5, rtol=0, equal_nan=True)
     moved = (ref - got.clean).abs().nan_to_num(0)
     assert moved.max() > 1e-3  # a signal 50 x the tolerance
@@ -107,38 +80,13 @@ def test_path_patching_refuses_senders_above_receivers(loud_models):
         A.path_patching(m, clean, corrupted[:, :-1], a, c)
 
 
-def central_difference(m, clean, corrupted, a, c, kind, eps=1e-2):
-    """The reference for attribution patching: per cell, the derivative of the metric along
-    (clean - corrupted) at that cell, by central differences (two forward passes per cell)."""
-    point = {"heads": "z", "resid": "resid_pre", "attn": "attn_out", "mlp": "mlp_out"}[kind]
-    clean_tr = m.trace(clean, capture=[point])
-    corr_tr = m.trace(corrupted, capture=[point])
-    width = m.n_heads if kind == "heads" else T
-    out = torch.zeros(m.n_layers, width)
-    for l in range(m.n_layers):
-        diff = clean_tr[point, l] - corr_tr[point, l]
-        for i in range(width):
-            mask = torch.zeros_like(diff)
-            if kind == "heads":
-                mask[:, :, i] = 1
-            else:
-                mask[:, i] = 1
-
-            def shift(s):
-                return kit.Edit(point, l, lambda x, s=s: x + s * eps * diff * mask)
-            up = metric(m.trace(corrupted, capture=[], interventions=[shift(1.0)]).logits, a, c)
-            down = metric(m.trace(corrupted, capture=[], interventions=[shift(-1.0)]).logits, a, c)
-            out[l, i] = (up - down) / (2 * eps)
-    return out
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("kind", ["heads", "resid", "mlp"])
 def test_attribution_patching_equals_the_gradient_loop(loud_models, family, kind):
     m = loud_models[family]
     clean, corrupted, a, c = prompts(m)
     est = A.attribution_patching(m, clean, corrupted, a, c, kind=kind)
-    ref = central_difference(m, clean, corrupted, a, c, kind)
+    ref = central_difference(m, clean, corrupted, kind, lambda logits: metric(logits, a, c), eps=1e-2)
     change = est.scores - est.corrupted
     torch.testing.assert_close(change, ref, atol=5e-4, rtol=1e-2)
     assert ref.abs().max() > 0.02  # 40 x the tolerance
