@@ -13,6 +13,7 @@ import kit
 import kit.analysis as A
 from kit.names import NAMES
 from tests.fixtures_teeth import PROMPT
+from tests.keyword_calls import called_by_keyword
 
 # Every capture the public API accepts, one name at a time, plus nothing and everything.
 CAPTURES = [[], *[[n] for n in NAMES], None]
@@ -130,3 +131,23 @@ def test_a_query_with_every_key_knocked_out_sees_nothing_whatever_is_captured(te
     silenced = m.trace(ids, capture=[], interventions=[kit.Ablate(1, list(range(m.n_heads)), pos=0)])
     torch.testing.assert_close(tr.logits[0, 0], silenced.logits[0, 0], atol=1e-5, rtol=0)  # = no head output there
     assert float((tr.logits[0, 0] - m.trace(ids, capture=[]).logits[0, 0]).abs().max()) > 1.0
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_blocks_called_with_keyword_hidden_states_are_captured_and_edited_alike(teeth, kind):
+    """Some models' code calls its blocks as ``block(hidden_states=h, ...)``: the residual stream is then
+    a keyword, and the capture and edits of ``resid_pre`` must act on it just as on a positional call."""
+    m = teeth[kind]
+    ivs = [kit.Edit("resid_pre", 0, lambda x: x * 0.5), kit.Edit("resid_pre", 1, lambda x: x.flip(1))]
+    base = m.trace(PROMPT, capture=[]).logits
+    for interventions in ([], ivs):
+        want = m.trace(PROMPT, capture=["resid_pre"], interventions=interventions)
+        with called_by_keyword(m.adapter.blocks):
+            got = m.trace(PROMPT, capture=["resid_pre"], interventions=interventions)
+            edit_only = m.trace(PROMPT, capture=[], interventions=interventions).logits
+        for l in range(m.n_layers):
+            torch.testing.assert_close(got["resid_pre", l], want["resid_pre", l], atol=1e-5, rtol=0)
+        torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=0)
+        torch.testing.assert_close(edit_only, want.logits, atol=1e-4, rtol=0)
+        assert ((got.logits - base).abs().max() > MOVED) == bool(interventions)
+    assert _hooks(m) == 0
