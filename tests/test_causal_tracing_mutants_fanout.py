@@ -20,6 +20,7 @@ import kit.analysis as A
 from kit.analysis.causal_tracing import _Cell, _FanOut
 from tests import tiny
 from tests.fixtures_teeth import PROMPT, SUBJECT, save_tokenizer, sharpen
+from tests.keyword_calls import called_by_keyword
 from tests.test_causal_tracing import loop_grid
 
 ATOL = 1e-5  # batched grid vs one forward pass per cell (measured at most 1.1e-7 on neox)
@@ -114,3 +115,39 @@ def test_cells_out_of_fan_out_order_are_refused(teeth):
     with pytest.raises(ValueError, match="^cells must come sorted by their fan-out point$"):
         _FanOut(m, [late, early], *args)
     assert _FanOut(m, [early, late], *args).fan == {0: 1, 2: 1}
+
+
+@pytest.mark.parametrize("which", ["gpt2", "llama"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_blocks_and_last_sublayers_called_by_keyword_trace_alike(teeth, which, attn):
+    """Models whose code calls ``block(hidden_states=h, attention_mask=...)`` and passes the last block's
+    output projection and MLP their input by keyword: the noise, the fan-out (with eager attention's 4-d
+    mask as a keyword too) and the last-position shortcut must act on the keyword call as on a positional one."""
+    m = teeth[which]
+    a = m.adapter
+    m.hf.set_attn_implementation(attn)
+    try:
+        want = A.causal_traces(m, PROMPT, SUBJECT, samples=2, window=2, batch_size=9)
+        modules = [*a.blocks, a.o_proj(m.n_layers - 1), a.mlp(m.n_layers - 1)]
+        seen, widths = [], []
+        last = [a.o_proj(m.n_layers - 1), a.mlp(m.n_layers - 1)]
+        with called_by_keyword(modules):
+            spies = [mod.register_forward_pre_hook(lambda mod, args, kw: seen.append(args), with_kwargs=True)
+                     for mod in last]
+            spies += [mod.register_forward_hook(lambda mod, args, out: widths.append(out.shape[1])) for mod in last]
+            try:
+                got = A.causal_traces(m, PROMPT, SUBJECT, samples=2, window=2, batch_size=9)
+            finally:
+                for h in spies:
+                    h.remove()
+        assert seen and all(args == () for args in seen)  # the calls were keyword calls
+        assert widths and set(widths) == {1}  # ... and the last block still finished the last position only
+        for k, ct in got.items():
+            assert float((ct.scores - ct.corrupted).abs().max()) > EFFECT, k
+            torch.testing.assert_close(ct.scores, want[k].scores, atol=ATOL, rtol=0, msg=k)
+            torch.testing.assert_close(ct.corrupted, want[k].corrupted, atol=ATOL, rtol=0, msg=k)
+            assert ct.answer == want[k].answer
+        ref = loop_grid(m, PROMPT, SUBJECT, "mlp", samples=2, window=2, answer=got["mlp"].answer)
+        torch.testing.assert_close(got["mlp"].scores, ref, atol=ATOL, rtol=0)
+    finally:
+        m.hf.set_attn_implementation("sdpa")

@@ -245,6 +245,8 @@ class _FanOut:
     def sublayer(self, kind: str, layer: int):
         def hook(module, args, output):
             h = output[0] if isinstance(output, tuple) else output
+            if h.ndim == 2:  # OPT's MLP runs on flattened [batch * pos, d_model] states: a view writes through
+                h = h.view(len(self.src), -1, h.shape[-1])
             if (kind, layer) in self.delta:
                 self.stash[kind, layer] = h[: self.n_in].clone()
             self._write(h, kind, layer)
@@ -258,10 +260,12 @@ class _FanOut:
             for l in range(self.L):
                 handles.append(a.blocks[l].register_forward_pre_hook(self.block_pre(l), with_kwargs=True))
                 handles.append(a.blocks[l].register_forward_hook(self.block_post(l)))
+                # the sublayer's output as it enters the residual stream: after the norm that follows it in
+                # post-norm blocks (Gemma 2/3, OLMo 2), so that a restored difference is the residual's
                 if ("mlp", l) in self.restore or ("mlp", l) in self.delta:
-                    handles.append(a.mlp(l).register_forward_hook(self.sublayer("mlp", l)))
+                    handles.append(a.mlp_out_at(l).register_forward_hook(self.sublayer("mlp", l)))
                 if ("attn", l) in self.restore or ("attn", l) in self.delta:
-                    handles.append(a.attn(l).register_forward_hook(self.sublayer("attn", l)))
+                    handles.append(a.attn_out_at(l).register_forward_hook(self.sublayer("attn", l)))
             for module in (a.o_proj(self.L - 1), a.mlp(self.L - 1)):  # the last block finishes the last position only
                 handles.append(module.register_forward_pre_hook(self.last_only, with_kwargs=True))
             yield
