@@ -276,3 +276,22 @@ def test_causal_traces_equal_one_forward_pass_per_cell_in_every_family(variant, 
     ref = loop_grid(m, prompt, subject, kind, samples=2, window=2, answer=ct.answer)
     assert float((ct.scores - ct.corrupted).abs().max()) > CT_SPREAD
     torch.testing.assert_close(ct.scores, ref, atol=CT_ATOL, rtol=0)
+
+
+def test_direct_logit_attribution_parts_sum_to_the_logit_difference_in_every_family(variant):
+    """On a sharpened model (logit differences of O(1) to O(10)): embeddings, heads, biases and MLPs sum to
+    the logit difference of the forward pass (before Gemma's final soft-cap), and neurons to their MLP."""
+    hf = F.build(variant)
+    sharpen(hf, 2)
+    m = kit.Model(hf, _tokenizer(), name=variant)
+    tr = m.trace("The cat sat on the mat.")
+    at = A.direct_logit_attribution(tr, token=5, contrast=7)
+    diff = tr.logits[:, -1, 5] - tr.logits[:, -1, 7]
+    cap = getattr(hf.config, "final_logit_softcapping", None)
+    if cap:  # the parts sum to the logits before the soft-cap
+        pre = tr.logits[:, -1].double().div(cap).atanh().mul(cap)
+        diff = (pre[:, 5] - pre[:, 7]).float()
+    assert max(float(at.heads.abs().max()), float(at.mlps.abs().max())) > 0.3  # the parts are O(1) or more
+    torch.testing.assert_close(at.total, diff, atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(at.parts_sum(), at.total, atol=2e-4, rtol=0)  # measured: at most 6.3e-5
+    torch.testing.assert_close(at.neurons.sum(-1) + at.mlp_bias, at.mlps, atol=1e-5, rtol=0)
