@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import kit
 import kit.analysis as A
 from kit.analysis.causal_tracing import CausalTrace, _rows_per_pass, default_window
 from tests.fixtures_teeth import PROMPT, SUBJECT
@@ -243,3 +244,27 @@ def test_batch_size_caps_the_rows_of_each_pass(teeth, batch_size, cells):
         h.remove()
     assert len(passes) > 3 and max(passes) <= batch_size
     assert passes[:-1] == [1 + 2 + 2 * cells] * (len(passes) - 1)
+
+
+def test_the_default_answer_is_the_clean_prediction_even_where_the_noise_changes_it(teeth):
+    """Without ``answer``, the traced token is the clean prompt's top prediction, not a noised copy's. On the
+    BOS model the first noise sample turns the prediction to another token (checked here), so reading the
+    answer from any row but the clean one would show."""
+    m = teeth["bos"]
+    ids = m.to_tokens(PROMPT)
+    subj = A.subject_positions(m, PROMPT, SUBJECT)
+    std = float(m.adapter.embed.weight.detach().float().std())
+    eps = torch.randn(3, len(subj), m.d_model, generator=torch.Generator().manual_seed(0)) * 3.0 * std  # seed 0
+
+    def noise(x):
+        x = x.clone()
+        x[:, subj] += eps
+        return x
+
+    clean = int(m.trace(ids, capture=[]).logits[0, -1].argmax())
+    noised = m.trace(ids.expand(3, -1), capture=[], interventions=[kit.Edit("resid_pre", 0, noise)]).logits[:, -1]
+    assert int(noised[0].argmax()) != clean  # the case under test
+    for kinds in (("resid",), ("resid", "mlp", "attn")):
+        for ct in A.causal_traces(m, PROMPT, SUBJECT, kinds=kinds, samples=3).values():
+            assert ct.answer == clean
+    assert A.causal_trace(m, PROMPT, SUBJECT, samples=3).answer == clean
