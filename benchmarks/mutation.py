@@ -35,7 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "session": (["kit/_session.py"], [
         "tests/test_session_hooks.py", "tests/test_interventions_contract.py", "tests/test_interventions.py",
-        "tests/test_interventions_causal.py"]),
+        "tests/test_interventions_causal.py", "tests/test_trace_invariants.py", "tests/test_bad_input.py",
+        "tests/test_trace_names.py", "tests/test_trace_pattern_heads.py", "tests/test_trace_properties.py",
+        "tests/test_trace_mutants_memory.py", "tests/test_trace_mutants_trace.py", "tests/test_trace_mutants_attention.py",
+        "tests/test_families.py"]),
     "interventions": (["kit/interventions.py"], [
         "tests/test_interventions_contract.py", "tests/test_session_hooks.py", "tests/test_interventions.py",
         "tests/test_interventions_causal.py", "tests/test_bad_input.py", "tests/test_interventions_mutants_refusals.py",
