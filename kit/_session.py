@@ -10,6 +10,8 @@ family.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +22,14 @@ from torch import nn
 from . import _attention
 from .arch import Adapter, _norms
 from .interventions import EditFn
+
+
+@functools.lru_cache(maxsize=None)
+def _input_name(cls: type) -> str:
+    """The keyword a module of class ``cls`` takes its input by (``hidden_states`` for a block, ``input``
+    for ``nn.Linear``, ``x`` for GPT-2's ``Conv1D``): the first parameter of ``forward`` after ``self``."""
+    params = list(inspect.signature(cls.forward).parameters)
+    return params[1] if len(params) > 1 else params[0]
 
 Key = tuple[str, "int | None"]  # (activation name, layer; None for model-level names)
 ATTENTION_POINTS = ("pattern", "attn_scores", "q", "k", "v")
@@ -113,8 +123,9 @@ class HookSession:
             if args:
                 new = self._visit("resid_pre", layer, args[0])
                 return None if new is None else ((new,) + tuple(args[1:]), kwargs)
-            new = self._visit("resid_pre", layer, kwargs["hidden_states"])
-            return None if new is None else (args, {**kwargs, "hidden_states": new})
+            key = _input_name(type(module))  # called by keyword, as some models' code does
+            new = self._visit("resid_pre", layer, kwargs[key])
+            return None if new is None else (args, {**kwargs, key: new})
         return hook
 
     def _output(self, name: str, layer: int | None):
@@ -129,7 +140,8 @@ class HookSession:
         a = self.adapter
 
         def hook(module, args, kwargs):
-            x = args[0] if args else kwargs["hidden_states"]
+            key = None if args else _input_name(type(module))  # a keyword call passes the input by name
+            x = args[0] if args else kwargs[key]
             if split_heads:  # [batch, pos, head * d_head] -> [batch, pos, head, d_head]
                 x = x.view(*x.shape[:-1], a.n_heads, a.d_head)
             new = self._visit(name, layer, x)
@@ -137,7 +149,7 @@ class HookSession:
                 return None
             if split_heads:
                 new = new.reshape(*new.shape[:-2], a.n_heads * a.d_head)
-            return ((new,) + tuple(args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": new})
+            return ((new,) + tuple(args[1:]), kwargs) if args else (args, {**kwargs, key: new})
         return hook
 
     def _first_chunk(self, name: str, layer: int, chunks: int):

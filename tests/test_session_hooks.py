@@ -151,3 +151,24 @@ def test_blocks_called_with_keyword_hidden_states_are_captured_and_edited_alike(
         torch.testing.assert_close(edit_only, want.logits, atol=1e-4, rtol=0)
         assert ((got.logits - base).abs().max() > MOVED) == bool(interventions)
     assert _hooks(m) == 0
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_projections_called_by_keyword_are_captured_and_edited_alike(teeth, kind):
+    """The attention output projection (``z``) and the MLP's down projection (``mlp_post``) read their
+    input from a keyword call too (``Linear`` takes ``input=``, GPT-2's ``Conv1D`` ``x=``)."""
+    m = teeth[kind]
+    a = m.adapter
+    ivs = [kit.Ablate(1, 2), kit.Clamp(0, [1, 4], 3.0)]  # edits of z and mlp_post
+    base = m.trace(PROMPT, capture=[]).logits
+    modules = [mod for l in range(m.n_layers) for mod in (a.o_proj(l), a.down_proj(l))]
+    for interventions in ([], ivs):
+        want = m.trace(PROMPT, capture=["z", "mlp_post"], interventions=interventions)
+        with called_by_keyword(modules):
+            got = m.trace(PROMPT, capture=["z", "mlp_post"], interventions=interventions)
+        for name in ("z", "mlp_post"):
+            for l in range(m.n_layers):
+                torch.testing.assert_close(got[name, l], want[name, l], atol=1e-5, rtol=0)
+        torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=0)
+        assert ((got.logits - base).abs().max() > MOVED) == bool(interventions)
+    assert _hooks(m) == 0

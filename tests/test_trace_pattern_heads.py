@@ -78,3 +78,27 @@ def test_a_view_of_every_head_refuses_a_trace_of_some_heads():
     tr = model_of("gpt2").trace("Hi there", capture=["pattern"], heads=[1])
     with pytest.raises(ValueError, match=r"heads \[1\] only"):
         AttentionViewer(tr)
+
+
+@pytest.mark.parametrize("variant", ["gpt2", "llama"])
+@pytest.mark.parametrize("edited", ["pattern", "attn_scores"])
+def test_an_edit_of_the_pattern_sees_every_head_even_when_few_are_captured(variant, edited):
+    """``heads=`` narrows what is computed for the capture only: an edit of that layer's pattern or scores
+    still gets (and changes) every head, so the logits and the captured heads equal a full trace's."""
+    model = model_of(variant)
+    shapes = []
+
+    def edit(x):
+        shapes.append(x.shape[1])
+        if edited == "pattern":
+            return x.flip(-1).tril()
+        return x + torch.linspace(0, 8, x.shape[-1])  # favour later keys (masked ones stay masked)
+
+    ivs = [kit.Edit(edited, 1, edit)]
+    full = model.trace(PROMPTS, capture=["pattern"], interventions=ivs)
+    some = model.trace(PROMPTS, capture=["pattern"], interventions=ivs, heads=[1])
+    assert shapes == [model.n_heads, model.n_heads]
+    torch.testing.assert_close(some["pattern", 1], full["pattern", 1][:, [1]], atol=1e-6, rtol=0)
+    torch.testing.assert_close(some.logits, full.logits, atol=1e-5, rtol=0)
+    plain = model.trace(PROMPTS, capture=["pattern"])
+    assert (full["pattern", 1] - plain["pattern", 1]).abs().max() > 0.3  # the edit does change the pattern
