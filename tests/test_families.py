@@ -295,3 +295,84 @@ def test_direct_logit_attribution_parts_sum_to_the_logit_difference_in_every_fam
     torch.testing.assert_close(at.total, diff, atol=1e-3, rtol=1e-4)
     torch.testing.assert_close(at.parts_sum(), at.total, atol=2e-4, rtol=0)  # measured: at most 6.3e-5
     torch.testing.assert_close(at.neurons.sum(-1) + at.mlp_bias, at.mlps, atol=1e-5, rtol=0)
+
+
+# The module whose output's first part is the MLP's pre-activation (its gate in gated MLPs), by hand.
+MLP_IN = {"gpt2": "mlp.c_fc", "gpt_neox": "mlp.dense_h_to_4h", "gpt_neox_seq": "mlp.dense_h_to_4h",
+          "gptj": "mlp.fc_in", "opt": "fc1", "falcon": "mlp.dense_h_to_4h", "falcon_new": "mlp.dense_h_to_4h",
+          "phi3": "mlp.gate_up_proj"}  # Phi-3: one fused [gate | up] projection; the others: mlp.gate_proj
+
+
+def test_mlp_pre_is_the_first_projection_or_the_gate_half_of_a_fused_one(variant):
+    model = model_of(variant)
+    if "mlp_pre" not in available_names(model.adapter):
+        pytest.skip(f"{variant} has no mlp_pre")
+    outs = {}
+    hooks = [block.get_submodule(MLP_IN.get(variant, "mlp.gate_proj")).register_forward_hook(
+        lambda mod, args, out, l=l: outs.__setitem__(l, out)) for l, block in enumerate(model.adapter.blocks)]
+    try:
+        tr = model.trace(PROMPTS[0], capture=["mlp_pre", "mlp_post"])
+    finally:
+        for h in hooks:
+            h.remove()
+    for l, out in outs.items():
+        out = out.reshape(1, tr.n_pos, -1)  # OPT's MLP runs on flattened [batch * pos, width] states
+        want = out.chunk(2, dim=-1)[0] if variant == "phi3" else out
+        assert tr["mlp_pre", l].shape == want.shape == tr["mlp_post", l].shape
+        torch.testing.assert_close(tr["mlp_pre", l], want, atol=0, rtol=0)
+
+
+def _norm_reference(norm: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, normalized) by the definitions in kit.names: RMSNorm divides by sqrt(mean x² + eps),
+    LayerNorm centres and divides by sqrt(var + eps)."""
+    eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", None))
+    x = x.double()
+    if "RMS" in type(norm).__name__:
+        scale = (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        return scale, x / scale
+    centred = x - x.mean(-1, keepdim=True)
+    scale = (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return scale, centred / scale
+
+
+def test_norm_scales_and_normalized_inputs_follow_their_definitions(variant):
+    model = model_of(variant)
+    a, names = model.adapter, available_names(model.adapter)
+    norms = {("final", None): a.final_norm}
+    for l in range(model.n_layers):
+        norms.update({("attn", l): a.attn_norm(l), ("mlp", l): a.mlp_norm(l)})
+    norms = {k: v for k, v in norms.items() if v is not None and f"{k[0]}_scale" in names}
+    inputs = {}
+    hooks = [norm.register_forward_pre_hook(lambda mod, args, k=k: inputs.setdefault(k, args[0]))
+             for k, norm in norms.items()]
+    try:
+        tr = model.trace(PROMPTS[0], capture=sorted({f"{p}_{w}" for p, _ in norms for w in ("scale", "normalized")}))
+    finally:
+        for h in hooks:
+            h.remove()
+    # not vacuous: every family has its final norm, and an MLP input norm but Falcon-7B (one norm shared by
+    # attention and MLP) and OLMo 2 (norms after the sublayers only)
+    assert ("final", None) in norms and (("mlp", 0) in norms or variant in ("falcon", "olmo2"))
+    for (prefix, layer), norm in norms.items():
+        x = inputs[prefix, layer].reshape(1, tr.n_pos, -1)  # OPT's MLP norm sees flattened states
+        scale, normalized = _norm_reference(norm, x)
+        key = (f"{prefix}_scale", layer) if layer is not None else f"{prefix}_scale"
+        got_scale = tr[key]
+        got_norm = tr[(f"{prefix}_normalized", layer) if layer is not None else f"{prefix}_normalized"]
+        assert got_scale.shape == (1, tr.n_pos, 1) and got_norm.shape == x.shape
+        torch.testing.assert_close(got_scale.double(), scale, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(got_norm.double(), normalized, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant_name", ["gpt2", "llama", "opt"])
+def test_every_capture_of_a_bfloat16_model_is_bfloat16(variant_name):
+    """Norm scales and normalized inputs are computed in float32 for accuracy, then stored in the model's
+    dtype like every other capture (a mix would make sums of captures change dtype)."""
+    model = kit.Model(F.build(variant_name, dtype=torch.bfloat16), _tokenizer(), name=variant_name)
+    names = available_names(model.adapter)
+    assert {"attn_scale", "mlp_normalized", "final_scale"} <= set(names)
+    tr = model.trace(PROMPTS[0], capture=list(names))
+    stored = [key for key in tr._store if not str(key[0]).startswith("_")]  # the public captures
+    assert len(stored) > 10 * model.n_layers
+    for key in stored:
+        assert tr._store[key].dtype == torch.bfloat16, key
