@@ -172,3 +172,17 @@ def test_projections_called_by_keyword_are_captured_and_edited_alike(teeth, kind
         torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=0)
         assert ((got.logits - base).abs().max() > MOVED) == bool(interventions)
     assert _hooks(m) == 0
+
+
+def test_captures_and_logits_land_on_the_capture_device():
+    """``capture_device`` moves every capture (and the logits) off the compute device as it is recorded;
+    the ``meta`` device stands in for a second device on a CPU-only host."""
+    from tests import families as F
+    from tests.test_families import _tokenizer
+
+    m = kit.Model(F.build("gpt2"), _tokenizer(), name="gpt2", capture_device="meta")
+    tr = m.trace("Hi there", capture=["resid_pre", "pattern", "z", "mlp_post", "attn_scale"])
+    assert tr.logits.device.type == "meta"
+    assert {t.device.type for t in tr._store.values()} == {"meta"}
+    here = kit.Model(F.build("gpt2"), _tokenizer(), name="gpt2", capture_device="cpu").trace("Hi there")
+    assert {t.device.type for t in here._store.values()} == {"cpu"} and here.logits.isfinite().all()

@@ -95,10 +95,13 @@ def test_an_edit_of_the_pattern_sees_every_head_even_when_few_are_captured(varia
         return x + torch.linspace(0, 8, x.shape[-1])  # favour later keys (masked ones stay masked)
 
     ivs = [kit.Edit(edited, 1, edit)]
-    full = model.trace(PROMPTS, capture=["pattern"], interventions=ivs)
-    some = model.trace(PROMPTS, capture=["pattern"], interventions=ivs, heads=[1])
+    full = model.trace(PROMPTS, capture=["pattern", "attn_scores"], interventions=ivs)
+    some = model.trace(PROMPTS, capture=["pattern", "attn_scores"], interventions=ivs, heads=[1])
     assert shapes == [model.n_heads, model.n_heads]
     torch.testing.assert_close(some["pattern", 1], full["pattern", 1][:, [1]], atol=1e-6, rtol=0)
+    real = (full.mask[:, None, :, None] & full.mask[:, None, None, :]).expand(-1, 1, -1, -1)  # finite scores
+    assert some["attn_scores", 1].shape == full["attn_scores", 1][:, [1]].shape  # the captured heads only
+    torch.testing.assert_close(some["attn_scores", 1][real], full["attn_scores", 1][:, [1]][real], atol=1e-5, rtol=0)
     torch.testing.assert_close(some.logits, full.logits, atol=1e-5, rtol=0)
     plain = model.trace(PROMPTS, capture=["pattern"])
     assert (full["pattern", 1] - plain["pattern", 1]).abs().max() > 0.3  # the edit does change the pattern
