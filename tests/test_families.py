@@ -376,3 +376,16 @@ def test_every_capture_of_a_bfloat16_model_is_bfloat16(variant_name):
     assert len(stored) > 10 * model.n_layers
     for key in stored:
         assert tr._store[key].dtype == torch.bfloat16, key
+
+
+@pytest.mark.parametrize("variant_name", ["gpt2", "llama", "opt"])
+def test_a_norm_scale_or_normalized_input_can_be_captured_alone(variant_name):
+    model = model_of(variant_name)
+    both = model.trace(PROMPTS[0], capture=["attn_scale", "attn_normalized", "mlp_scale", "mlp_normalized",
+                                            "final_scale", "final_normalized"])
+    for name in ("attn_scale", "attn_normalized", "mlp_scale", "mlp_normalized"):
+        alone = model.trace(PROMPTS[0], capture=[name])
+        for l in range(model.n_layers):
+            torch.testing.assert_close(alone[name, l], both[name, l], atol=0, rtol=0)
+    for name in ("final_scale", "final_normalized"):
+        torch.testing.assert_close(model.trace(PROMPTS[0], capture=[name])[name], both[name], atol=0, rtol=0)
