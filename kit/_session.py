@@ -10,8 +10,6 @@ family.
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,16 +18,10 @@ import torch
 from torch import nn
 
 from . import _attention
+from ._calls import input_name
 from .arch import Adapter, _norms
 from .interventions import EditFn
 
-
-@functools.lru_cache(maxsize=None)
-def _input_name(cls: type) -> str:
-    """The keyword a module of class ``cls`` takes its input by (``hidden_states`` for a block, ``input``
-    for ``nn.Linear``, ``x`` for GPT-2's ``Conv1D``): the first parameter of ``forward`` after ``self``."""
-    params = list(inspect.signature(cls.forward).parameters)
-    return params[1] if len(params) > 1 else params[0]
 
 Key = tuple[str, "int | None"]  # (activation name, layer; None for model-level names)
 ATTENTION_POINTS = ("pattern", "attn_scores", "q", "k", "v")
@@ -123,7 +115,7 @@ class HookSession:
             if args:
                 new = self._visit("resid_pre", layer, args[0])
                 return None if new is None else ((new,) + tuple(args[1:]), kwargs)
-            key = _input_name(type(module))  # called by keyword, as some models' code does
+            key = input_name(type(module))  # called by keyword, as some models' code does
             new = self._visit("resid_pre", layer, kwargs[key])
             return None if new is None else (args, {**kwargs, key: new})
         return hook
@@ -140,7 +132,7 @@ class HookSession:
         a = self.adapter
 
         def hook(module, args, kwargs):
-            key = None if args else _input_name(type(module))  # a keyword call passes the input by name
+            key = None if args else input_name(type(module))  # a keyword call passes the input by name
             x = args[0] if args else kwargs[key]
             if split_heads:  # [batch, pos, head * d_head] -> [batch, pos, head, d_head]
                 x = x.view(*x.shape[:-1], a.n_heads, a.d_head)

@@ -13,10 +13,11 @@ from torch import nn
 def _to_keywords(module: nn.Module, args: tuple, kwargs: dict):
     if not args:
         return None
-    params = inspect.signature(module.forward).parameters
+    sig = inspect.signature(module.forward)
+    params = sig.parameters
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values()):
         raise TypeError(f"{type(module).__name__}.forward takes *args: its call cannot be made by keyword")
-    bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    bound = sig.bind(*args, **kwargs)
     out = {}
     for name, value in bound.arguments.items():
         if params[name].kind is inspect.Parameter.VAR_KEYWORD:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from .._calls import input_name
 from .._validate import check_int, check_model, check_number
 from ..models import Model
 from ._common import one_prompt, subject_positions, token_id
@@ -208,16 +209,17 @@ class _FanOut:
     # hooks -------------------------------------------------------------------------------------
     def block_pre(self, layer: int):
         def hook(module, args, kwargs):
-            h = args[0] if args else kwargs["hidden_states"]
+            key = None if args else input_name(type(module))  # a block called by keyword
+            h = args[0] if args else kwargs[key]
             if layer == 0:  # noise on the subject's embeddings of rows 1..S, then the first fan-out
                 h = h.clone()
                 h[1:, self.subj] += self.eps.to(h.dtype)
                 h = self._grow(h, 0)
             rest = tuple(_batchwise(a, self.src, self.n_in) for a in args[1:])
-            kw = {k: _batchwise(v, self.src, self.n_in) for k, v in kwargs.items() if k != "hidden_states"}
+            kw = {k: _batchwise(v, self.src, self.n_in) for k, v in kwargs.items() if k != key}
             if args:
                 return (h,) + rest, kw
-            return rest, {**kw, "hidden_states": h}
+            return rest, {**kw, key: h}
         return hook
 
     def block_post(self, layer: int):
@@ -239,7 +241,7 @@ class _FanOut:
             if args[0].ndim == 2:
                 return None
             return (args[0][:, -1:],) + tuple(args[1:]), kwargs
-        key = "hidden_states" if "hidden_states" in kwargs else next(iter(kwargs))
+        key = input_name(type(module))
         return args, {**kwargs, key: kwargs[key][:, -1:]}
 
     def sublayer(self, kind: str, layer: int):
