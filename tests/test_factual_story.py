@@ -92,3 +92,65 @@ def test_the_peak_also_holds_on_held_out_templates_of_every_relation():
     held = recall_story(model, [p.text for p in known], [p.subject for p in known], [p.answer for p in known])
     assert held.mlp_subject_last > 1.3 * held.mlp_other, held.rows()
     assert held.mlp_subject_last > 1.3 * held.mlp_last, held.rows()
+
+
+@pytest.fixture(scope="module")
+def relation_table():
+    from scripts.factual_story import relation_rows
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model = kit.load("facts-4l", device="cpu")
+    return relation_rows(model, load_world(FACTS / "world.json"))
+
+
+def test_card_states_the_story_of_every_relation_and_template_split(relation_table):
+    card = (FACTS / "MODEL_CARD.md").read_text()
+    assert "### Across relations and templates" in card
+    world = load_world(FACTS / "world.json")
+    assert {(r.relation, r.split) for r in relation_table} == {(rel, s) for rel in world.relations for s in ("train", "held_out")}
+    for row in relation_table:
+        cells = row.cells()
+        match = re.search(r"^\| " + re.escape(" | ".join(cells[:4])) + r" \| (.*) \|$", card, re.M)
+        assert match, f"the card has no row for {row.relation}, {row.split}"
+        got = match.group(1).split(" | ")
+        for want, have in zip(cells[4:7] + cells[8:9], got[:3] + got[4:5]):
+            assert float(have) == pytest.approx(float(want), abs=2e-3), (row, got)
+        assert got[3] == row.peak and got[5] == cells[9], (row, got)
+
+
+def test_the_peak_holds_in_every_relation_but_continent_on_trained_and_held_out_templates(relation_table):
+    # a user who changes the wording or the relation still finds the lookup at the subject's last
+    # token, by more than two standard errors; continent's rows are ties and the card says so
+    for row in relation_table:
+        assert row.n >= 25, row
+        if row.relation == "continent":
+            assert row.peak.startswith("tie"), row
+            continue
+        assert row.peak == "subject's last token", row
+        assert row.subject_last > 1.3 * max(row.other, row.last), row
+
+
+def test_knockout_and_the_mover_head_hold_in_every_relation_and_split(relation_table):
+    for row in relation_table:
+        assert row.knockout_ratio <= 0.5, row  # blocking last -> subject attention at least halves p(answer)
+    # the head that carries the subject to the last position is the same in all but one row
+    heads = [row.top_head for row in relation_table]
+    assert max(heads.count(h) for h in set(heads)) >= len(heads) - 1
+
+
+def test_relation_row_peak_needs_two_standard_errors_and_calls_the_rest_a_tie():
+    from scripts.factual_story import RelationRow
+
+    def row(s, o, last, se_o=0.05, se_l=0.05):
+        return RelationRow("r", "train", (0,), 30, s, o, last, se_o, se_l, 0.1, (1, 3))
+
+    assert row(0.40, 0.29, 0.29).peak == "subject's last token"  # 0.11 > 2 x 0.05 on both sides
+    assert row(0.40, 0.31, 0.29).peak == "tie with an earlier token"  # 0.09: within the margin
+    assert row(0.40, 0.29, 0.31).peak == "tie with the last token"
+    assert row(0.40, 0.31, 0.31).peak == "tie with an earlier token and the last token"
+    assert row(0.20, 0.19, 0.31).peak == "the last token"  # the last token ahead by 0.11
+    assert row(0.20, 0.31, 0.19).peak == "an earlier token"
+    assert row(0.20, 0.31, 0.31).peak == "elsewhere"
+    assert row(0.40, 0.31, 0.29, se_o=0.04).peak == "subject's last token"  # the margin is the row's own
+    assert row(0.40, 0.29, 0.29).cells() == ["r", "trained", "0", "30", "0.400", "0.290", "0.290",
+                                              "subject's last token", "0.100", "L1H3"]
