@@ -104,6 +104,45 @@ def test_sequences_that_do_not_fit_the_context_are_refused():
         metrics.induction_scores(model, half_len=8)
 
 
+def test_a_prefix_puts_other_random_tokens_before_the_same_copies():
+    model = StubModel(vocab=100_000)
+    for bos in (True, False):
+        plain, start = metrics.repeated_tokens(model, 4, 6, seed=3, bos=bos)
+        ids, offset = metrics.repeated_tokens(model, 4, 6, seed=3, bos=bos, prefix=5)
+        assert offset == start + 5 and ids.shape == (4, plain.shape[1] + 5)
+        assert torch.equal(ids[:, :start], plain[:, :start])  # <|bos|> (or nothing) first
+        assert torch.equal(ids[:, offset:], plain[:, start:])  # the very same copies, moved by the prefix
+        before = ids[:, start:offset]
+        assert torch.equal(before, metrics.random_tokens(model, 4, 5, seed=4))  # drawn from seed + 1
+        assert not torch.equal(before, ids[:, offset:offset + 5])
+    assert torch.equal(metrics.repeated_tokens(model, 4, 6, seed=3, prefix=0)[0], metrics.repeated_tokens(model, 4, 6, seed=3)[0])
+    with pytest.raises(ValueError, match=r"^prefix must be >= 0 random tokens before the first copy, got -1$"):
+        metrics.repeated_tokens(model, 4, 6, prefix=-1)
+
+
+def test_scores_and_losses_after_a_prefix_measure_the_copies():
+    vocab, T, P = 100_000, 10, 7
+    model = StubModel(vocab=vocab)
+    for bos in (True, False):
+        scores = metrics.induction_scores(model, n_seqs=8, half_len=T, bos=bos, prefix=P)
+        assert scores[1].min() > 0.95 and scores[0].max() < 0.2
+        losses = metrics.repeated_sequence_losses(model, n_seqs=8, half_len=T, bos=bos, prefix=P)
+        # an offset that forgot the prefix would score the prefix and the first copy: uniform losses, and
+        # attention to keys that are not the induction targets
+        assert losses["first"] == pytest.approx(math.log(vocab), rel=1e-3)
+        assert losses["second"] < 1e-3
+
+
+def test_a_prefix_counts_toward_the_context():
+    model = StubModel()
+    model.config.n_positions = 30
+    metrics.induction_scores(model, n_seqs=2, half_len=8, prefix=13)  # 1 + 13 + 16 = 30 fits
+    with pytest.raises(ValueError, match=r"^two copies of 8 tokens after 14 random tokens needs 31 positions, "
+                                         r"but the model's context is 30$"):
+        metrics.repeated_sequence_losses(model, n_seqs=2, half_len=8, prefix=14)
+    assert metrics.induction_scores(model, n_seqs=2, bos=False, prefix=10).shape == (2, 2)  # default T: (30 - 10) // 2
+
+
 def test_random_tokens_avoid_special_tokens():
     model = StubModel(vocab=5)
     tokens = metrics.random_tokens(model, 50, 10, seed=0)

@@ -17,7 +17,7 @@ from kit.train import (
 )
 from kit.train.build import HISTORY_FILE, train_control
 from kit.train.card import ratio_holds_from, render_card
-from kit.train.induction import curve_lengths, induction_curve
+from kit.train.induction import OFFSET_LENGTHS, OFFSET_PREFIXES, curve_lengths, induction_curve, offset_curve
 from tests.zoo import ZOO
 
 DIR = ZOO / "induction-2l"
@@ -97,6 +97,33 @@ def test_induction_holds_at_every_length_from_4_to_half_the_context_with_and_wit
             assert c["loss_first"] > 3.5, c  # the first copy stays unpredictable: the ratio is not cheap
             assert c["loss_ratio"] <= 0.2, c
         assert ratio_holds_from(curve, bos) == 4
+
+
+@pytest.fixture(scope="module")
+def offsets(model):
+    return offset_curve(model)
+
+
+def test_the_offset_table_is_the_recorded_one(offsets, figures, model):
+    assert [(c["bos"], c["prefix"], c["half_len"]) for c in offsets] == [
+        (c["bos"], c["prefix"], c["half_len"]) for c in figures["offset_curve"]]
+    n_ctx = model.config.n_positions
+    assert {(c["bos"], c["prefix"], c["half_len"]) for c in offsets} == {
+        (bos, P, T) for bos in (True, False) for P in OFFSET_PREFIXES for T in OFFSET_LENGTHS if bos + P + 2 * T <= n_ctx}
+    for got, want in zip(offsets, figures["offset_curve"]):
+        for key in ("induction_score", "loss_ratio"):
+            assert got[key] == pytest.approx(want[key], abs=2e-3), (got, want)
+
+
+def test_induction_holds_after_random_tokens_and_short_repeats_fall_short_only_there(offsets):
+    """Where the repeat starts later: the induction head still attends (score >= 0.8 everywhere), and the
+    loss ratio holds from T = 8 on; the card says which short repeats exceed it."""
+    assert min(c["induction_score"] for c in offsets) >= 0.8
+    assert all(c["loss_ratio"] <= 0.2 for c in offsets if c["half_len"] >= 8)
+    over = [c for c in offsets if c["loss_ratio"] > 0.2]
+    card = (DIR / "MODEL_CARD.md").read_text()
+    assert f"The loss ratio exceeds 0.2 in {len(over)} of {len(offsets)} cells" in card
+    assert "## When the repeat does not start the sequence" in card
 
 
 def test_the_shipped_history_is_of_this_run(log, figures):

@@ -26,6 +26,7 @@ from kit.train.induction import (
     InductionRecipe,
     induction_curve,
     measure_induction,
+    offset_curve,
     phase_change,
     train_induction,
 )
@@ -126,6 +127,7 @@ def build_induction(
             "measure_settings": INDUCTION_MEASURE,
             "measured": measure_induction(result.model, **INDUCTION_MEASURE),
             "curve": induction_curve(result.model),
+            "offset_curve": offset_curve(result.model),
         }
         if control and recipe.n_layers > 1:
             figures["control"] = {"n_layers": 1,
@@ -204,7 +206,8 @@ def measure_dir(path: str | Path) -> dict:
     figures = json.loads((path / "figures.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     if figures["recipe_kind"] == "induction":
-        return {**measure_induction(model, **figures["measure_settings"]), "curve": induction_curve(model)}
+        return {**measure_induction(model, **figures["measure_settings"]), "curve": induction_curve(model),
+                "offset_curve": offset_curve(model)}
     tokenizer = AutoTokenizer.from_pretrained(path)
     if figures["recipe_kind"] == "ioi":
         return measure_ioi(model, tokenizer, IOIRecipe())

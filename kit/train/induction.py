@@ -45,6 +45,7 @@ __all__ = [
     "history_recorder",
     "induction_curve",
     "induction_task",
+    "offset_curve",
     "induction_tokenizer",
     "measure_induction",
     "phase_change",
@@ -200,6 +201,31 @@ def induction_curve(model: torch.nn.Module, n_seqs: int = 32, seed: int = 0) -> 
                          "induction_head": int(ind.argmax()), "loss_first": round(loss["first"], 4),
                          "loss_second": round(loss["second"], 4),
                          "loss_ratio": round(loss["second"] / loss["first"], 4)})
+    return rows
+
+
+OFFSET_PREFIXES = (8, 32, 64)  # random tokens before the first copy, for the card's offset table
+OFFSET_LENGTHS = (4, 5, 6, 8, 12, 16, 24, 32, 48)
+
+
+@torch.no_grad()
+def offset_curve(model: torch.nn.Module, prefixes: tuple[int, ...] = OFFSET_PREFIXES,
+                 lengths: tuple[int, ...] = OFFSET_LENGTHS, n_seqs: int = 32, seed: int = 0) -> list[dict]:
+    """The curve of :func:`induction_curve` when the repeat does not start the sequence: one row per
+    ``(bos, prefix, half_len)`` that fits the context, ``prefix`` uniformly random tokens coming before
+    the first copy (the copies are the same as at prefix 0)."""
+    model.eval()
+    n_ctx = int(model.config.n_positions)
+    rows = []
+    for bos in (True, False):
+        for P in prefixes:
+            for T in lengths:
+                if int(bos) + P + 2 * T > n_ctx:
+                    continue
+                ind = metrics.induction_scores(model, n_seqs=n_seqs, half_len=T, seed=seed, bos=bos, prefix=P)[-1]
+                loss = metrics.repeated_sequence_losses(model, n_seqs=n_seqs, half_len=T, seed=seed, bos=bos, prefix=P)
+                rows.append({"bos": bos, "prefix": P, "half_len": T, "induction_score": round(float(ind.max()), 4),
+                             "loss_ratio": round(loss["second"] / loss["first"], 4)})
     return rows
 
 

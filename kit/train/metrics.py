@@ -81,15 +81,22 @@ def random_tokens(model: torch.nn.Module, n_seqs: int, length: int, seed: int = 
 
 
 def repeated_tokens(model: torch.nn.Module, n_seqs: int, half_len: int, seed: int = 0,
-                    bos: bool = True) -> tuple[torch.Tensor, int]:
+                    bos: bool = True, prefix: int = 0) -> tuple[torch.Tensor, int]:
     """Random sequences of ``half_len`` tokens repeated twice, after the model's ``bos`` (if it has one
-    and ``bos`` is true).
+    and ``bos`` is true) and ``prefix`` other random tokens.
 
-    Returns ``(input_ids[batch, pos], offset)`` where ``offset`` (0 or 1) is the
+    Returns ``(input_ids[batch, pos], offset)`` where ``offset`` (``prefix`` + 0 or 1) is the
     position of the first copy's first token; the second copy starts at
-    ``offset + half_len``.
+    ``offset + half_len``. The copies do not depend on ``prefix``: the prefix is drawn from seed
+    ``seed + 1``, so a curve over prefixes repeats the same segments.
     """
-    return hs.repeated_tokens(_ordinary_ids(model), n_seqs, half_len, seed, bos=_bos(model, bos))
+    if prefix < 0:
+        raise ValueError(f"prefix must be >= 0 random tokens before the first copy, got {prefix}")
+    ids, offset = hs.repeated_tokens(_ordinary_ids(model), n_seqs, half_len, seed, bos=_bos(model, bos))
+    if prefix == 0:
+        return ids, offset
+    before = random_tokens(model, n_seqs, prefix, seed + 1)
+    return torch.cat([ids[:, :offset], before, ids[:, offset:]], dim=1), offset + prefix
 
 
 def _n_ctx(model: torch.nn.Module) -> int:
@@ -102,10 +109,11 @@ def _check_fits(model: torch.nn.Module, n_tokens: int, what: str) -> None:
         raise ValueError(f"{what} needs {n_tokens} positions, but the model's context is {_n_ctx(model)}")
 
 
-def _half_len(model: torch.nn.Module, half_len: int | None, bos: bool) -> int:
+def _half_len(model: torch.nn.Module, half_len: int | None, bos: bool, prefix: int = 0) -> int:
     if half_len is None:
-        half_len = hs.default_len(_n_ctx(model), _bos(model, bos) is not None, copies=2)
-    _check_fits(model, 2 * half_len + (_bos(model, bos) is not None), f"two copies of {half_len} tokens")
+        half_len = hs.default_len(_n_ctx(model) - prefix, _bos(model, bos) is not None, copies=2)
+    what = f"two copies of {half_len} tokens" + (f" after {prefix} random tokens" if prefix else "")
+    _check_fits(model, 2 * half_len + prefix + (_bos(model, bos) is not None), what)
     return half_len
 
 
@@ -123,24 +131,26 @@ def prev_token_scores(model: torch.nn.Module, n_seqs: int = hs.DEFAULT_BATCH, le
 
 
 def induction_scores(model: torch.nn.Module, n_seqs: int = hs.DEFAULT_BATCH, half_len: int | None = None,
-                     seed: int = 0, bos: bool = True) -> torch.Tensor:
+                     seed: int = 0, bos: bool = True, prefix: int = 0) -> torch.Tensor:
     """``scores[layer, head]``: :func:`kit.head_scores.induction_score` on ``n_seqs`` random sequences of
-    ``half_len`` tokens repeated twice, after the model's ``bos`` when ``bos`` is true."""
-    half_len = _half_len(model, half_len, bos)
-    ids, offset = repeated_tokens(model, n_seqs, half_len, seed, bos)
+    ``half_len`` tokens repeated twice, after the model's ``bos`` when ``bos`` is true and ``prefix``
+    other random tokens."""
+    half_len = _half_len(model, half_len, bos, prefix)
+    ids, offset = repeated_tokens(model, n_seqs, half_len, seed, bos, prefix)
     pattern = attention_patterns(model, ids)  # [layer, batch, head, query, key]
     return hs.induction_score(pattern, half_len, offset).mean(1)
 
 
 def repeated_sequence_losses(model: torch.nn.Module, n_seqs: int = hs.DEFAULT_BATCH, half_len: int | None = None,
-                             seed: int = 0, bos: bool = True) -> dict[str, float]:
-    """Mean next-token loss (nats) on each copy of random sequences repeated twice.
+                             seed: int = 0, bos: bool = True, prefix: int = 0) -> dict[str, float]:
+    """Mean next-token loss (nats) on each copy of random sequences repeated twice (after ``bos`` when
+    true and ``prefix`` other random tokens).
 
     Returns ``{"first": ..., "second": ...}`` (:func:`kit.head_scores.copy_losses`): the mean
     cross-entropy of tokens ``2..half_len`` of each copy; only induction can predict them in the second.
     """
-    half_len = _half_len(model, half_len, bos)
-    ids, offset = repeated_tokens(model, n_seqs, half_len, seed, bos)
+    half_len = _half_len(model, half_len, bos, prefix)
+    ids, offset = repeated_tokens(model, n_seqs, half_len, seed, bos, prefix)
     with torch.no_grad():
         logits = model(ids.to(_device(model))).logits.float().cpu()  # [batch, pos, vocab]
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
