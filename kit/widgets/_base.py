@@ -69,6 +69,11 @@ class KitWidget(anywidget.AnyWidget):
             raise traitlets.TraitError(f"{name} must be in {valid}; got {value}")
         return value
 
+    def _link_domain(self, trait: str) -> Any:
+        """What a linked ``trait`` ranges over (views linked by a Dashboard must agree on it), or ``None``
+        where this view cannot be linked by it now: by default the exclusive bound of ``_limits``."""
+        return self._limits().get(trait)
+
     # --- lazy data
 
     def _make_blob(self, key: str) -> Encoded:

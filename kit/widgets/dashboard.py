@@ -14,14 +14,22 @@ from ._options import refuse_unknown
 
 __all__ = ["Dashboard"]
 
-SHARED = ("layer", "head", "token")
+SHARED = ("layer", "head", "token", "step")
+
+
+def _domain_text(domain: Any) -> str:
+    """A link domain in words: ``0..n-1`` for a bound, the steps for a tuple of recorded steps."""
+    if isinstance(domain, tuple):
+        return f"steps {domain[0]}..{domain[-1]} ({len(domain)} recorded)"
+    return f"0..{domain - 1}"
 
 
 class Dashboard(ipywidgets.GridBox):
     """Lay out views in a grid and link their selections.
 
     ``Dashboard(lens, heatmap, viewer, columns=2)``: for each trait in ``link`` (default
-    ``("layer", "head", "token")``), every view that means the same thing by it (its ``_links``)
+    ``("layer", "head", "token", "step")``; ``step``: the training step of TrainingScrubbers that
+    recorded the same steps), every view that means the same thing by it (its ``_links``)
     and knows its range is joined with ``ipywidgets.jslink``: a click in one view moves the
     others in the browser, and Python sees every view's trait change (``view.observe(...)``).
     Views to be linked must agree on the range of a linked trait (same model, same prompt);
@@ -64,12 +72,12 @@ class Dashboard(ipywidgets.GridBox):
         """``(i, trait, j)`` pairs: each view sharing a trait is linked to the first one that has it."""
         pairs = []
         for trait in traits:
-            members = [i for i, v in enumerate(views) if trait in v._links and trait in v._limits()]
+            members = [i for i, v in enumerate(views) if trait in v._links and v._link_domain(trait) is not None]
             if len(members) < 2:
                 continue
-            ranges = {i: views[i]._limits()[trait] for i in members}
+            ranges = {i: views[i]._link_domain(trait) for i in members}
             if len(set(ranges.values())) > 1:
-                detail = ", ".join(f"{type(views[i]).__name__} #{i}: 0..{n - 1}" for i, n in ranges.items())
+                detail = ", ".join(f"{type(views[i]).__name__} #{i}: {_domain_text(n)}" for i, n in ranges.items())
                 raise ValueError(
                     f"cannot link {trait!r}: the views disagree on its range ({detail}). Show views of the same "
                     f"model and prompt, or leave it out: Dashboard(..., link={[t for t in traits if t != trait]})"

@@ -151,6 +151,12 @@ class TrainingScrubber(KitWidget):
         h = getattr(self, "_history", None)
         return {"layer": h.n_layers, "head": h.n_heads} if h is not None and len(h) else {}
 
+    def _link_domain(self, trait: str) -> Any:
+        if trait == "step":  # linked scrubbers must have recorded the same steps
+            h = getattr(self, "_history", None)
+            return tuple(h.steps) if h is not None and len(h) else None
+        return super()._link_domain(trait)
+
     @traitlets.validate("step")
     def _check_step(self, proposal: traitlets.Bunch) -> int:
         value = int(proposal["value"])

@@ -108,3 +108,21 @@ def test_table_view_lists_every_step(offline):
     assert rows.count() == 6
     assert rows.nth(3).locator("td").all_text_contents()[-1] == "0.9"  # L1H2's induction score at step 30
     assert float(rows.nth(2).locator("td").all_text_contents()[-1]) == pytest.approx(0.05, abs=0.9 / 255)
+
+
+def test_a_dashboard_keeps_two_scrubbers_on_one_step_offline(offline):
+    from kit.widgets import Dashboard
+
+    o = offline()
+    roots = o.open(Dashboard(TrainingScrubber(fake_history(), step=0), TrainingScrubber(fake_history())).to_html(),
+                   count=2)
+    first, second = roots.nth(0), roots.nth(1)
+    assert second.get_attribute("data-step") == "0"  # it starts at the first view's step
+    first.locator('input[type="range"]').focus()
+    for _ in range(3):
+        o.page.keyboard.press("ArrowRight")
+    second.and_(o.page.locator('[data-step="30"]')).wait_for()
+    second.locator('input[type="range"]').focus()
+    o.page.keyboard.press("End")
+    first.and_(o.page.locator('[data-step="50"]')).wait_for()
+    assert o.errors == [] and o.remote_requests == []

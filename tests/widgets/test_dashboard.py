@@ -57,7 +57,7 @@ def test_link_chooses_the_traits():
 
 
 def test_views_that_disagree_on_a_range_are_refused_with_a_way_out():
-    with pytest.raises(ValueError, match=r"cannot link 'token'.*0\.\.3.*0\.\.2.*link=\['layer', 'head'\]"):
+    with pytest.raises(ValueError, match=r"cannot link 'token'.*0\.\.3.*0\.\.2.*link=\['layer', 'head', 'step'\]"):
         Dashboard(viewer(), viewer(words=WORDS[:3]))
     d = Dashboard(viewer(), viewer(words=WORDS[:3]), link=["layer", "head"])
     assert len(d.links) == 2

@@ -131,3 +131,50 @@ def test_to_html_is_one_offline_page_with_hostile_tokens_escaped():
               "</script>"]
     html = TrainingScrubber(fake_history(tokens=tokens)).to_html()
     assert "<script>alert(1)</script>" not in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_a_dashboard_links_scrubbers_by_step_and_heads_with_an_attention_viewer():
+    import json
+    import re
+
+    from widget_fakes import FakeTrace
+
+    from kit.widgets import AttentionViewer, Dashboard
+
+    a, b = TrainingScrubber(fake_history(), step=20), TrainingScrubber(fake_history(), step=50, layer=1, head=2)
+    viewer = AttentionViewer(FakeTrace([["a", "b", "c"]], n_layers=2, n_heads=3))
+    d = Dashboard(a, b, viewer)
+    assert d.links == [("TrainingScrubber#0", "layer", "TrainingScrubber#1"),
+                       ("TrainingScrubber#0", "layer", "AttentionViewer#2"),
+                       ("TrainingScrubber#0", "head", "TrainingScrubber#1"),
+                       ("TrainingScrubber#0", "head", "AttentionViewer#2"),
+                       ("TrainingScrubber#0", "step", "TrainingScrubber#1")]
+    assert (b.step, b.layer, b.head) == (20, 0, 0)  # the first view's selection, at once
+    # the links are jslinks (in the browser); the static page carries the step link too
+    assert ("step" in {x.source[1] for x in d._jslinks}) and len(d._jslinks) == 5
+    page = d.to_html()
+    links = json.loads(re.search(r'<script type="application/vnd.tmk.links\+json">(.*?)</script>', page).group(1))
+    assert [t for _, t, _ in links] == ["layer", "layer", "head", "head", "step"]
+
+
+def test_scrubbers_of_runs_with_other_steps_are_not_step_linked_silently():
+    a, b = TrainingScrubber(fake_history()), TrainingScrubber(fake_history(steps=[0, 10, 20, 30, 40]))
+    from kit.widgets import Dashboard
+
+    with pytest.raises(ValueError, match=r"^cannot link 'step': the views disagree on its range \(TrainingScrubber #0: "
+                                         r"steps 0\.\.50 \(6 recorded\), TrainingScrubber #1: steps 0\.\.40 \(5 recorded\)\)"):
+        Dashboard(a, b)
+    d = Dashboard(a, b, link=["layer", "head"])
+    assert {t for _, t, _ in d.links} == {"layer", "head"} and (a.step, b.step) == (50, 40)
+    # same steps, other values: linked (the range is the recorded steps, not their count)
+    c = TrainingScrubber(fake_history(steps=[0, 10, 20, 30, 40, 60]))
+    with pytest.raises(ValueError, match="cannot link 'step'"):
+        Dashboard(a, c)
+
+
+def test_an_empty_live_scrubber_is_left_out_of_the_step_link():
+    from kit.widgets import Dashboard
+
+    live = TrainingScrubber(TrainingHistory(), live=True)
+    d = Dashboard(TrainingScrubber(fake_history()), live)
+    assert d.links == []
