@@ -73,3 +73,12 @@ def test_offset_curve_skips_what_does_not_fit(prefixes, monkeypatch):
     assert (True, 8, 60) not in want and (False, 8, 60) in want
     assert rows[0] == {"bos": True, "prefix": 8, "half_len": 4, "induction_score": 0.7, "loss_ratio": 0.125}
     assert calls[0] == {"n_seqs": 32, "half_len": 4, "seed": 0, "bos": True, "prefix": 8}
+
+
+def test_a_model_whose_ratio_never_holds_gets_a_card_that_says_so():
+    # an untrained run (the CLI writes a card for it too): over 0.2 at the longest length as well
+    rows = [_row(True, 8, 4, 0.02, 0.99), _row(True, 8, 48, 0.01, 1.0), _row(False, 8, 4, 0.03, 0.15)]
+    text = "\n".join(_offset_lines({"offset_curve": rows}))
+    assert ("- The loss ratio exceeds 0.2 in 2 of 3 cells, the longest repeats included (highest 1.000: T = 48, "
+            "P = 8).") in text
+    assert "from T =" not in text and "short repeats" not in text

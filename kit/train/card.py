@@ -219,7 +219,7 @@ def _offset_lines(fig: dict) -> list[str]:
         d["loss_ratio"] <= RATIO_TARGET for d in rows if d["half_len"] >= c["half_len"])})
     out.append(f"- The lowest best induction score is {fmt(worst['induction_score'])} (T = {worst['half_len']}, "
                f"P = {worst['prefix']}, {'with' if worst['bos'] else 'without'} `<|bos|>`).")
-    if over:
+    if over and holds:
         top = max(over, key=lambda c: c["loss_ratio"])
         out.append(f"- The loss ratio exceeds {RATIO_TARGET} in {len(over)} of {len(rows)} cells, all at T <= "
                    f"{max(c['half_len'] for c in over)} (highest {fmt(top['loss_ratio'])}: T = {top['half_len']}, "
@@ -227,6 +227,10 @@ def _offset_lines(fig: dict) -> list[str]:
                    "After random tokens, token 2 of a short copy rests on one match that the prefix makes less "
                    "sure (a single earlier occurrence of a token is often chance), so short repeats are predicted "
                    "less surely than at the start of a sequence, where the training data puts many of them.")
+    elif over:  # e.g. a model with no induction head: no length from which the ratio holds
+        top = max(over, key=lambda c: c["loss_ratio"])
+        out.append(f"- The loss ratio exceeds {RATIO_TARGET} in {len(over)} of {len(rows)} cells, the longest "
+                   f"repeats included (highest {fmt(top['loss_ratio'])}: T = {top['half_len']}, P = {top['prefix']}).")
     else:
         out.append(f"- The loss ratio is at most {RATIO_TARGET} in every cell.")
     return out + [""]
